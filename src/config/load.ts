@@ -12,7 +12,7 @@ import { parse as parseYaml } from "yaml";
 import { ConfigError, type Problem } from "./problems.ts";
 import { type Config, type SectionName, schema, sectionNames } from "./schema.ts";
 import { type AnySetting, defaultInput, type Env, envName, type Section } from "./setting.ts";
-import { type Issue, invalid, unknownKey } from "./types.ts";
+import { describeFound, type Issue, invalid, unknownKey } from "./types.ts";
 
 /** A value set on the command line, already in input form (see src/cli). */
 export interface Override {
@@ -153,7 +153,7 @@ export function resolveConfig(input: {
       problems.push({
         source,
         path: [],
-        message: `expected an object of sections (${sectionNames.join(", ")}), found ${Array.isArray(value) ? "a list" : JSON.stringify(value)}`,
+        message: `expected an object of sections (${sectionNames.join(", ")}), found ${describeFound(value)}`,
       });
     } else {
       for (const [section, body] of Object.entries(value)) {
@@ -170,7 +170,7 @@ export function resolveConfig(input: {
           problems.push({
             source,
             path: [section],
-            message: `expected an object of settings, found ${Array.isArray(body) ? "a list" : JSON.stringify(body)}`,
+            message: `expected an object of settings, found ${describeFound(body)}`,
           });
           continue;
         }

@@ -54,7 +54,10 @@ export function snake(key: string): string {
 
 /** The long flag of a setting (without dashes and without any tier prefix), or undefined. */
 export function flagName(key: string, s: AnySetting): string | undefined {
-  if (s.flag === false || s.type.kind === "object") return undefined;
+  // Structured values are for config files (and JSON in env vars), not flags.
+  if (s.flag === false || s.type.kind === "object" || s.type.item?.kind === "object") {
+    return undefined;
+  }
   return s.flag ?? kebab(key);
 }
 

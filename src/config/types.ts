@@ -68,6 +68,7 @@ export function describeFound(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "an object";
+  if (typeof value === "function") return "a function";
   if (typeof value === "string") return JSON.stringify(value);
   return String(value);
 }
@@ -196,19 +197,25 @@ export function optional<In, Out>(
  * items are comma-separated; a flag is repeated, one item per occurrence.
  */
 export function list<In, Out>(item: ValueType<In, Out>): ValueType<In[] | In, Out[]> {
+  const plural = /^[a-z ]+$/.test(item.name)
+    ? item.name.replace(/(s|ss)$/, "$1e").concat("s")
+    : `(${item.name})`;
   return {
-    name: `list of ${item.name}`,
-    expected: `a list of ${item.name}`,
+    name: `list of ${plural}`,
+    expected: `a list of ${plural}`,
     metavar: item.metavar,
     kind: "list",
     item: item as ValueType<unknown, unknown>,
     ...(item.fields ? { fields: item.fields } : {}),
+    // Lists of objects come from an env var as JSON; other lists as comma-separated items.
     fromString: (text) =>
-      text
-        .split(",")
-        .map((s) => s.trim())
-        .filter((s) => s !== "")
-        .map((s) => item.fromString(s)),
+      item.kind === "object"
+        ? item.fromString(text)
+        : text
+            .split(",")
+            .map((s) => s.trim())
+            .filter((s) => s !== "")
+            .map((s) => item.fromString(s)),
     check(value, path, issues) {
       const items = Array.isArray(value) ? value : [value];
       const out: Out[] = [];
@@ -263,7 +270,14 @@ export function object<const F extends FieldRecord>(
     metavar: "",
     kind: "object",
     fields,
-    fromString: (text) => text,
+    // From an env var, an object is JSON; a string that is not stays a string, for the error.
+    fromString: (text) => {
+      try {
+        return JSON.parse(text);
+      } catch {
+        return text;
+      }
+    },
     check(value, path, issues) {
       if (typeof value !== "object" || value === null || Array.isArray(value)) {
         return mismatch(`an object (${name})`, value, path, issues);
