@@ -1,6 +1,11 @@
 /**
  * The whole settings schema, and the config types derived from it: adding a setting to a
  * section file types it in `Config`, `UserConfig`, `--help` and `docs/settings.md` at once.
+ *
+ * To add a setting: add `key: setting({ type, default, doc, ... })` to its section in
+ * `settings/<section>.ts` (flag and env var are derived from the key unless given), then run
+ * `npm run docs`. To add a section: a new `settings/<section>.ts`, an entry in `schema` and in
+ * `sectionInfo`, and list it in the `sections` of the commands that take it (src/cli/main.ts).
  */
 import type { AnySetting, Section } from "./setting.ts";
 import { app } from "./settings/app.ts";
