@@ -1,5 +1,244 @@
-/** The `brigade` command line: parses flags from the config schema and hands over to a tier. */
+/**
+ * The `brigade` command line: parses flags from the config schema, loads and validates the
+ * config, and hands over to a tier (`src/appserver/cli.ts`, `src/webserver/cli.ts`,
+ * `src/stack/cli.ts`), imported lazily so `check` and `--help` load none of them.
+ *
+ * Exit codes: 0 ok; 1 `check` found problems (like `nginx -t`); 2 (ExitCode.config) a bad
+ * command line, or a bad config for a command that would start something.
+ */
+import { readFileSync } from "node:fs";
+import { stringify as toYaml } from "yaml";
+import { flagHelp, flagsFor, flagUsage } from "../config/flags.ts";
+import { type LoadOptions, loadConfig } from "../config/load.ts";
+import { ConfigError } from "../config/problems.ts";
+import { type Config, type SectionName, schema } from "../config/schema.ts";
+import { summary } from "../config/setting.ts";
+import type { TierRun } from "../config/tier.ts";
+import { didYouMean } from "../config/types.ts";
+import { ExitCode } from "../core/exitCodes.ts";
+import { createLogger } from "../core/logger.ts";
+import { type MetaFlag, parseArgv, UsageError } from "./args.ts";
+
+interface Command {
+  summary: string;
+  sections: SectionName[];
+  /** Takes `app.app` as its positional argument. */
+  positional: boolean;
+  /** The app is required (it will be started). */
+  needsApp: boolean;
+  meta: MetaFlag[];
+  /** What to do with a valid config. */
+  action: "run" | "check" | "print";
+  tier?: () => Promise<{ run: TierRun }>;
+}
+
+const configFlag: MetaFlag = {
+  long: "config",
+  short: "c",
+  metavar: "FILE",
+  doc: "The config file (.ts, .mts, .js, .mjs, .json, .yaml, .yml). Default: the first brigade.config.* in the working directory.",
+};
+const helpFlag: MetaFlag = { long: "help", short: "h", doc: "Show this help and exit." };
+const formatFlag: MetaFlag = {
+  long: "format",
+  metavar: "json|yaml",
+  choices: ["json", "yaml"],
+  doc: "Output format. Default: json.",
+};
+
+const commands: Record<string, Command> = {
+  app: {
+    summary: "Run the app server: a master pre-forking workers that run APP.",
+    sections: ["log", "app"],
+    positional: true,
+    needsApp: true,
+    meta: [configFlag, helpFlag],
+    action: "run",
+    tier: () => import("../appserver/cli.ts"),
+  },
+  web: {
+    summary: "Run the web server: event-driven workers facing the network.",
+    sections: ["log", "web"],
+    positional: false,
+    needsApp: false,
+    meta: [configFlag, helpFlag],
+    action: "run",
+    tier: () => import("../webserver/cli.ts"),
+  },
+  up: {
+    summary: "Run both tiers under one master: the web server in front of the app server.",
+    sections: ["log", "app", "web"],
+    positional: true,
+    needsApp: true,
+    meta: [configFlag, helpFlag],
+    action: "run",
+    tier: () => import("../stack/cli.ts"),
+  },
+  check: {
+    summary: "Validate the config without starting anything; list every problem (like nginx -t).",
+    sections: ["log", "app", "web"],
+    positional: true,
+    needsApp: false,
+    meta: [configFlag, helpFlag],
+    action: "check",
+  },
+  "print-config": {
+    summary: "Print the effective config (defaults < file < env < flags), validated.",
+    sections: ["log", "app", "web"],
+    positional: true,
+    needsApp: false,
+    meta: [configFlag, formatFlag, helpFlag],
+    action: "print",
+  },
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+  return String(pkg.version);
+}
+
+function mainHelp(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return [
+    "Usage: brigade <command> [options]",
+    "",
+    "Commands:",
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    "",
+    "Options:",
+    "  -h, --help     Show help (also `brigade <command> --help`).",
+    "  -V, --version  Show the version.",
+    "",
+    "Settings come from defaults < config file < BRIGADE_* env vars < flags; see docs/settings.md.",
+    "",
+  ].join("\n");
+}
+
+/** `brigade <name> --help`, generated from the schema. */
+export function commandHelp(name: string): string {
+  const c = commands[name];
+  if (!c) throw new Error(`no command ${name}`);
+  const positional = c.positional ? (c.needsApp ? " APP" : " [APP]") : "";
+  const lines = [`Usage: brigade ${name} [options]${positional}`, "", c.summary, ""];
+  if (c.positional) {
+    lines.push(
+      "Arguments:",
+      `  APP     ${summary(schema.app.app.doc)} [app.app; env BRIGADE_APP]`,
+      "",
+    );
+  }
+  lines.push("Options:");
+  for (const m of c.meta) lines.push(`  ${flagUsage(m)}`, `        ${m.doc}`);
+  lines.push("", "Settings:", flagHelp(flagsFor(c.sections)), "");
+  return lines.join("\n");
+}
+
+function out(text: string): void {
+  process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+}
+function err(text: string): void {
+  process.stderr.write(text.endsWith("\n") ? text : `${text}\n`);
+}
+
+/** Run the command line `argv` (without node and script); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  process.stderr.write(`brigade: not yet implemented (${argv.join(" ")})\n`);
-  return 1;
+  const [first, ...rest] = argv;
+  if (first === undefined || first === "-h" || first === "--help" || first === "help") {
+    (first === undefined ? err : out)(mainHelp());
+    return first === undefined ? ExitCode.config : ExitCode.ok;
+  }
+  if (first === "-V" || first === "--version") {
+    out(version());
+    return ExitCode.ok;
+  }
+  const command = commands[first];
+  if (!command) {
+    const guess = didYouMean(first, Object.keys(commands));
+    err(
+      `brigade: unknown command "${first}"${guess ? `; did you mean "${guess}"?` : ""} (see brigade --help)`,
+    );
+    return ExitCode.config;
+  }
+
+  const flags = flagsFor(command.sections);
+  let parsed: ReturnType<typeof parseArgv>;
+  try {
+    parsed = parseArgv(rest, flags, command.meta);
+    if (parsed.positionals.length > (command.positional ? 1 : 0)) {
+      throw new UsageError(`unexpected argument "${parsed.positionals.at(-1)}"`);
+    }
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    err(`brigade ${first}: ${e.message}`);
+    return ExitCode.config;
+  }
+  if (parsed.meta.has("help")) {
+    out(commandHelp(first));
+    return ExitCode.ok;
+  }
+  const overrides = [...parsed.overrides];
+  const app = parsed.positionals[0];
+  if (app !== undefined)
+    overrides.push({ section: "app", key: "app", value: app, source: "argument APP" });
+  const configFile = parsed.meta.get("config");
+  // Kept as is, so a reload (HUP) re-applies the same file, env and flags.
+  const options: LoadOptions = {
+    cwd: process.cwd(),
+    env: { ...process.env },
+    file: typeof configFile === "string" ? configFile : undefined,
+    overrides,
+  };
+
+  const failCode = command.action === "check" ? ExitCode.failure : ExitCode.config;
+  let config: Config;
+  let file: string | undefined;
+  try {
+    ({ config, file } = await loadConfig(options));
+    if (command.needsApp && config.app.app === undefined) {
+      throw new ConfigError([
+        {
+          source: `brigade ${first}`,
+          path: ["app", "app"],
+          message: "no app given; pass APP, set app.app in the config file, or set BRIGADE_APP",
+        },
+      ]);
+    }
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const n = e.problems.length;
+    err(`${e.message}\nbrigade ${first}: ${n} problem${n === 1 ? "" : "s"} in the config`);
+    return failCode;
+  }
+
+  if (command.action === "check") {
+    const where = file ? `config ${file}` : "no config file (defaults, env and flags)";
+    out(`brigade check: ok: ${where}`);
+    return ExitCode.ok;
+  }
+  if (command.action === "print") {
+    const json = JSON.stringify(config, null, 2);
+    // Through JSON first, so both formats show exactly the JSON-able canonical form.
+    out(parsed.meta.get("format") === "yaml" ? toYaml(JSON.parse(json)) : json);
+    return ExitCode.ok;
+  }
+
+  let logger: ReturnType<typeof createLogger>;
+  try {
+    logger = createLogger({
+      level: config.log.level,
+      format: config.log.format,
+      file: config.log.errorLog,
+    });
+  } catch (e) {
+    err(
+      `brigade ${first}: cannot open the error log ${config.log.errorLog}: ${(e as Error).message}`,
+    );
+    return ExitCode.config;
+  }
+  const tier = await command.tier!();
+  return tier.run(config, {
+    file,
+    logger,
+    reload: async () => (await loadConfig(options)).config,
+  });
 }

@@ -1,0 +1,504 @@
+/**
+ * The value vocabulary of the settings schema: each `ValueType` knows how to validate and
+ * normalise one value, how to read it from a flag or an environment variable (always a string),
+ * and how to describe itself in `--help`, in `docs/settings.md` and in error messages.
+ *
+ * A type has an input shape (`In`, what a user may write: `"30s"`) and an output shape (`Out`,
+ * what the code reads: `30`). `object` and `list` compose, so nested structures (server blocks
+ * with locations) get the same validation, with errors pointing to `web.servers[1].root`.
+ */
+import { availableParallelism } from "node:os";
+
+/** A key path inside the config: `["web", "servers", 1, "root"]`. */
+export type Path = readonly (string | number)[];
+
+/** One validation problem, relative to the value being checked. */
+export interface Issue {
+  path: Path;
+  message: string;
+}
+
+/** Returned by `check` when the value is invalid (the issues were pushed). */
+export const invalid: unique symbol = Symbol("invalid");
+export type Invalid = typeof invalid;
+
+export interface ValueType<In, Out> {
+  /** Short name for docs and help: "integer ≥ 1", "duration". */
+  readonly name: string;
+  /** What a good value looks like, for errors: `a duration (seconds, or "500ms", ...)`. */
+  readonly expected: string;
+  /** Placeholder in `--help`: `N`, `DURATION`, `ADDRESS`. */
+  readonly metavar: string;
+  /** `boolean` flags take no value; `list` flags repeat; `object` values have no flag. */
+  readonly kind: "scalar" | "boolean" | "list" | "object";
+  /**
+   * Validate `value` (found at `path`) and return its normalised form, or push one or more
+   * issues and return `invalid`.
+   */
+  check(value: unknown, path: Path, issues: Issue[]): Out | Invalid;
+  /**
+   * Turn one string from a flag or an environment variable into the input shape, without
+   * validating (`check` does that, so a bad env var gets the same message as a bad file value).
+   */
+  fromString(text: string): unknown;
+  /** For `list` types: the item type, which a repeated flag's occurrences are parsed with. */
+  readonly item?: ValueType<unknown, unknown>;
+  /** For `object` types (and lists of them): the fields, for docs and did-you-mean. */
+  readonly fields?: Record<string, Field<unknown, unknown>>;
+  /** True when nothing (`undefined` / `null`) is an accepted value. */
+  readonly optional?: boolean;
+  /** Phantom: carries the input type for `UserConfig`. Never set at runtime. */
+  readonly __in?: In;
+}
+
+/** A field of an object type: like a setting, without flag or env var. */
+export interface Field<In, Out> {
+  readonly type: ValueType<In, Out>;
+  /** Without a default (and without `optional`), the field is required. */
+  readonly default?: In;
+  readonly doc: string;
+}
+
+export type InOf<T> = T extends ValueType<infer I, unknown> ? I : never;
+export type OutOf<T> = T extends ValueType<unknown, infer O> ? O : never;
+
+/** `"soon"`, `12`, `a list`: how a found value is shown in an error. */
+export function describeFound(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "an object";
+  if (typeof value === "function") return "a function";
+  if (typeof value === "string") return JSON.stringify(value);
+  return String(value);
+}
+
+/** `web.servers[1].locations[0].root` */
+export function formatPath(path: Path): string {
+  let out = "";
+  for (const part of path) {
+    if (typeof part === "number") out += `[${part}]`;
+    else out += out === "" ? part : `.${part}`;
+  }
+  return out;
+}
+
+function mismatch(expected: string, value: unknown, path: Path, issues: Issue[]): Invalid {
+  issues.push({ path, message: `expected ${expected}, found ${describeFound(value)}` });
+  return invalid;
+}
+
+const numberish = /^-?\d+(\.\d+)?$/;
+
+function scalar<In, Out>(
+  spec: Omit<ValueType<In, Out>, "kind" | "fromString" | "check"> & {
+    fromString?: (text: string) => unknown;
+    parse: (value: unknown) => Out | undefined;
+  },
+): ValueType<In, Out> {
+  return {
+    name: spec.name,
+    expected: spec.expected,
+    metavar: spec.metavar,
+    kind: "scalar",
+    fromString: spec.fromString ?? ((text) => text),
+    check(value, path, issues) {
+      const out = spec.parse(value);
+      return out === undefined ? mismatch(spec.expected, value, path, issues) : out;
+    },
+  };
+}
+
+/** A string; non-empty unless `allowEmpty`. */
+export function string(
+  options: { allowEmpty?: boolean; metavar?: string } = {},
+): ValueType<string, string> {
+  return scalar({
+    name: "string",
+    expected: options.allowEmpty ? "a string" : "a non-empty string",
+    metavar: options.metavar ?? "TEXT",
+    parse: (v) => (typeof v === "string" && (options.allowEmpty || v !== "") ? v : undefined),
+  });
+}
+
+const truthy = new Set(["true", "1", "yes", "on"]);
+const falsy = new Set(["false", "0", "no", "off"]);
+
+/** `true`/`false`; from env, also `1`/`0`, `yes`/`no`, `on`/`off`. A flag is `--x` / `--no-x`. */
+export function boolean(): ValueType<boolean, boolean> {
+  return {
+    name: "boolean",
+    expected: "true or false",
+    metavar: "",
+    kind: "boolean",
+    fromString(text) {
+      const t = text.toLowerCase();
+      return truthy.has(t) ? true : falsy.has(t) ? false : text;
+    },
+    check: (v, path, issues) =>
+      typeof v === "boolean" ? v : mismatch("true or false", v, path, issues),
+  };
+}
+
+/** An integer within optional bounds (inclusive). */
+export function integer(options: { min?: number; max?: number } = {}): ValueType<number, number> {
+  const { min, max } = options;
+  const bounds =
+    min !== undefined && max !== undefined
+      ? ` from ${min} to ${max}`
+      : min !== undefined
+        ? ` ≥ ${min}`
+        : max !== undefined
+          ? ` ≤ ${max}`
+          : "";
+  return scalar({
+    name: `integer${bounds}`,
+    expected: `an integer${bounds}`,
+    metavar: "N",
+    fromString: (t) => (numberish.test(t) ? Number(t) : t),
+    parse: (v) =>
+      typeof v === "number" &&
+      Number.isInteger(v) &&
+      (min === undefined || v >= min) &&
+      (max === undefined || v <= max)
+        ? v
+        : undefined,
+  });
+}
+
+/** One of a fixed set of strings. */
+export function oneOf<const V extends readonly string[]>(
+  values: V,
+): ValueType<V[number], V[number]> {
+  const list = values.map((v) => JSON.stringify(v)).join(", ");
+  return scalar({
+    name: values.join(" | "),
+    expected: `one of ${list}`,
+    metavar: values.join("|"),
+    parse: (v) => (typeof v === "string" && values.includes(v) ? (v as V[number]) : undefined),
+  });
+}
+
+/** The value, or nothing (`undefined`; `null` in JSON/YAML means the same). */
+export function optional<In, Out>(
+  type: ValueType<In, Out>,
+): ValueType<In | undefined, Out | undefined> {
+  return {
+    ...type,
+    name: `${type.name} (optional)`,
+    optional: true,
+    check: (v, path, issues) =>
+      v === undefined || v === null ? undefined : type.check(v, path, issues),
+  };
+}
+
+/**
+ * A list. A single item is accepted as a one-item list (`bind: ":8000"`). From an env var the
+ * items are comma-separated; a flag is repeated, one item per occurrence.
+ */
+export function list<In, Out>(item: ValueType<In, Out>): ValueType<In[] | In, Out[]> {
+  const plural = /^[a-z ]+$/.test(item.name)
+    ? item.name.replace(/(s|ss)$/, "$1e").concat("s")
+    : `(${item.name})`;
+  return {
+    name: `list of ${plural}`,
+    expected: `a list of ${plural}`,
+    metavar: item.metavar,
+    kind: "list",
+    item: item as ValueType<unknown, unknown>,
+    ...(item.fields ? { fields: item.fields } : {}),
+    // Lists of objects come from an env var as JSON; other lists as comma-separated items.
+    fromString: (text) =>
+      item.kind === "object"
+        ? item.fromString(text)
+        : text
+            .split(",")
+            .map((s) => s.trim())
+            .filter((s) => s !== "")
+            .map((s) => item.fromString(s)),
+    check(value, path, issues) {
+      const items = Array.isArray(value) ? value : [value];
+      const out: Out[] = [];
+      let ok = true;
+      items.forEach((v, i) => {
+        const r = item.check(v, Array.isArray(value) ? [...path, i] : path, issues);
+        if (r === invalid) ok = false;
+        else out.push(r);
+      });
+      return ok ? out : invalid;
+    },
+  };
+}
+
+type FieldRecord = Record<string, Field<unknown, unknown>>;
+type FieldInput<X> = X extends Field<infer I, unknown> ? I : never;
+/** Keys a user may leave out: those with a default, or whose type accepts nothing. */
+type OmittableKeys<F> = {
+  [K in keyof F]: F[K] extends { default: unknown }
+    ? K
+    : undefined extends FieldInput<F[K]>
+      ? K
+      : never;
+}[keyof F];
+/** Input of an object type: fields with a default (or optional) may be left out. */
+export type ObjectIn<F> = {
+  [K in keyof F as K extends OmittableKeys<F> ? K : never]?: FieldInput<F[K]>;
+} & {
+  [K in keyof F as K extends OmittableKeys<F> ? never : K]: FieldInput<F[K]>;
+};
+export type ObjectOut<F> = {
+  [K in keyof F]: F[K] extends Field<unknown, infer O> ? O : never;
+};
+
+/** Declare one field of an object type (keeps its literal type, for `ObjectIn`). */
+export function field<const F extends Field<unknown, unknown>>(f: F): F {
+  return f;
+}
+
+/**
+ * An object with declared fields, each validated; unknown keys are refused with a did-you-mean.
+ * Fields without a default are required unless their type is `optional(...)`.
+ */
+export function object<const F extends FieldRecord>(
+  fields: F,
+  options: { name?: string } = {},
+): ValueType<ObjectIn<F>, ObjectOut<F>> {
+  const name = options.name ?? "object";
+  return {
+    name,
+    expected: `an object (${name})`,
+    metavar: "",
+    kind: "object",
+    fields,
+    // From an env var, an object is JSON; a string that is not stays a string, for the error.
+    fromString: (text) => {
+      try {
+        return JSON.parse(text);
+      } catch {
+        return text;
+      }
+    },
+    check(value, path, issues) {
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        return mismatch(`an object (${name})`, value, path, issues);
+      }
+      const input = value as Record<string, unknown>;
+      const out: Record<string, unknown> = {};
+      let ok = true;
+      for (const key of Object.keys(input)) {
+        if (!Object.hasOwn(fields, key)) {
+          issues.push({ path: [...path, key], message: unknownKey(Object.keys(fields))(key) });
+          ok = false;
+        }
+      }
+      for (const [key, f] of Object.entries(fields)) {
+        let v = input[key];
+        if (v === undefined) v = f.default;
+        if (v === undefined && !f.type.optional) {
+          issues.push({ path: [...path, key], message: `required; expected ${f.type.expected}` });
+          ok = false;
+          continue;
+        }
+        const r = f.type.check(v, [...path, key], issues);
+        if (r === invalid) ok = false;
+        else out[key] = r;
+      }
+      return ok ? (out as ObjectOut<F>) : invalid;
+    },
+  };
+}
+
+/** Edit distance (Levenshtein), for did-you-mean. */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost);
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** The closest candidate to `word`, if close enough to be a likely typo. */
+export function didYouMean(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  const lower = word.toLowerCase();
+  for (const c of candidates) {
+    const d = c.toLowerCase() === lower ? 0 : editDistance(lower, c.toLowerCase());
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  const limit = Math.max(2, Math.floor(word.length / 3));
+  return bestDistance <= limit ? best : undefined;
+}
+
+/** The message for an unknown key at a level whose valid keys are `known`. */
+export function unknownKey(known: readonly string[], what = "setting"): (key: string) => string {
+  return (key) => {
+    const guess = didYouMean(key, known);
+    return guess
+      ? `unknown ${what}; did you mean "${guess}"?`
+      : `unknown ${what}; expected one of ${known.map((k) => `"${k}"`).join(", ")}`;
+  };
+}
+
+// ---- durations, sizes, addresses --------------------------------------------------------------
+
+const durationUnits: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
+const durationPart = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
+
+/**
+ * A duration in seconds: a number of seconds, or a string of one or more `<number><unit>` parts
+ * with units ms, s, m, h, d (`"500ms"`, `"30s"`, `"5m"`, `"1h30m"`); a bare numeric string is
+ * seconds. Returns undefined when the text is not a duration.
+ */
+export function parseDuration(value: unknown): number | undefined {
+  if (typeof value === "number") return Number.isFinite(value) && value >= 0 ? value : undefined;
+  if (typeof value !== "string") return undefined;
+  const text = value.trim();
+  if (numberish.test(text)) return parseDuration(Number(text));
+  if (text === "") return undefined;
+  let total = 0;
+  durationPart.lastIndex = 0;
+  while (durationPart.lastIndex < text.length) {
+    const m = durationPart.exec(text);
+    if (!m) return undefined;
+    total += Number(m[1]) * durationUnits[m[2]!]!;
+  }
+  // Round away float noise from ms parts ("100ms" is 0.1, not 0.1000000000000000055).
+  return Math.round(total * 1e6) / 1e6;
+}
+
+const sizeUnits: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/**
+ * A size in bytes, nginx style: a number of bytes, or `"64k"`, `"1m"`, `"1g"` (binary units,
+ * case-insensitive; a trailing `b` is allowed: `"64kb"`). Returns undefined when invalid.
+ */
+export function parseSize(value: unknown): number | undefined {
+  if (typeof value === "number")
+    return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  if (typeof value !== "string") return undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)b?$/i.exec(value.trim());
+  if (!m) return undefined;
+  const bytes = Number(m[1]) * sizeUnits[m[2]!.toLowerCase()]!;
+  return Number.isSafeInteger(Math.floor(bytes)) ? Math.floor(bytes) : undefined;
+}
+
+/** A parsed listen address. `host` undefined means every interface. */
+export type ListenAddress =
+  | { kind: "tcp"; host: string | undefined; port: number }
+  | { kind: "unix"; path: string };
+
+const hostname =
+  /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*$/;
+const ipv6 = /^[0-9A-Fa-f:.]+(%[\w.-]+)?$/;
+
+function parsePort(text: string): number | undefined {
+  if (!/^\d{1,5}$/.test(text)) return undefined;
+  const port = Number(text);
+  return port <= 65535 ? port : undefined;
+}
+
+/**
+ * Parse a listen address: `"host:port"`, `":port"` or `"port"` (every interface),
+ * `"[::1]:port"` (IPv6), or `"unix:/path/to.sock"`. Port 0 asks the OS for a free port.
+ * Returns undefined when the text is not one of these.
+ */
+export function parseListen(text: string): ListenAddress | undefined {
+  if (text.startsWith("unix:")) {
+    const path = text.slice(5);
+    return path === "" || path.includes("\0") ? undefined : { kind: "unix", path };
+  }
+  if (text.startsWith("[")) {
+    const end = text.indexOf("]");
+    if (end < 0 || text[end + 1] !== ":") return undefined;
+    const host = text.slice(1, end);
+    const port = parsePort(text.slice(end + 2));
+    return host.includes(":") && ipv6.test(host) && port !== undefined
+      ? { kind: "tcp", host, port }
+      : undefined;
+  }
+  const colon = text.lastIndexOf(":");
+  if (colon < 0) {
+    const port = parsePort(text);
+    return port === undefined ? undefined : { kind: "tcp", host: undefined, port };
+  }
+  const host = text.slice(0, colon);
+  const port = parsePort(text.slice(colon + 1));
+  if (port === undefined) return undefined;
+  if (host === "" || host === "*") return { kind: "tcp", host: undefined, port };
+  return hostname.test(host) ? { kind: "tcp", host, port } : undefined;
+}
+
+const listenExpected =
+  'a listen address ("host:port", ":port", "[::1]:port", "port" or "unix:/path")';
+
+/** A listen address string, checked with `parseListen` and kept as written. */
+export function listen(): ValueType<string, string> {
+  return scalar({
+    name: "listen address",
+    expected: listenExpected,
+    metavar: "ADDRESS",
+    parse: (v) => (typeof v === "string" && parseListen(v) ? v : undefined),
+  });
+}
+
+/** Seconds (possibly fractional), from a number or a string such as `"30s"`. */
+export function duration(): ValueType<number | string, number> {
+  return scalar({
+    name: "duration",
+    expected: 'a duration (seconds, or "500ms", "30s", "5m", "1h")',
+    metavar: "DURATION",
+    parse: parseDuration,
+  });
+}
+
+/** Bytes, from a number or a string such as `"64k"`. */
+export function size(): ValueType<number | string, number> {
+  return scalar({
+    name: "size",
+    expected: 'a size (bytes, or "64k", "1m", "1g")',
+    metavar: "SIZE",
+    parse: parseSize,
+  });
+}
+
+/**
+ * A number of worker processes: an integer ≥ 1, or `"auto"` for one per core
+ * (`os.availableParallelism()`), resolved when the config is loaded.
+ */
+export function workers(): ValueType<number | "auto", number> {
+  return scalar({
+    name: 'integer ≥ 1 or "auto"',
+    expected: 'an integer ≥ 1 or "auto"',
+    metavar: "N|auto",
+    fromString: (t) => (numberish.test(t) ? Number(t) : t),
+    parse: (v) =>
+      v === "auto"
+        ? availableParallelism()
+        : typeof v === "number" && Number.isInteger(v) && v >= 1
+          ? v
+          : undefined,
+  });
+}
+
+/**
+ * An app module spec: `path`, `path:name` (a named export) or `path:factory()` (a named export
+ * called once per worker to make the app). Checked for shape only; loading is the gateway's job.
+ */
+export function appSpec(): ValueType<string, string> {
+  return scalar({
+    name: "app spec",
+    expected: 'an app module ("path", "path:name" or "path:factory()")',
+    metavar: "APP",
+    parse: (v) =>
+      typeof v === "string" && /^[^:\s][^:]*(:[A-Za-z_$][\w$]*(\(\))?)?$/.test(v) ? v : undefined,
+  });
+}
