@@ -186,7 +186,17 @@ class Exchange {
     }
     const reader = body.getReader();
     this.reader = reader;
-    const first = await reader.read();
+    // A body built from a string or bytes yields its one chunk and closes within the current
+    // microtask run; a real stream usually does not. process.nextTick fires after the
+    // microtasks, so racing against it tells the two apart without delaying a real stream's
+    // headers or chunks by more than that.
+    const pendingFirst = reader.read();
+    const first = await nextTickRace(pendingFirst);
+    if (first === SENTINEL) {
+      res.writeHead(status, list);
+      res.flushHeaders();
+      return this.pump(reader, pendingFirst);
+    }
     if (first.done) {
       if (!framed) list.push("content-length", "0");
       res.writeHead(status, list);
@@ -194,13 +204,7 @@ class Exchange {
       return;
     }
     const pendingSecond = reader.read();
-    // A body built from a string or bytes closes within the current microtask run; a real
-    // stream usually does not. process.nextTick fires after the microtasks, so whichever wins
-    // tells the two apart without delaying a real stream by more than that.
-    const second = await Promise.race([
-      pendingSecond,
-      new Promise<typeof SENTINEL>((resolve) => process.nextTick(resolve, SENTINEL)),
-    ]);
+    const second = await nextTickRace(pendingSecond);
     if (second !== SENTINEL && second.done) {
       if (!framed) list.push("content-length", String(first.value.byteLength));
       res.writeHead(status, list);
@@ -208,19 +212,34 @@ class Exchange {
       return;
     }
     res.writeHead(status, list);
-    let ok = res.write(first.value);
-    let next = second === SENTINEL ? await pendingSecond : second;
+    if (!res.write(first.value)) await drained(res);
+    return this.pump(reader, pendingSecond);
+  }
+
+  /** Copy the rest of a streamed body, waiting for `drain` when the socket is full. */
+  async pump(
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    pendingNext: Promise<ReadableStreamReadResult<Uint8Array>>,
+  ): Promise<void> {
+    const { res } = this;
+    let next = await pendingNext;
     while (!next.done) {
       if (res.destroyed) return;
-      if (!ok) {
+      if (!res.write(next.value)) {
         await drained(res);
         if (res.destroyed) return;
       }
-      ok = res.write(next.value);
       next = await reader.read();
     }
     if (!res.destroyed) res.end();
   }
+}
+
+function nextTickRace<T>(p: Promise<T>): Promise<T | typeof SENTINEL> {
+  return Promise.race([
+    p,
+    new Promise<typeof SENTINEL>((resolve) => process.nextTick(resolve, SENTINEL)),
+  ]);
 }
 
 function describe(v: unknown): string {
