@@ -170,8 +170,8 @@ test("a throw, a rejection or a non-Response is a 500 for that request only, log
   assert.equal(await (await fetch(`${url}/`)).text(), "still fine");
   const errors = lines.filter((l) => l.level === "error");
   assert.equal(errors.length, 3);
-  assert.match((errors[0]?.fields.err as Error).stack ?? "", /sync boom\n\s+at handler/);
-  assert.match((errors[1]?.fields.err as Error).message, /async boom/);
+  assert.match((errors[0]!.fields.err as Error).stack ?? "", /sync boom\n\s+at handler/);
+  assert.match((errors[1]!.fields.err as Error).message, /async boom/);
   assert.match(errors[2]?.msg ?? "", /returned no Response/);
   assert.equal(errors[2]?.fields.found, "an object (Object)");
 });
