@@ -21,6 +21,8 @@ import { PendingWork, RequestContext } from "./context.ts";
 import type { FetchHandler, LoadedApp, NodeListener } from "./contract.ts";
 import { createTrust, defaultForwardedAllowIps } from "./forwarded.ts";
 import { LazyRequest } from "./request.ts";
+import type { LightParts } from "./response.ts";
+import { installLightResponse, LightResponse } from "./response.ts";
 
 /** Options of {@link toNodeListener} / {@link fetchToNodeListener}. */
 export interface BridgeOptions {
@@ -32,6 +34,12 @@ export interface BridgeOptions {
   forwardedAllowIps?: readonly string[];
   /** Where `ctx.waitUntil()` work is tracked; pass one to drain it on a graceful stop. */
   pending?: PendingWork;
+  /**
+   * Replace `globalThis.Response` in this process with the lighter, compatible
+   * {@link LightResponse} (see response.ts) when serving a fetch app. Default true: a worker
+   * process runs one app, and this is most of the bridge's speed. False keeps undici's.
+   */
+  fastResponse?: boolean;
 }
 
 /** A `(req, res)` listener that also exposes the `waitUntil` work it started. */
@@ -62,7 +70,7 @@ function drained(res: ServerResponse): Promise<void> {
 }
 
 function isResponse(v: unknown): v is Response {
-  if (v instanceof Response) return true;
+  if (v instanceof Response || v instanceof LightResponse) return true;
   // A Response from another copy of undici fails instanceof but has the same surface.
   const r = v as Partial<Response> | null;
   return (
@@ -162,6 +170,11 @@ class Exchange {
       return;
     }
     this.decided = true;
+    const parts = LightResponse.parts(value);
+    if (parts !== undefined) {
+      this.writeLight(parts);
+      return;
+    }
     this.write(value).catch((err: unknown) => {
       this.logger.error("writing the response failed", {
         err,
@@ -172,6 +185,43 @@ class Exchange {
       else this.res.destroy();
     });
   };
+
+  /** A light response: status, headers and a string/bytes body straight to the socket. */
+  writeLight(parts: LightParts): void {
+    const { res } = this;
+    const list: string[] = [];
+    let framed = false;
+    let typed = false;
+    const add = (k: string, v: string) => {
+      const lower = k.toLowerCase();
+      if (lower === "content-length" || lower === "transfer-encoding") framed = true;
+      else if (lower === "content-type") typed = true;
+      list.push(k, v);
+    };
+    const h = parts.headers;
+    if (h === undefined) {
+      // nothing
+    } else if (h instanceof Headers) {
+      for (const [k, v] of h) add(k, v);
+    } else if (Array.isArray(h)) {
+      for (const pair of h) add(pair[0]!, pair[1]!);
+    } else {
+      for (const k in h) add(k, String((h as Record<string, string>)[k]));
+    }
+    let body = parts.body;
+    if (body instanceof ArrayBuffer) body = new Uint8Array(body);
+    if (typeof body === "string") {
+      if (!typed) list.push("content-type", "text/plain;charset=UTF-8");
+      if (!framed) list.push("content-length", String(Buffer.byteLength(body)));
+    } else if (!framed) {
+      list.push("content-length", String(body === null ? 0 : body.byteLength));
+    }
+    if (parts.statusText) res.writeHead(parts.status, parts.statusText, list);
+    else res.writeHead(parts.status, list);
+    // A string body goes out in the same write as the head (node:http joins them).
+    if (body === null || this.req.method === "HEAD") res.end();
+    else res.end(body);
+  }
 
   async write(response: Response): Promise<void> {
     const { res } = this;
@@ -271,6 +321,7 @@ export function fetchToNodeListener(
   options: BridgeOptions = {},
 ): BridgedListener {
   const { logger, timeoutMs, settings } = resolveOptions(options);
+  if (options.fastResponse !== false) installLightResponse();
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
     const ctx = new RequestContext(req, settings);
     const request = new LazyRequest(req, () => {

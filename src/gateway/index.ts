@@ -19,3 +19,10 @@ export { AppShapeError, acceptedShapes, describeValue, resolveApp } from "./dete
 export type { TrustPredicate } from "./forwarded.ts";
 export { createTrust, defaultForwardedAllowIps, readForwarded } from "./forwarded.ts";
 export { toRequest } from "./request.ts";
+export type { LightParts } from "./response.ts";
+export {
+  installLightResponse,
+  LightResponse,
+  NativeResponse,
+  toNativeResponse,
+} from "./response.ts";
