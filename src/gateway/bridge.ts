@@ -143,7 +143,11 @@ class Exchange {
   };
 
   fail = (err: unknown): void => {
-    this.logger.error("app handler failed", { err, method: this.req.method, url: this.req.url });
+    const fields = { err, method: this.req.method, url: this.req.url };
+    // A handler failing because its client left (body read cut short, signal aborted) is
+    // the client's doing, not a bug in the app: no error-level noise for it.
+    if (this.res.destroyed && !this.res.writableFinished) this.logger.info("client left", fields);
+    else this.logger.error("app handler failed", fields);
     this.failQuietly();
   };
 
@@ -292,6 +296,18 @@ function nextTickRace<T>(p: Promise<T>): Promise<T | typeof SENTINEL> {
   ]);
 }
 
+/** Make a response's writing methods no-ops (after the bridge answered for the app). */
+function silence(res: ServerResponse): void {
+  const self = function (this: ServerResponse) {
+    return this;
+  };
+  const r = res as unknown as Record<string, unknown>;
+  for (const m of ["setHeader", "appendHeader", "writeHead", "end", "setHeaders"]) r[m] = self;
+  for (const m of ["removeHeader", "flushHeaders", "writeContinue", "writeEarlyHints"])
+    r[m] = () => {};
+  r.write = () => true;
+}
+
 function describe(v: unknown): string {
   if (v === null || v === undefined) return String(v);
   if (typeof v === "object") return `an object (${(v as object).constructor?.name ?? "Object"})`;
@@ -370,8 +386,14 @@ export function wrapNodeListener(
     if (timeoutMs > 0) {
       timer = setTimeout(() => {
         logger.warn("request deadline passed", { method: req.method, url: req.url });
-        if (res.headersSent) res.destroy();
-        else plain(res, 504, gatewayTimeout);
+        if (res.headersSent) {
+          res.destroy();
+        } else {
+          plain(res, 504, gatewayTimeout);
+          // The app still holds `res`; a late res.send() would throw ERR_HTTP_HEADERS_SENT
+          // from wherever it runs (a timer, say) and take the worker down with it.
+          silence(res);
+        }
       }, timeoutMs).unref();
       res.once("close", () => clearTimeout(timer));
     }

@@ -12,8 +12,10 @@ import {
   fetchToNodeListener,
   LightResponse,
   NativeResponse,
+  nodeListener,
   PendingWork,
   toRequest,
+  wrapNodeListener,
 } from "../../src/gateway/index.ts";
 import { captureLogger, serve } from "./serve.ts";
 
@@ -318,3 +320,36 @@ for (const fastResponse of [false, true]) {
     });
   });
 }
+
+test("Node listeners get the deadline and error isolation too; a late write is harmless", async (t) => {
+  const { logger, lines } = captureLogger();
+  const lateWrite = deferred<unknown>();
+  const listener = nodeListener((req, res) => {
+    if (req.url === "/throw") throw new Error("listener boom");
+    if (req.url === "/ok") {
+      res.end("fine");
+      return;
+    }
+    res.once("finish", () => {
+      // The 504 went out; the app answering now must neither throw nor reach the client.
+      try {
+        res.setHeader("x-late", "1");
+        res.end("late");
+        lateWrite.resolve("no throw");
+      } catch (err) {
+        lateWrite.resolve(err);
+      }
+    });
+  });
+  const { url } = await serve(t, wrapNodeListener(listener, { requestTimeout: 0.2, logger }));
+  const slow = await fetch(`${url}/slow`);
+  assert.equal(slow.status, 504);
+  assert.equal(await slow.text(), "Gateway Timeout\n");
+  assert.equal(await lateWrite.promise, "no throw");
+  const thrown = await fetch(`${url}/throw`);
+  assert.equal(thrown.status, 500);
+  await thrown.text();
+  const logged = lines.find((l) => l.level === "error");
+  assert.match((logged?.fields.err as Error | undefined)?.message ?? "", /listener boom/);
+  assert.equal(await (await fetch(`${url}/ok`)).text(), "fine");
+});
