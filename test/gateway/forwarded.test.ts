@@ -3,10 +3,12 @@
  * default, or the forwardedAllowIps list with CIDRs).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, request as httpRequest, type IncomingMessage } from "node:http";
+import { createServer as createHttpsServer, request as httpsRequest } from "node:https";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { test } from "node:test";
 import type { FetchHandler } from "../../src/gateway/index.ts";
 import { createTrust, fetchToNodeListener, readForwarded } from "../../src/gateway/index.ts";
@@ -123,4 +125,45 @@ test("a unix socket peer is trusted by default", async (t) => {
   assert.equal(got.remoteAddress, "192.0.2.1");
   assert.equal(got.peerAddress, "");
   assert.equal(got.url, "http://app.test/");
+});
+
+test("over TLS the context carries scheme https and the TLS details", async (t) => {
+  const dir = resolve(import.meta.dirname, "../fixtures/gateway/tls");
+  const cert = readFileSync(join(dir, "cert.pem"));
+  const server = createHttpsServer({ key: readFileSync(join(dir, "key.pem")), cert }, (req, res) =>
+    listener(req, res),
+  );
+  const listener = fetchToNodeListener((request, ctx) =>
+    Response.json({ url: request.url, scheme: ctx.scheme, tls: ctx.tls ?? null }),
+  );
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const { port } = server.address() as AddressInfo;
+  const res = await new Promise<IncomingMessage>((ok, fail) => {
+    const req = httpsRequest(
+      {
+        host: "127.0.0.1",
+        port,
+        path: "/t",
+        servername: "app.test",
+        ca: cert,
+        headers: { host: "app.test" },
+      },
+      ok,
+    );
+    req.on("error", fail);
+    req.end();
+  });
+  let text = "";
+  for await (const chunk of res) text += String(chunk);
+  const got = JSON.parse(text) as { url: string; scheme: string; tls: Record<string, unknown> };
+  assert.equal(got.url, "https://app.test/t");
+  assert.equal(got.scheme, "https");
+  assert.equal(got.tls.servername, "app.test");
+  assert.match(String(got.tls.protocol), /^TLSv1\.[23]$/);
+  assert.equal(typeof got.tls.cipher, "string");
+  assert.equal(got.tls.authorized, false);
 });
