@@ -39,6 +39,16 @@ export class AppLoadError extends Error {
   }
 }
 
+/**
+ * The text an app server prints once before exiting with `ExitCode.appLoad`: the message, then
+ * the cause's stack when there is one (a throw at import, a factory's throw, a syntax error).
+ */
+export function formatAppLoadError(err: AppLoadError): string {
+  const cause = err.cause;
+  if (cause instanceof Error && cause.stack) return `${err.message}\ncaused by: ${cause.stack}`;
+  return err.message;
+}
+
 /** A parsed spec. */
 export interface AppSpec {
   /** The module path as written. */

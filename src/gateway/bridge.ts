@@ -176,7 +176,13 @@ class Exchange {
     this.decided = true;
     const parts = LightResponse.parts(value);
     if (parts !== undefined) {
-      this.writeLight(parts);
+      try {
+        this.writeLight(parts);
+      } catch (err) {
+        // e.g. a header value node:http refuses; nothing was written yet.
+        this.decided = false;
+        this.fail(err);
+      }
       return;
     }
     this.write(value).catch((err: unknown) => {

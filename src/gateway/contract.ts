@@ -7,7 +7,8 @@
  * - a Node **request listener** `(req, res)` (an Express app, Koa's `app.callback()`, Fastify's
  *   `.routing` after `ready()`).
  *
- * This module is public: apps may `import type { AppContext } from "brigade/gateway"`.
+ * This module is public: apps may import its types and markers (through src/gateway/index.ts,
+ * meant to be the package's `brigade/gateway` export).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 

@@ -111,8 +111,12 @@ export class LightResponse {
   static json(data: unknown, init?: ResponseInit): Response {
     const text = JSON.stringify(data);
     if (text === undefined) return NativeResponse.json(data, init);
-    const headers = new Headers(init?.headers);
-    if (!headers.has("content-type")) headers.set("content-type", "application/json");
+    let headers: HeadersInit = { "content-type": "application/json" };
+    if (init?.headers !== undefined) {
+      const h = new Headers(init.headers);
+      if (!h.has("content-type")) h.set("content-type", "application/json");
+      headers = h;
+    }
     return new LightResponse(text, { ...init, headers }) as unknown as Response;
   }
   static redirect(url: string | URL, status?: number): Response {

@@ -263,6 +263,16 @@ for (const fastResponse of [false, true]) {
       assert.equal(bodyCancelled, true);
     });
 
+    test("a header value HTTP cannot carry is a 500, not a crash", async (t) => {
+      const { logger, lines } = captureLogger();
+      const handler: FetchHandler = () => new Response("x", { headers: { "x-bad": "a\u0000b" } });
+      const { url } = await serve(t, bridge(handler, { logger }));
+      const res = await fetch(url);
+      assert.equal(res.status, 500);
+      await res.text();
+      assert.equal(lines.filter((l) => l.level === "error").length, 1);
+    });
+
     test("several Set-Cookie headers all reach the client", async (t) => {
       const handler: FetchHandler = () => {
         const headers = new Headers();

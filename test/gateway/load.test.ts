@@ -5,7 +5,13 @@
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { test } from "node:test";
-import { AppLoadError, loadApp, parseAppSpec, toNodeListener } from "../../src/appserver/load.ts";
+import {
+  AppLoadError,
+  formatAppLoadError,
+  loadApp,
+  parseAppSpec,
+  toNodeListener,
+} from "../../src/appserver/load.ts";
 import { serve } from "./serve.ts";
 
 const cwd = resolve(import.meta.dirname, "../fixtures/gateway");
@@ -83,6 +89,10 @@ test("a throw at import keeps the original stack", async () => {
   );
   assert.ok(err.cause instanceof Error);
   assert.match(err.cause.stack ?? "", /explode .*throws-at-import\.ts/);
+  assert.match(
+    formatAppLoadError(err),
+    /threw while being imported.*\ncaused by: Error: boom at import\n\s+at explode/,
+  );
 });
 
 test("a missing dependency says so", async () => {
