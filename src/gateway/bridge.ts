@@ -349,7 +349,12 @@ export function fetchToNodeListener(
     const request = new LazyRequest(req, () => {
       const target = req.url ?? "/";
       if (target.startsWith("http://") || target.startsWith("https://")) return target;
-      const host = req.headers.host ?? `${ctx.serverName}:${ctx.serverPort}`;
+      // HTTP/1.0 may omit Host: name the local address instead (bracketed if IPv6).
+      let host = req.headers.host;
+      if (host === undefined) {
+        const name = ctx.serverName;
+        host = `${name.includes(":") ? `[${name}]` : name}:${ctx.serverPort}`;
+      }
       return `${ctx.scheme}://${host}${target.startsWith("/") ? target : `/${target}`}`;
     });
     const ex = new Exchange(req, res, request, logger);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, request as httpRequest, type IncomingMessage } from "node:http";
 import { createServer as createHttpsServer, request as httpsRequest } from "node:https";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
@@ -166,4 +166,29 @@ test("over TLS the context carries scheme https and the TLS details", async (t) 
   assert.match(String(got.tls.protocol), /^TLSv1\.[23]$/);
   assert.equal(typeof got.tls.cipher, "string");
   assert.equal(got.tls.authorized, false);
+});
+
+test("without a Host header (HTTP/1.0) the URL names the local address", async (t) => {
+  const server = createServer(fetchToNodeListener(whoami));
+  const listening = await new Promise<boolean>((r) => {
+    server.once("error", () => r(false));
+    server.listen(0, "::1", () => r(true));
+  });
+  if (!listening) {
+    t.skip("no IPv6 loopback on this machine");
+    return;
+  }
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const { port } = server.address() as AddressInfo;
+  const socket = connect(port, "::1");
+  t.after(() => socket.destroy());
+  socket.end("GET /old HTTP/1.0\r\n\r\n");
+  let raw = "";
+  for await (const chunk of socket) raw += String(chunk);
+  const got = JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4)) as Record<string, unknown>;
+  assert.equal(got.url, `http://[::1]:${port}/old`);
+  assert.equal(got.peerAddress, "::1");
 });
