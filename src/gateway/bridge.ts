@@ -161,7 +161,7 @@ class Exchange {
   send = (value: unknown): void => {
     if (this.decided) {
       // Too late (deadline already answered): let the app's stream go.
-      if (isResponse(value)) value.body?.cancel().catch(() => {});
+      if (isResponse(value) && !LightResponse.parts(value)) value.body?.cancel().catch(() => {});
       return;
     }
     if (!isResponse(value)) {
