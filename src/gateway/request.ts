@@ -12,12 +12,6 @@
  */
 import type { IncomingMessage } from "node:http";
 
-/** Read/abort handles the bridge keeps on each request. */
-export interface RequestHandles {
-  /** Abort `request.signal` (client gone, deadline). Idempotent. */
-  abort(reason: unknown): void;
-}
-
 const bodyless = new Set(["GET", "HEAD"]);
 
 /** Turn a Node request body into a byte stream with backpressure (pauses the socket). */
