@@ -44,7 +44,9 @@ export default {
         return Response.json({
           pid: process.pid,
           uptimeSeconds: Math.round((Date.now() - started) / 1000),
-          client: ctx?.client ?? null,
+          client: ctx
+            ? { address: ctx.remoteAddress, port: ctx.remotePort, scheme: ctx.scheme }
+            : null,
           method: request.method,
         });
       case "/api/echo": {
