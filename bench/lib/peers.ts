@@ -61,8 +61,8 @@ function writeFiles(dir: string, files: Record<string, string | Buffer> | undefi
 
 /**
  * Start any server command on a free port and wait until it listens. A port taken by someone
- * else between choosing and binding makes the child fail; that is retried on a new port
- * (3 attempts) unless `port` was given.
+ * else between choosing and binding makes the child fail with "address already in use"; that
+ * is retried on a new port (3 attempts) unless `port` was given.
  */
 export async function startCommand(options: CommandOptions): Promise<RunningServer> {
   const dir = mkdtempSync(join(tmpdir(), "brigade-peer-"));
@@ -99,7 +99,9 @@ export async function startCommand(options: CommandOptions): Promise<RunningServ
     } catch (err) {
       lastError = err;
       await stopChild(child, { signal: "SIGKILL", graceMs: 2000 });
-      continue;
+      // Only losing the port race is worth another try; a bad config fails the same way again.
+      if (/address already in use|EADDRINUSE|connection in use/i.test(String(err))) continue;
+      break;
     }
     // A child that fails later must not crash us on an unhandled 'error'.
     child.on("error", () => {});

@@ -27,9 +27,10 @@ export type { GunicornOptions, NginxOptions, RunningServer };
  * True when `tool` is installed. Otherwise the test is skipped and false returned, except under
  * `CI=true`, where it throws: in CI a test may not skip for a missing tool.
  */
-export function requireTool(t: Pick<TestContext, "skip">, tool: Tool): boolean {
+export function requireTool(t: Pick<TestContext, "skip">, tool: Tool | (string & {})): boolean {
   if (findTool(tool)) return true;
-  const message = `${tool} is not installed (${installHint[tool]})`;
+  const hint = installHint[tool as Tool] ?? "install it";
+  const message = `${tool} is not installed (${hint})`;
   if (process.env.CI === "true") {
     throw new Error(`${message}: in CI a test may not skip for a missing tool`);
   }
