@@ -182,7 +182,7 @@ async function main(): Promise<number> {
     }
     for (const c of suite.cases) {
       const s = started.get(c.name)!;
-      rss[c.name] = treeRss(s.pids ?? (s.pid !== undefined ? [s.pid] : []));
+      rss[c.name] = treeRss(s.pids);
     }
   } finally {
     await Promise.allSettled([...started.values()].map((s) => s.stop()));

@@ -20,6 +20,8 @@ export interface RunningServer {
   port: number;
   /** PID of the root process (master); its whole tree belongs to the server. */
   pid: number;
+  /** `[pid]`, the shape bench suites report memory over. */
+  pids: number[];
   /** `http://127.0.0.1:<port>/`. */
   url: string;
   /** The server's temp directory (config, logs, files), removed by stop(). */
@@ -109,6 +111,7 @@ export async function startCommand(options: CommandOptions): Promise<RunningServ
     return {
       port,
       pid: child.pid!,
+      pids: [child.pid!],
       url: `http://127.0.0.1:${port}/`,
       dir,
       output: () => tail.toString(),

@@ -23,8 +23,7 @@ export interface Server {
   /** What wrk requests (path included), unless the suite lists `paths`. */
   url: string;
   /** Root PIDs; memory is reported over their process trees. */
-  pids?: number[];
-  pid?: number;
+  pids: number[];
   stop(): Promise<void>;
 }
 
