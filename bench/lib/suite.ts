@@ -1,0 +1,75 @@
+/**
+ * The suite format: `bench/suites/<name>.ts` default-exports a `Suite` (use `defineSuite` for
+ * the types). `npm run bench -- <name>` starts every case's server side by side, drives each
+ * with wrk in turn, and compares them to the case named `baseline`.
+ *
+ * @example
+ * export default defineSuite({
+ *   description: "hello world",
+ *   baseline: "nginx",
+ *   tools: ["nginx"],
+ *   cases: [
+ *     { name: "nginx", start: () => startNginx({ serverBlock: 'return 200 "hello";' }) },
+ *     nodeCase("node http", "bench/servers/nodeHttp.ts"),
+ *   ],
+ * });
+ */
+import { fileURLToPath } from "node:url";
+import { startCommand } from "./peers.ts";
+import type { Tool } from "./tools.ts";
+
+/** A started server as a suite sees it. `RunningServer` from ./peers.ts is one. */
+export interface Server {
+  /** What wrk requests (path included), unless the suite lists `paths`. */
+  url: string;
+  /** Root PIDs; memory is reported over their process trees. */
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+export interface Case {
+  /** Short and unique within the suite: it is a row of the table. */
+  name: string;
+  /** One line for the report: what this case is. */
+  description?: string;
+  start(): Promise<Server>;
+}
+
+export interface Suite {
+  description: string;
+  /** Name of the case every ratio is relative to. */
+  baseline: string;
+  cases: Case[];
+  /** Request these paths on every case (one row each) instead of each server's `url`. */
+  paths?: string[];
+  /** External tools the cases need besides wrk; checked before anything starts. */
+  tools?: Tool[];
+}
+
+/** Identity, for type checking a suite where it is written. */
+export function defineSuite(suite: Suite): Suite {
+  return suite;
+}
+
+/** Absolute path of a file in bench/ (suites refer to their servers by `bench/...`). */
+export function benchFile(rel: string): string {
+  return fileURLToPath(new URL(`../../${rel}`, import.meta.url));
+}
+
+/**
+ * A case running a Node script with `process.execPath`: `node <script> <port> ...args`.
+ * `script` is relative to the repository root (e.g. `bench/servers/nodeHttp.ts`) or absolute.
+ */
+export function nodeCase(
+  name: string,
+  script: string,
+  args: string[] = [],
+  description?: string,
+): Case {
+  const file = script.startsWith("/") ? script : benchFile(script);
+  return {
+    name,
+    description,
+    start: () => startCommand({ name, command: process.execPath, args: [file, "{port}", ...args] }),
+  };
+}
