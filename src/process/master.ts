@@ -382,6 +382,8 @@ export class Master {
       stdio: ["ignore", "inherit", "inherit", ...this.listenersList.map((l) => l.fd)],
       env,
     });
+    // The new master outlives this one; its handle must not keep this process alive.
+    child.unref();
     this.reexecChild = child;
     this.handedOver = true;
     this.logger.info("started a new master (USR2)", { pid: child.pid });
