@@ -7,12 +7,16 @@
  * accepts first (see docs/process.md for the measurement behind that choice over SO_REUSEPORT).
  *
  * The master must not accept connections itself, yet Node has no public way to hold a listening
- * socket without polling it. So the master only *binds* (through `net._createServerHandle`, the
- * same internal helper node:cluster uses for its shared handles) and the first worker's
- * `listen()` turns the shared socket into a listening one; it then stays listening as long as the
- * master holds its descriptor, even with no worker alive (connections wait in the backlog).
+ * socket without polling it (libuv starts watching a socket as soon as it listens). So the master
+ * only *binds* (through `net._createServerHandle`, the internal helper node:cluster uses for its
+ * shared handles), then a throwaway child process inherits the descriptors, calls `listen()` on
+ * each and exits. The socket stays listening as long as the master holds its descriptor, even
+ * with no worker alive: connections wait in the backlog instead of being refused, and the port
+ * cannot be taken by another process (libuv binds with SO_REUSEADDR, which on Linux lets a second
+ * socket bind a port whose first socket is bound but not listening).
  */
 
+import { spawn } from "node:child_process";
 import { lookup } from "node:dns/promises";
 import { chmodSync, closeSync, lstatSync, unlinkSync } from "node:fs";
 import net from "node:net";
@@ -118,12 +122,51 @@ function unixSocketAlive(path: string): Promise<boolean> {
 }
 
 export interface BindOptions {
-  /** Set SO_REUSEPORT on a TCP socket (thread workers then bind their own sockets beside it). */
+  /**
+   * Set SO_REUSEPORT on a TCP socket and leave it bound but not listening: thread workers bind
+   * their own sockets beside it, and a listening socket nobody accepts on would get its share of
+   * the connections.
+   */
   reusePort?: boolean;
 }
 
+const PRIME_SCRIPT = `
+const net = require("node:net");
+const fds = JSON.parse(process.argv[1]);
+let left = fds.length;
+for (const fd of fds) {
+  const s = net.createServer();
+  s.once("error", (e) => { process.stderr.write(String(e.code || e.message)); process.exit(1); });
+  s.listen({ fd, backlog: 511 }, () => { if (--left === 0) process.exit(0); });
+}`;
+
 /**
- * Bind one socket (not yet listening; see the module comment). A unix socket path left by a dead
+ * Turn bound sockets into listening ones without accepting on them here: a short-lived child
+ * inherits them, listens, and exits (see the module comment). Rejects with the child's error
+ * code (EADDRINUSE when another socket took the port between bind and listen).
+ */
+export function primeListeners(fds: readonly number[]): Promise<void> {
+  if (fds.length === 0) return Promise.resolve();
+  const childFds = fds.map((_, i) => 3 + i);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["-e", PRIME_SCRIPT, JSON.stringify(childFds)], {
+      stdio: ["ignore", "ignore", "pipe", ...fds],
+    });
+    let err = "";
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (c: string) => {
+      err += c;
+    });
+    child.once("error", reject);
+    child.once("close", (code) => {
+      if (code === 0) resolve();
+      else reject(Object.assign(new Error(err || `exit ${code}`), { code: err }));
+    });
+  });
+}
+
+/**
+ * Bind one socket and make it listen without accepting (see the module comment). A unix socket path left by a dead
  * process is removed first; one that still accepts connections is refused with EADDRINUSE, and a
  * path that is not a socket is never removed.
  */
@@ -146,14 +189,27 @@ export async function bindListener(
     const h = createServerHandle(spec.path, -1, -1, undefined, 0);
     if (typeof h === "number") throw bindError(spec, h);
     if (spec.mode !== undefined) chmodSync(spec.path, spec.mode);
-    return fromHandle(spec, h);
+    return primed(spec, fromHandle(spec, h));
   }
   let host = spec.host;
   if (!net.isIP(host)) host = (await lookup(host)).address;
   const flags = options.reusePort ? UV_TCP_REUSEPORT : 0;
   const h = createServerHandle(host, spec.port, net.isIPv6(host) ? 6 : 4, undefined, flags);
   if (typeof h === "number") throw bindError(spec, h);
-  return fromHandle(spec, h);
+  const l = fromHandle(spec, h);
+  return options.reusePort ? l : primed(spec, l);
+}
+
+async function primed(spec: ListenSpec, l: BoundListener): Promise<BoundListener> {
+  try {
+    await primeListeners([l.fd]);
+  } catch (error) {
+    l.close(true);
+    throw new Error(`cannot listen on ${formatListen(spec)}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return l;
 }
 
 function fromHandle(spec: ListenSpec, h: RawHandle): BoundListener {
@@ -175,7 +231,10 @@ function fromHandle(spec: ListenSpec, h: RawHandle): BoundListener {
     close(unlink) {
       if (closed) return;
       closed = true;
-      h.close();
+      // libuv unlinks a unix socket's path when the handle that bound it closes: after a USR2
+      // handover that file belongs to the new master, so close just the descriptor then.
+      if (spec.kind === "unix" && !unlink) closeSync(h.fd);
+      else h.close();
       if (unlink && spec.kind === "unix") {
         try {
           unlinkSync(spec.path);

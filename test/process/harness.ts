@@ -81,7 +81,8 @@ export async function startMaster(
     }
   });
   if (waitReady) {
-    await proc.waitForLine(/master ready/, { timeoutMs: 30_000 });
+    const ready = await proc.waitForLine(/master ready/, { timeoutMs: 30_000 });
+    await proc.waitForLine(/^SNAPSHOT /, { from: ready.index });
     const l = proc.lines.find((x) => / listening address=[^ ]*:(\d+)$/.test(x));
     const p = l?.match(/:(\d+)$/)?.[1];
     m.port = p === undefined ? undefined : Number(p);
