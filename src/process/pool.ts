@@ -240,13 +240,15 @@ export class WorkerPool {
       this.hooks.onWorkerExit?.(this.info(rec, now), exit);
       if (requested || this.stopping) continue;
 
-      if (code === ExitCode.appLoad) {
-        this.logger.fatal("the app cannot be loaded; stopping", { worker: rec.id });
-        return ExitCode.appLoad;
-      }
+      // During a reload a new worker failing (even to load the app) must not take down the
+      // old workers that still serve: the reload is abandoned instead.
       if (!booted && rec.generation === this.generation && this.previous && this.hasOlder()) {
         this.abandonReload();
         continue;
+      }
+      if (code === ExitCode.appLoad) {
+        this.logger.fatal("the app cannot be loaded; stopping", { worker: rec.id });
+        return ExitCode.appLoad;
       }
       const slot = this.backoff.get(rec.id) ?? { failures: 0, notBefore: 0 };
       if (booted && rec.readyAt !== undefined && now - rec.readyAt > BACKOFF_MAX_MS * 2) {

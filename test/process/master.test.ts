@@ -89,6 +89,21 @@ test("TERM lets an in-flight slow request finish, then exits 0", async (t) => {
   await assert.rejects(httpGet({ port: m.port! }), /ECONNREFUSED/);
 });
 
+test("QUIT stops fast: an in-flight slow request is cut, the master exits 0", async (t) => {
+  const m = await startMaster(t, {
+    workers: 1,
+    listen: ["127.0.0.1:0"],
+    timeout: 10,
+    gracefulTimeout: 30,
+    worker: "hello",
+  });
+  const slow = httpGet({ port: m.port! }, "/slow?ms=20000").catch((e: Error) => e);
+  await m.waitForLine(/slow request started/);
+  process.kill(m.pid, "SIGQUIT");
+  assert.ok((await slow) instanceof Error, "the in-flight request is dropped, not drained");
+  assert.equal((await m.exited).code, 0, m.output());
+});
+
 test("unix socket: stale file replaced, live socket not stolen, file removed on exit", async (t) => {
   const m = await startMaster(t, (dir) => ({
     workers: 1,

@@ -85,6 +85,16 @@ test("HUP: a broken config keeps the old workers; a good one replaces them with 
   assert.match(stream.bodies.at(-1)!, /gen=2 data=\{"v":2\}/);
   assert.ok(oldPids.every((p) => !alive(p)));
 
+  // A config whose app cannot load: the new workers fail, the reload is abandoned, and the
+  // master keeps serving with generation 2 instead of exiting 4.
+  m.writeConfig({ ...base, worker: "appload" });
+  mark = m.lines.length;
+  process.kill(m.pid, "SIGHUP");
+  await m.waitForLine(/reload failed: a new worker did not boot; keeping the old workers/, {
+    from: mark,
+  });
+  assert.match((await httpGet({ port: m.port! })).body, /gen=2 data=\{"v":2\}/);
+
   process.kill(m.pid, "SIGTERM");
   assert.equal((await m.exited).code, 0, m.output());
 });
