@@ -156,3 +156,21 @@ test("USR2: a new master takes over the sockets with no refused connection; TERM
   await waitFor(() => !alive(newPid), "the new master to exit");
   assert.equal(existsSync(pidfile), false);
 });
+
+test("USR2: if the new master dies, the old one restores its pidfile and goes on", async (t) => {
+  const m = await startMaster(t, (dir) => ({ ...base, workers: 1, pidfile: join(dir, "pid") }));
+  const pidfile = join(m.dir, "pid");
+  const mark = m.lines.length;
+  process.kill(m.pid, "SIGUSR2");
+  const started = await m.waitForLine(/started a new master \(USR2\) pid=(\d+)/, { from: mark });
+  const newPid = Number(started.match[1]);
+  killOnExit(t, newPid);
+  await m.waitForLine(new RegExp(`\\[${newPid}\\] \\[INFO\\] master ready`), { from: mark });
+  process.kill(newPid, "SIGKILL");
+  await m.waitForLine(/the new master exited; this master goes on/, { from: mark });
+  assert.equal(readFileSync(pidfile, "utf8").trim(), String(m.pid));
+  assert.equal(existsSync(`${pidfile}.oldbin`), false);
+  assert.match((await httpGet({ port: m.port! })).body, /^hello/);
+  process.kill(m.pid, "SIGTERM");
+  assert.equal((await m.exited).code, 0, m.output());
+});
