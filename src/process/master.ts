@@ -392,8 +392,8 @@ export class Master {
       this.reexecChild = undefined;
       if (this.stopping) return;
       this.handedOver = false;
-      this.logger.warn("the new master exited; this master goes on", { code, signal });
       if (pidfile) movePidfile(`${pidfile}.oldbin`, pidfile);
+      this.logger.warn("the new master exited; this master goes on", { code, signal });
     });
   }
 
