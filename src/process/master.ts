@@ -32,6 +32,7 @@
  * failures (with backoff between attempts); 4 as soon as a worker exits with ExitCode.appLoad.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync } from "node:fs";
 import { ExitCode } from "../core/exitCodes.ts";
 import type { Logger, LoggerOptions } from "../core/logger.ts";
 import {
@@ -260,8 +261,7 @@ export class Master {
       throw error;
     }
     // Inherited sockets no longer in the config are closed, not leaked.
-    for (const [key, fd] of inherited)
-      adoptListener({ kind: "tcp", host: key, port: 0 }, fd).close(false);
+    for (const fd of inherited.values()) closeSync(fd);
     return out;
   }
 
@@ -307,7 +307,11 @@ export class Master {
   }
 
   private async handle(action: MasterAction): Promise<void> {
-    if (this.stopping) return;
+    // While stopping, only escalation from a graceful to a fast stop means anything.
+    if (this.stopping) {
+      if (action === "quit") this.pool.stopAll(false);
+      return;
+    }
     this.logger.info("handling action", { action });
     switch (action) {
       case "stop":

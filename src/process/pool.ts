@@ -11,6 +11,7 @@
  * old workers go on serving.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { ExitCode } from "../core/exitCodes.ts";
 import type { Logger, LoggerOptions } from "../core/logger.ts";
@@ -431,7 +432,7 @@ export class WorkerPool {
     init.listeners = this.listeners.map((_, i): WorkerListen => ({ fd: 4 + i }));
     const child: ChildProcess = spawn(
       process.execPath,
-      [...this.options.execArgv, entryUrl.pathname],
+      [...this.options.execArgv, fileURLToPath(entryUrl)],
       {
         stdio: ["ignore", "inherit", "inherit", "ipc", ...this.listeners.map((l) => l.fd)],
         serialization: "json",

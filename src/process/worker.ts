@@ -10,7 +10,8 @@
  *   an exit before `ready()` is a boot failure,
  * - register `ctx.onStop(fn)`: stop accepting, finish in-flight work, then resolve. When every
  *   stop function has settled the runtime exits 0. `graceful` is false for a fast stop
- *   (INT/QUIT): drop connections instead of draining them.
+ *   (INT/QUIT): drop connections instead of draining them. A fast stop arriving during a
+ *   graceful one calls each function again with false, so they must tolerate a second call.
  * - count served requests in `ctx.stats.requests` (and any other counters): they reach the master
  *   with each heartbeat.
  * Throwing `AppLoadError` (or exiting with ExitCode.appLoad) tells the master the app cannot be
@@ -83,9 +84,19 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
   // unref: a worker whose servers are all closed must be able to exit on its own.
   setInterval(beat, init.heartbeatMs).unref();
 
+  let fast = false;
   const stop = async (graceful: boolean): Promise<void> => {
-    if (stopping) return;
+    if (stopping) {
+      // A fast stop during a graceful one: run the stop functions again to drop connections;
+      // the first call's completion still ends the worker.
+      if (!graceful && !fast) {
+        fast = true;
+        await Promise.allSettled(stopFns.map(async (fn) => fn(false)));
+      }
+      return;
+    }
     stopping = true;
+    fast = !graceful;
     abort.abort();
     const results = await Promise.allSettled(stopFns.map(async (fn) => fn(graceful)));
     for (const r of results) {

@@ -104,6 +104,23 @@ test("QUIT stops fast: an in-flight slow request is cut, the master exits 0", as
   assert.equal((await m.exited).code, 0, m.output());
 });
 
+test("QUIT after TERM turns the graceful stop into a fast one", async (t) => {
+  const m = await startMaster(t, {
+    workers: 1,
+    listen: ["127.0.0.1:0"],
+    timeout: 10,
+    gracefulTimeout: 60,
+    worker: "hello",
+  });
+  const slow = httpGet({ port: m.port! }, "/slow?ms=60000", 70_000).catch((e: Error) => e);
+  await m.waitForLine(/slow request started/);
+  process.kill(m.pid, "SIGTERM");
+  await m.waitForLine(/handling action action=stop/);
+  process.kill(m.pid, "SIGQUIT");
+  assert.ok((await slow) instanceof Error, "the draining request is dropped");
+  assert.equal((await m.exited).code, 0, m.output());
+});
+
 test("unix socket: stale file replaced, live socket not stolen, file removed on exit", async (t) => {
   const m = await startMaster(t, (dir) => ({
     workers: 1,
