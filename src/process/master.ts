@@ -14,6 +14,7 @@
  * - TERM `stop`: graceful stop of every worker within gracefulTimeout (then SIGKILL), close the
  *        sockets, remove the pidfile, exit 0.
  * - INT, QUIT `quit`: fast stop: workers drop their connections and exit; SIGKILL after 1 s.
+ *        During a graceful stop it escalates to a fast one (every other action is then ignored).
  * - TTIN / TTOU `incr` / `decr`: one worker more / less (the highest slot drains).
  * - USR1 `reopen`: reopen the master's log file and tell every worker to reopen its own.
  * - USR2 `reexec`: binary upgrade. Rename the pidfile to `<pidfile>.oldbin`, then spawn the same
