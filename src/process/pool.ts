@@ -1,0 +1,504 @@
+/**
+ * One group of identical workers: spawn, heartbeat watch, reap, respawn with backoff, scale, and
+ * generational replacement on reload. The pool never waits: the master's loop calls `tick()`
+ * after every action and on a short timer, and the pool moves its state machine one step.
+ * Child exits and messages arrive as events; they only record facts and wake the loop.
+ *
+ * Reload (`reload()`): the generation number goes up; `tick()` starts a full set of workers of
+ * the new generation beside the old ones, and only once every slot 1..N of the new generation is
+ * ready does it ask the old workers to stop gracefully. If a new worker exits before it is ready,
+ * the reload is abandoned: the new workers are stopped, the previous options come back, and the
+ * old workers go on serving.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { ExitCode } from "../core/exitCodes.ts";
+import type { Logger, LoggerOptions } from "../core/logger.ts";
+import type { BoundListener } from "./listen.ts";
+import type { FromWorker, ToWorker, WorkerInit, WorkerListen } from "./protocol.ts";
+
+export type WorkerState = "booting" | "ready" | "draining" | "stopping";
+
+/** What the master knows about one worker at a moment (for `brigade status`). */
+export interface WorkerInfo {
+  id: number;
+  generation: number;
+  /** OS process id; in thread mode the master's pid (see `threadId`). */
+  pid: number;
+  threadId: number | undefined;
+  state: WorkerState;
+  startedAt: number;
+  ageMs: number;
+  readyAt: number | undefined;
+  /** Milliseconds since the last heartbeat. */
+  silentMs: number;
+  requests: number;
+  /** Bytes, from the last heartbeat. In thread mode this is the whole process's RSS. */
+  rss: number;
+  heapUsed: number;
+  stats: Record<string, number>;
+}
+
+export interface WorkerExit {
+  code: number | null;
+  signal: string | null;
+  /** Why it ended, for the log: "stopped", "timeout", "boot failure", "exit code 1", ... */
+  reason: string;
+  /** Did it announce ready before ending? */
+  booted: boolean;
+}
+
+export interface PoolOptions {
+  name: string;
+  workers: number;
+  workerModule: string;
+  workerData: unknown;
+  /** Seconds without heartbeat before a worker is killed; 0 = never. */
+  timeout: number;
+  gracefulTimeout: number;
+  mode: "process" | "thread";
+  /** Consecutive boot failures tolerated before the pool gives up (ExitCode.workerBoot). */
+  bootRetries: number;
+  /** How workers open their own logger. */
+  log: LoggerOptions;
+  /** Node flags for worker processes. */
+  execArgv: string[];
+}
+
+export interface PoolHooks {
+  onWorkerReady?(info: WorkerInfo): void;
+  onWorkerExit?(info: WorkerInfo, exit: WorkerExit): void;
+}
+
+interface Proc {
+  pid: number;
+  threadId: number | undefined;
+  send(msg: ToWorker): void;
+  /** A signal for a process; any signal terminates a thread. */
+  kill(signal: NodeJS.Signals): void;
+}
+
+interface Rec {
+  proc: Proc;
+  id: number;
+  generation: number;
+  state: WorkerState;
+  startedAt: number;
+  readyAt: number | undefined;
+  lastBeat: number;
+  beaten: boolean;
+  stats: Record<string, number>;
+  rss: number;
+  heapUsed: number;
+  /** When a stopping worker gets SIGKILL. */
+  deadline: number | undefined;
+  /** Set when the master ends it on purpose; the exit is then not a failure. */
+  killReason: string | undefined;
+}
+
+const entryUrl = new URL("./workerEntry.ts", import.meta.url);
+/** A worker not heard from yet gets at least this long: Node's own startup must not count. */
+const FIRST_BEAT_GRACE_MS = 30_000;
+/** A fast stop waits this long before SIGKILL. */
+const FAST_STOP_MS = 1000;
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+
+export class WorkerPool {
+  private options: PoolOptions;
+  private readonly logger: Logger;
+  private readonly wake: () => void;
+  private readonly hooks: PoolHooks;
+  private readonly records = new Set<Rec>();
+  private readonly exits: { rec: Rec; code: number | null; signal: string | null }[] = [];
+  private readonly backoff = new Map<number, { failures: number; notBefore: number }>();
+  private listeners: readonly BoundListener[] = [];
+  private generation = 1;
+  private desired: number;
+  private bootFailures = 0;
+  private stopping = false;
+  private previous: { options: PoolOptions; generation: number; desired: number } | undefined;
+
+  constructor(options: PoolOptions, logger: Logger, wake: () => void, hooks: PoolHooks = {}) {
+    this.options = options;
+    this.desired = options.workers;
+    this.logger = logger;
+    this.wake = wake;
+    this.hooks = hooks;
+  }
+
+  /** The sockets new workers inherit; workers already running keep theirs. */
+  setListeners(listeners: readonly BoundListener[]): void {
+    this.listeners = listeners;
+  }
+
+  get currentOptions(): PoolOptions {
+    return this.options;
+  }
+
+  get currentGeneration(): number {
+    return this.generation;
+  }
+
+  /** Target worker count (after TTIN/TTOU/WINCH). */
+  get target(): number {
+    return this.desired;
+  }
+
+  /** Live workers, of any generation and state. */
+  size(): number {
+    return this.records.size;
+  }
+
+  /** Are all slots 1..target held by ready workers of the current generation, and no others? */
+  settled(): boolean {
+    let ready = 0;
+    for (const r of this.records) {
+      if (r.generation !== this.generation || r.state !== "ready") return false;
+      ready++;
+    }
+    return ready === this.desired;
+  }
+
+  scale(delta: number): void {
+    this.desired = Math.max(0, this.desired + delta);
+    this.logger.info("scaling workers", { workers: this.desired });
+  }
+
+  /** Start replacing every worker with one running `options`. */
+  reload(options: PoolOptions): void {
+    this.previous = { options: this.options, generation: this.generation, desired: this.desired };
+    this.options = options;
+    this.desired = options.workers;
+    this.generation++;
+    this.bootFailures = 0;
+    this.backoff.clear();
+    this.logger.info("reloading workers", { generation: this.generation, workers: this.desired });
+  }
+
+  /** Stop every worker (graceful: drain within gracefulTimeout; else within a second). */
+  stopAll(graceful: boolean, keepRunning = false): void {
+    if (!keepRunning) this.stopping = true;
+    this.desired = 0;
+    for (const r of this.records) this.stopWorker(r, graceful, "stopped");
+  }
+
+  /** Pass USR1 on: workers reopen their log files. */
+  reopenLogs(): void {
+    for (const r of this.records) r.proc.send({ t: "reopen" });
+  }
+
+  snapshot(now = Date.now()): WorkerInfo[] {
+    return [...this.records].map((r) => this.info(r, now)).sort((a, b) => a.id - b.id);
+  }
+
+  /**
+   * Advance one step: reap exits, kill silent or overdue workers, then spawn/stop to match the
+   * target. Returns an exit code when the pool gives up (boot failures, app load failure).
+   */
+  tick(now = Date.now()): number | undefined {
+    const verdict = this.reap(now);
+    if (verdict !== undefined) return verdict;
+    this.murder(now);
+    if (!this.stopping) this.manage(now);
+    return undefined;
+  }
+
+  private info(r: Rec, now: number): WorkerInfo {
+    return {
+      id: r.id,
+      generation: r.generation,
+      pid: r.proc.pid,
+      threadId: r.proc.threadId,
+      state: r.state,
+      startedAt: r.startedAt,
+      ageMs: now - r.startedAt,
+      readyAt: r.readyAt,
+      silentMs: now - r.lastBeat,
+      requests: r.stats.requests ?? 0,
+      rss: r.rss,
+      heapUsed: r.heapUsed,
+      stats: { ...r.stats },
+    };
+  }
+
+  private reap(now: number): number | undefined {
+    while (this.exits.length > 0) {
+      const { rec, code, signal } = this.exits.shift()!;
+      this.records.delete(rec);
+      const booted = rec.readyAt !== undefined;
+      const requested = rec.killReason !== undefined;
+      let reason = rec.killReason ?? (signal ? `signal ${signal}` : `exit code ${code}`);
+      if (!requested && !booted) reason = `boot failure (${reason})`;
+      const exit: WorkerExit = { code, signal, reason, booted };
+      const fields = { worker: rec.id, pid: rec.proc.pid, generation: rec.generation, reason };
+      if (requested && (rec.killReason === "stopped" || rec.killReason === "scaled down")) {
+        this.logger.info("worker exited", fields);
+      } else {
+        this.logger.warn("worker exited", fields);
+      }
+      this.hooks.onWorkerExit?.(this.info(rec, now), exit);
+      if (requested || this.stopping) continue;
+
+      // During a reload a new worker failing (even to load the app) must not take down the
+      // old workers that still serve: the reload is abandoned instead.
+      if (!booted && rec.generation === this.generation && this.previous && this.hasOlder()) {
+        this.abandonReload();
+        continue;
+      }
+      if (code === ExitCode.appLoad) {
+        this.logger.fatal("the app cannot be loaded; stopping", { worker: rec.id });
+        return ExitCode.appLoad;
+      }
+      const slot = this.backoff.get(rec.id) ?? { failures: 0, notBefore: 0 };
+      if (booted && rec.readyAt !== undefined && now - rec.readyAt > BACKOFF_MAX_MS * 2) {
+        slot.failures = 0;
+      }
+      slot.failures++;
+      slot.notBefore = now + Math.min(BACKOFF_BASE_MS * 2 ** (slot.failures - 1), BACKOFF_MAX_MS);
+      this.backoff.set(rec.id, slot);
+      if (!booted) {
+        this.bootFailures++;
+        if (this.bootFailures >= this.options.bootRetries) {
+          this.logger.fatal("workers failed to boot; giving up", { failures: this.bootFailures });
+          return ExitCode.workerBoot;
+        }
+      }
+    }
+    return undefined;
+  }
+
+  private hasOlder(): boolean {
+    for (const r of this.records) if (r.generation < this.generation) return true;
+    return false;
+  }
+
+  private abandonReload(): void {
+    const prev = this.previous!;
+    this.logger.error("reload failed: a new worker did not boot; keeping the old workers", {
+      generation: this.generation,
+    });
+    for (const r of this.records) {
+      if (r.generation === this.generation) this.stopWorker(r, false, "reload abandoned");
+    }
+    this.options = prev.options;
+    this.generation = prev.generation;
+    this.desired = prev.desired;
+    this.previous = undefined;
+    this.bootFailures = 0;
+  }
+
+  private murder(now: number): void {
+    for (const r of this.records) {
+      if (r.deadline !== undefined && now >= r.deadline) {
+        this.logger.warn("worker did not stop in time; killing", { worker: r.id, pid: r.proc.pid });
+        r.deadline = undefined;
+        r.proc.kill("SIGKILL");
+        continue;
+      }
+      if (this.options.timeout <= 0 || r.killReason === "timeout") continue;
+      const limit = this.options.timeout * 1000;
+      const silent = now - r.lastBeat;
+      if (silent > (r.beaten ? limit : Math.max(limit, FIRST_BEAT_GRACE_MS))) {
+        this.logger.error("worker timed out (no heartbeat); killing", {
+          worker: r.id,
+          pid: r.proc.pid,
+          silentMs: silent,
+        });
+        r.killReason = "timeout";
+        r.state = "stopping";
+        r.proc.kill("SIGKILL");
+      }
+    }
+  }
+
+  private manage(now: number): void {
+    const current = new Map<number, Rec>();
+    for (const r of this.records) {
+      if (r.generation === this.generation && (r.state === "booting" || r.state === "ready")) {
+        current.set(r.id, r);
+      }
+    }
+    for (let id = 1; id <= this.desired; id++) {
+      if (current.has(id)) continue;
+      const slot = this.backoff.get(id);
+      if (slot && now < slot.notBefore) {
+        setTimeout(this.wake, slot.notBefore - now).unref();
+        continue;
+      }
+      this.spawn(id, now);
+    }
+    for (const r of current.values()) {
+      if (r.id > this.desired) this.stopWorker(r, true, "scaled down");
+    }
+    if (this.previous && this.hasOlder()) {
+      let allReady = true;
+      for (let id = 1; id <= this.desired; id++) {
+        if (current.get(id)?.state !== "ready") allReady = false;
+      }
+      if (allReady) {
+        for (const r of this.records) {
+          if (r.generation < this.generation) this.stopWorker(r, true, "stopped");
+        }
+        this.logger.info("reload complete; old workers are draining", {
+          generation: this.generation,
+        });
+        this.previous = undefined;
+      }
+    }
+  }
+
+  private stopWorker(r: Rec, graceful: boolean, reason: string): void {
+    if (r.state === "stopping" || (r.state === "draining" && graceful)) return;
+    r.killReason ??= reason;
+    r.state = graceful ? "draining" : "stopping";
+    r.deadline = Date.now() + (graceful ? this.options.gracefulTimeout * 1000 : FAST_STOP_MS);
+    r.proc.send({ t: "stop", graceful });
+    setTimeout(this.wake, r.deadline - Date.now() + 5).unref();
+  }
+
+  private spawn(id: number, now: number): void {
+    const o = this.options;
+    const heartbeatMs =
+      o.timeout > 0 ? Math.max(100, Math.min(1000, (o.timeout * 1000) / 4)) : 1000;
+    const init: WorkerInit = {
+      name: o.name,
+      id,
+      generation: this.generation,
+      workerModule: o.workerModule,
+      data: o.workerData,
+      listeners: [],
+      heartbeatMs,
+      log: o.log,
+    };
+    const rec: Rec = {
+      proc: undefined as unknown as Proc,
+      id,
+      generation: this.generation,
+      state: "booting",
+      startedAt: now,
+      readyAt: undefined,
+      lastBeat: now,
+      beaten: false,
+      stats: { requests: 0 },
+      rss: 0,
+      heapUsed: 0,
+      deadline: undefined,
+      killReason: undefined,
+    };
+    const onMessage = (msg: FromWorker): void => this.onMessage(rec, msg);
+    const onExit = (code: number | null, signal: string | null): void => {
+      this.exits.push({ rec, code, signal });
+      this.wake();
+    };
+    rec.proc =
+      o.mode === "thread"
+        ? this.spawnThread(init, onMessage, onExit)
+        : this.spawnProcess(init, onMessage, onExit);
+    this.records.add(rec);
+    this.logger.info("worker spawned", {
+      worker: id,
+      pid: rec.proc.pid,
+      ...(rec.proc.threadId !== undefined ? { thread: rec.proc.threadId } : {}),
+      generation: this.generation,
+    });
+  }
+
+  private onMessage(rec: Rec, msg: FromWorker): void {
+    rec.lastBeat = Date.now();
+    rec.beaten = true;
+    if (msg.t === "hb") {
+      rec.stats = msg.stats;
+      rec.rss = msg.rss;
+      rec.heapUsed = msg.heapUsed;
+    } else if (msg.t === "ready" && rec.state === "booting") {
+      rec.state = "ready";
+      rec.readyAt = rec.lastBeat;
+      this.bootFailures = 0;
+      this.backoff.delete(rec.id);
+      this.logger.info("worker ready", { worker: rec.id, pid: rec.proc.pid });
+      this.hooks.onWorkerReady?.(this.info(rec, rec.lastBeat));
+      this.wake();
+    }
+  }
+
+  private spawnProcess(
+    init: WorkerInit,
+    onMessage: (msg: FromWorker) => void,
+    onExit: (code: number | null, signal: string | null) => void,
+  ): Proc {
+    // Descriptors 0-2 are stdio, 3 is IPC; listening sockets follow from 4, in spec order.
+    init.listeners = this.listeners.map((_, i): WorkerListen => ({ fd: 4 + i }));
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [...this.options.execArgv, fileURLToPath(entryUrl)],
+      {
+        stdio: ["ignore", "inherit", "inherit", "ipc", ...this.listeners.map((l) => l.fd)],
+        serialization: "json",
+      },
+    );
+    let exited = false;
+    const exit = (code: number | null, signal: string | null): void => {
+      if (exited) return;
+      exited = true;
+      onExit(code, signal);
+    };
+    child.on("message", (m) => onMessage(m as FromWorker));
+    child.on("exit", exit);
+    child.on("error", (error) => {
+      this.logger.error("worker process error", { worker: init.id, error });
+      if (child.pid === undefined) exit(ExitCode.failure, null);
+    });
+    const send = (msg: ToWorker): void => {
+      if (!child.connected) return;
+      child.send(msg, (error) => {
+        // The worker may exit between the check and the write: its exit event tells the rest.
+        if (error) this.logger.debug("cannot message worker", { worker: init.id, error });
+      });
+    };
+    send({ t: "init", init });
+    return {
+      pid: child.pid ?? -1,
+      threadId: undefined,
+      send,
+      kill(signal) {
+        if (!exited) child.kill(signal);
+      },
+    };
+  }
+
+  private spawnThread(
+    init: WorkerInit,
+    onMessage: (msg: FromWorker) => void,
+    onExit: (code: number | null, signal: string | null) => void,
+  ): Proc {
+    // Threads share the process's descriptor table: a thread closing its server on an inherited
+    // fd would close the master's socket. So each thread binds its own socket with SO_REUSEPORT
+    // beside the master's (bound with the same flag), and unix sockets are refused in this mode.
+    init.listeners = this.listeners.map((l): WorkerListen => {
+      if (l.spec.kind !== "tcp") throw new Error("thread mode supports TCP listeners only");
+      return { host: l.spec.host, port: l.port ?? l.spec.port, reusePort: true };
+    });
+    const worker = new Worker(entryUrl, { workerData: init });
+    let exited = false;
+    worker.on("message", (m) => onMessage(m as FromWorker));
+    worker.on("error", (error) => {
+      this.logger.error("worker thread error", { worker: init.id, error });
+    });
+    worker.on("exit", (code) => {
+      exited = true;
+      onExit(code, null);
+    });
+    return {
+      pid: process.pid,
+      threadId: worker.threadId,
+      send(msg) {
+        if (!exited) worker.postMessage(msg);
+      },
+      kill() {
+        if (!exited) void worker.terminate();
+      },
+    };
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * Messages between the master and a worker: Node's IPC channel for child processes, the worker's
+ * message port for threads. JSON-able only, so both transports carry them unchanged.
+ */
+import type { LoggerOptions } from "../core/logger.ts";
+
+/**
+ * What a worker passes to `server.listen()` for one listen spec: an inherited descriptor (process
+ * mode), or its own SO_REUSEPORT socket on the master's address (thread mode).
+ */
+export type WorkerListen = { fd: number } | { host: string; port: number; reusePort: true };
+
+/** Everything a worker needs to start, sent once (IPC message, or `workerData` for threads). */
+export interface WorkerInit {
+  name: string;
+  id: number;
+  generation: number;
+  workerModule: string;
+  data: unknown;
+  listeners: WorkerListen[];
+  /** Milliseconds between heartbeats. */
+  heartbeatMs: number;
+  log: LoggerOptions;
+}
+
+export type ToWorker =
+  | { t: "init"; init: WorkerInit }
+  | { t: "stop"; graceful: boolean }
+  | { t: "reopen" };
+
+export type FromWorker =
+  | { t: "ready" }
+  | { t: "hb"; stats: Record<string, number>; rss: number; heapUsed: number };
