@@ -12,6 +12,7 @@ import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { LoadedApp } from "../gateway/index.ts";
 import { AppShapeError, resolveApp } from "../gateway/index.ts";
+import { AppLoadError as WorkerAppLoadError } from "../process/worker.ts";
 
 export type { LoadedApp } from "../gateway/index.ts";
 export { toNodeListener } from "../gateway/index.ts";
@@ -26,9 +27,12 @@ export type AppLoadReason =
   | "factory-failed"
   | "shape";
 
-/** The app could not be loaded. `message` says which file and why; `cause` keeps the original. */
-export class AppLoadError extends Error {
-  override name = "AppLoadError";
+/**
+ * The app could not be loaded. `message` says which file and why; `cause` keeps the original.
+ * It is the process machinery's AppLoadError, so a worker that throws it makes the master exit
+ * with ExitCode.appLoad instead of respawning.
+ */
+export class AppLoadError extends WorkerAppLoadError {
   readonly reason: AppLoadReason;
   /** Absolute path of the app file (as resolved, even when it does not exist). */
   readonly file: string;

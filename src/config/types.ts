@@ -437,7 +437,7 @@ export function parseListen(text: string): ListenAddress | undefined {
   return hostname.test(host) ? { kind: "tcp", host, port } : undefined;
 }
 
-const listenExpected =
+export const listenExpected =
   'a listen address ("host:port", ":port", "[::1]:port", "port" or "unix:/path")';
 
 /** A listen address string, checked with `parseListen` and kept as written. */

@@ -21,6 +21,7 @@ import { lookup } from "node:dns/promises";
 import { chmodSync, closeSync, lstatSync, unlinkSync } from "node:fs";
 import net from "node:net";
 import { getSystemErrorName } from "node:util";
+import { listenExpected, parseListen as parseListenAddress } from "../config/types.ts";
 
 /** Where to listen: a TCP address (v4 or v6) or a unix socket path. */
 export type ListenSpec =
@@ -28,37 +29,17 @@ export type ListenSpec =
   | { kind: "unix"; path: string; mode?: number };
 
 /**
- * Parse a listen address: `host:port`, `:port` or `port` (all IPv4 interfaces), `[v6addr]:port`,
- * or `unix:/path`. Throws a plain Error naming the bad text.
+ * Parse a listen address (the syntax is the config schema's, `parseListen` in config/types.ts):
+ * `host:port`, `:port` or `port` (all IPv4 interfaces), `[v6addr]:port`, or `unix:/path`.
+ * Throws a plain Error naming the bad text.
  */
 export function parseListen(text: string): ListenSpec {
-  const t = text.trim();
-  if (t.startsWith("unix:")) {
-    const path = t.slice(5);
-    if (path === "") throw new Error(`listen address "${text}": empty unix socket path`);
-    return { kind: "unix", path };
+  const address = parseListenAddress(text.trim());
+  if (address === undefined) {
+    throw new Error(`listen address "${text}": expected ${listenExpected}`);
   }
-  let host: string;
-  let portText: string;
-  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(t);
-  if (v6) {
-    host = v6[1]!;
-    portText = v6[2]!;
-    if (!net.isIPv6(host)) throw new Error(`listen address "${text}": bad IPv6 address`);
-  } else if (/^\d+$/.test(t)) {
-    host = "0.0.0.0";
-    portText = t;
-  } else {
-    const i = t.lastIndexOf(":");
-    if (i < 0) throw new Error(`listen address "${text}": expected host:port, :port or unix:/path`);
-    host = t.slice(0, i) || "0.0.0.0";
-    portText = t.slice(i + 1);
-    if (host.includes(":")) throw new Error(`listen address "${text}": write IPv6 as [addr]:port`);
-  }
-  if (!/^\d+$/.test(portText)) throw new Error(`listen address "${text}": bad port`);
-  const port = Number(portText);
-  if (port > 65535) throw new Error(`listen address "${text}": port out of range`);
-  return { kind: "tcp", host, port };
+  if (address.kind === "unix") return address;
+  return { kind: "tcp", host: address.host ?? "0.0.0.0", port: address.port };
 }
 
 /** The canonical text of a spec; also the key used to match inherited sockets after USR2. */
