@@ -232,29 +232,21 @@ function fromHandle(spec: ListenSpec, h: RawHandle): BoundListener {
  * listening; the master just keeps it open and hands it on.
  */
 export function adoptListener(spec: ListenSpec, fd: number): BoundListener {
-  let port: number | undefined;
-  let address = formatListen(spec);
   // Learn the real port through a throwaway wrapper: opening a net.Server on the fd would start
   // accepting in the master, so only read the address of the raw handle.
   const h = createServerHandle(null, 0, 0, fd, 0);
-  if (typeof h !== "number" && spec.kind === "tcp" && h.getsockname) {
-    const out: { address?: string; port?: number } = {};
-    h.getsockname(out);
-    port = out.port;
-    address = formatListen({ kind: "tcp", host: out.address ?? spec.host, port: port ?? 0 });
-  }
+  if (typeof h !== "number") return fromHandle(spec, h);
   let closed = false;
   return {
     spec,
     key: formatListen(spec),
-    fd: typeof h === "number" ? fd : h.fd,
-    address,
-    port,
+    fd,
+    address: formatListen(spec),
+    port: undefined,
     close(unlink) {
       if (closed) return;
       closed = true;
-      if (typeof h === "number") closeSync(fd);
-      else h.close();
+      closeSync(fd);
       if (unlink && spec.kind === "unix") {
         try {
           unlinkSync(spec.path);
