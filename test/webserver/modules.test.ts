@@ -13,7 +13,7 @@ import { waitFor } from "../helpers/process.ts";
 import { exchange, request, startEngine, tempDir } from "./helpers.ts";
 import { probe } from "./probe.ts";
 
-type Server = NonNullable<NonNullable<UserConfig["web"]>["servers"]>[number];
+type Server = Extract<NonNullable<NonNullable<UserConfig["web"]>["servers"]>, unknown[]>[number];
 
 async function serve(t: TestContext, server: Omit<Server, "listen">, web: UserConfig["web"] = {}) {
   const dir = tempDir(t);
