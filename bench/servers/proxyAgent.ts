@@ -9,7 +9,12 @@ import { Agent, createServer, request } from "node:http";
 const port = Number(process.argv[2]);
 const upstreamPort = Number(process.argv[3]);
 const maxSockets = Number(process.argv[4] ?? 256);
-const agent = new Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: "lifo" });
+const agent = new Agent({
+  keepAlive: true,
+  maxSockets,
+  maxFreeSockets: maxSockets,
+  scheduling: "lifo",
+});
 
 createServer((req, res) => {
   const up = request(

@@ -42,7 +42,13 @@ createServer((req, res) => {
     return;
   }
   pool.dispatch(
-    { origin: `http://127.0.0.1:${upstreamPort}`, method: req.method as "GET", path: req.url!, headers, body },
+    {
+      origin: `http://127.0.0.1:${upstreamPort}`,
+      method: req.method as "GET",
+      path: req.url!,
+      headers,
+      body,
+    },
     {
       onRequestStart() {},
       onResponseStart(controller, statusCode, resHeaders) {

@@ -96,9 +96,7 @@ function fieldRows(type: ValueType<unknown, unknown>, prefix: string, out: strin
           : "required"
         : JSON.stringify(f.default);
     const nginx = f.nginx ? ` nginx: ${code(f.nginx)}.` : "";
-    out.push(
-      `| ${code(path)} | ${f.type.name} | ${def} | ${f.doc.replace(/\n/g, " ")}${nginx} |`,
-    );
+    out.push(`| ${code(path)} | ${f.type.name} | ${def} | ${f.doc.replace(/\n/g, " ")}${nginx} |`);
     fieldRows(f.type, childPrefix(f.type, path), out);
   }
 }

@@ -23,6 +23,17 @@ export type UpstreamErrorKind =
   /** The caller aborted (the client went away): not the peer's fault. */
   | "aborted";
 
+/** One attempt of a request, as the access log wants it ($upstream_addr, $upstream_status). */
+export interface AttemptRecord {
+  peer: string;
+  /** The response status, when a response head arrived. */
+  status?: number;
+  /** The error kind, when the attempt failed without a response. */
+  error?: UpstreamErrorKind;
+  /** Whether the request then moved on to another peer. */
+  retried: boolean;
+}
+
 export type UpstreamPhase = "select" | "connect" | "send" | "read";
 
 const statusOf: Record<UpstreamErrorKind, number> = {
@@ -54,6 +65,8 @@ export class UpstreamError extends Error {
   peer: string | undefined;
   /** The low-level code: ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT, HPE_INVALID_CONSTANT... */
   readonly code: string | undefined;
+  /** Every attempt made for the request, when it came through the retry driver. */
+  attempts: AttemptRecord[] = [];
 
   constructor(
     kind: UpstreamErrorKind,
@@ -89,7 +102,13 @@ const refusedCodes = new Set([
   "ENOTFOUND",
   "EAI_AGAIN",
 ]);
-const resetCodes = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "UND_ERR_SOCKET", "UND_ERR_CLOSED"]);
+const resetCodes = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "ECONNABORTED",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CLOSED",
+]);
 const badResponseCodes = new Set([
   "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
   "UND_ERR_RES_EXCEEDED_MAX_SIZE",
@@ -103,7 +122,12 @@ const badResponseCodes = new Set([
  */
 export function classifyError(
   err: unknown,
-  state: { peer?: string | undefined; connected?: boolean; headers?: boolean; sending?: boolean } = {},
+  state: {
+    peer?: string | undefined;
+    connected?: boolean;
+    headers?: boolean;
+    sending?: boolean;
+  } = {},
 ): UpstreamError {
   if (err instanceof UpstreamError) {
     if (err.peer === undefined) err.peer = state.peer;
@@ -123,7 +147,11 @@ export function classifyError(
     });
   }
   if (code === "UND_ERR_CONNECT_TIMEOUT") {
-    return new UpstreamError("timeout", "connect", { ...base, message: "connect timed out", sent: false });
+    return new UpstreamError("timeout", "connect", {
+      ...base,
+      message: "connect timed out",
+      sent: false,
+    });
   }
   if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
     return new UpstreamError("timeout", readPhase, {
@@ -146,7 +174,11 @@ export function classifyError(
   }
   if (code !== undefined && resetCodes.has(code)) {
     if (!state.connected) {
-      return new UpstreamError("reset", "connect", { ...base, message: `connection reset (${code})`, sent: false });
+      return new UpstreamError("reset", "connect", {
+        ...base,
+        message: `connection reset (${code})`,
+        sent: false,
+      });
     }
     return new UpstreamError("reset", state.headers ? "read" : readPhase, {
       ...base,

@@ -12,7 +12,9 @@
 import type { PeerAddress } from "../config/types.ts";
 
 /** Where to connect: an IP address and port, or a unix socket. */
-export type PeerTarget = { kind: "tcp"; host: string; port: number } | { kind: "unix"; path: string };
+export type PeerTarget =
+  | { kind: "tcp"; host: string; port: number }
+  | { kind: "unix"; path: string };
 
 /**
  * `up`: takes requests. `down`: marked down (config or `setDown`). `draining`: finishes what it
@@ -37,7 +39,9 @@ export interface PeerOptions {
 /** `127.0.0.1:8000`, `[::1]:8000`, `unix:/run/app.sock`. */
 export function targetName(target: PeerTarget | PeerAddress): string {
   if (target.kind === "unix") return `unix:${target.path}`;
-  return target.host.includes(":") ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+  return target.host.includes(":")
+    ? `[${target.host}]:${target.port}`
+    : `${target.host}:${target.port}`;
 }
 
 export class Peer {

@@ -213,7 +213,9 @@ export const upstreamPolicy: ValueType<
     const type = (input.type ?? "roundRobin") as PolicyName;
     if (!policyNames.includes(type)) return v;
     for (const [key, only] of Object.entries(policyOnly)) {
-      if (input[key] !== undefined && !only.includes(type)) {
+      // A default value is harmless anywhere (and keeps normalised output re-checkable).
+      const fallback = (policyFields.fields as Record<string, { default?: unknown }>)[key]?.default;
+      if (input[key] !== undefined && input[key] !== fallback && !only.includes(type)) {
         issues.push({
           path: [...path, key],
           message: `only for policy ${only.map((o) => `"${o}"`).join(", ")}, not "${type}"`,
