@@ -159,7 +159,10 @@ export function classifyError(
       message: `upstream timed out (${code === "UND_ERR_BODY_TIMEOUT" ? "body" : "response head"})`,
     });
   }
-  if (code !== undefined && (code.startsWith("HPE_") || badResponseCodes.has(code))) {
+  if (
+    e?.name === "HTTPParserError" ||
+    (code !== undefined && (code.startsWith("HPE_") || badResponseCodes.has(code)))
+  ) {
     return new UpstreamError("badResponse", "read", {
       ...base,
       message: `upstream sent an invalid response: ${message}`,

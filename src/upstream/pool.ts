@@ -488,14 +488,16 @@ export class PeerPool {
     const w = { stalled: false, stop: () => clearTimeout(timer) };
     let last = -1;
     let timer: NodeJS.Timeout | undefined;
+    // bytesWritten counts what is still buffered too: what reached the kernel is the difference.
+    const flushed = (s: Socket) => s.bytesWritten - s.writableLength;
     const tick = () => {
       const s = conn.socket;
-      if (s && s.writableLength > 0 && s.bytesWritten === last) {
+      if (s && s.writableLength > 0 && flushed(s) === last) {
         w.stalled = true;
         s.destroy();
         return;
       }
-      last = s?.bytesWritten ?? -1;
+      last = s ? flushed(s) : -1;
       timer = setTimeout(tick, ms);
       timer.unref();
     };
