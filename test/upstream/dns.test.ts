@@ -29,7 +29,10 @@ test("a changed DNS answer takes effect while running", async (t) => {
     "dns",
   );
   assert.equal(lookups[0], "app.internal");
-  assert.deepEqual(g.snapshot().peers.map((p) => p.name), [`127.0.0.1:${a!.port}`]);
+  assert.deepEqual(
+    g.snapshot().peers.map((p) => p.name),
+    [`127.0.0.1:${a!.port}`],
+  );
   assert.equal((await get(g)).body, "peer0");
 
   // A second address: it joins (nothing listens there; this test is about the peer list).
@@ -48,12 +51,19 @@ test("a changed DNS answer takes effect while running", async (t) => {
   // The old address vanishes: it drains and leaves.
   answer = ["127.0.0.3"];
   await until(() => g.snapshot().peers.length === 1, 5000, "the old address gone");
-  assert.deepEqual(g.snapshot().peers.map((p) => p.name), [`127.0.0.3:${a!.port}`]);
+  assert.deepEqual(
+    g.snapshot().peers.map((p) => p.name),
+    [`127.0.0.3:${a!.port}`],
+  );
 
   // A failing lookup keeps what there is.
   answer = [];
   const before = events.length;
-  await until(() => events.slice(before).some((e) => e.error !== undefined), 5000, "a failed lookup");
+  await until(
+    () => events.slice(before).some((e) => e.error !== undefined),
+    5000,
+    "a failed lookup",
+  );
   assert.equal(g.snapshot().peers.length, 1);
 });
 
@@ -73,9 +83,13 @@ test("requests follow the new address", async (t) => {
     return;
   }
   let answer = ["127.0.0.1"];
-  const g = await group(t, { peers: [`app.internal:${a!.port}`], resolveInterval: "50ms" }, {
-    lookup: async () => answer,
-  });
+  const g = await group(
+    t,
+    { peers: [`app.internal:${a!.port}`], resolveInterval: "50ms" },
+    {
+      lookup: async () => answer,
+    },
+  );
   assert.deepEqual(await tally(g, 3), { old: 3 });
   answer = ["127.0.0.2"];
   await until(() => g.snapshot().peers.every((p) => p.name.startsWith("127.0.0.2")), 5000, "moved");

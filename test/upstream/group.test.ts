@@ -57,7 +57,9 @@ test("passive health: maxFails failures take a peer out for failTimeout, one pro
   clock.advance(10_001);
   await tally(g, 4);
   assert.ok(peers[0]!.hits > 2, "probed after failTimeout");
-  assert.ok(events.some((e) => e.group === "passive" && e.state === "up" && e.previous === "failed"));
+  assert.ok(
+    events.some((e) => e.group === "passive" && e.state === "up" && e.previous === "failed"),
+  );
   assert.deepEqual(await tally(g, 4), { peer0: 2, peer1: 2 }, "fully back: round-robin again");
 });
 
@@ -154,7 +156,10 @@ test("slow start ramps a returning peer's share up over slowStart", async (t) =>
   assert.ok((start.peer1 ?? 0) <= 3, `just back: ${start.peer1 ?? 0}/100`);
   clock.advance(5000);
   const half = await tally(g, 90);
-  assert.ok((half.peer1 ?? 0) >= 20 && (half.peer1 ?? 0) <= 40, `halfway: ${half.peer1}/90 (1/3 expected)`);
+  assert.ok(
+    (half.peer1 ?? 0) >= 20 && (half.peer1 ?? 0) <= 40,
+    `halfway: ${half.peer1}/90 (1/3 expected)`,
+  );
   clock.advance(5000);
   const full = await tally(g, 100);
   assert.ok(Math.abs((full.peer1 ?? 0) - 50) <= 2, `ramped: ${full.peer1}/100`);
@@ -193,7 +198,10 @@ test("drain and remove at runtime: no new requests, open ones finish", async (t)
   await g.addPeer({ address: peers[0]!.address, weight: 1 });
   assert.deepEqual(await tally(g, 4), { peer0: 2, peer1: 2 });
   await assert.rejects(g.removePeer("127.0.0.1:9"), /no peer/);
-  await assert.rejects(g.addPeer({ address: "nonsense:" }), /peer\.address: expected an upstream address/);
+  await assert.rejects(
+    g.addPeer({ address: "nonsense:" }),
+    /peer\.address: expected an upstream address/,
+  );
 });
 
 test("unix socket peers", async (t) => {

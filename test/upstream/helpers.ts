@@ -7,8 +7,12 @@ import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { TestContext } from "node:test";
-import { createUpstreamGroup, type GroupOptions, type UpstreamGroup } from "../../src/upstream/index.ts";
 import type { UpstreamGroupInput } from "../../src/upstream/index.ts";
+import {
+  createUpstreamGroup,
+  type GroupOptions,
+  type UpstreamGroup,
+} from "../../src/upstream/index.ts";
 
 export interface TestPeer {
   server: Server;
@@ -28,10 +32,15 @@ export type Handler = (
   res: ServerResponse,
   peer: TestPeer,
   index: number,
-) => void;
+) => void | Promise<void>;
 
 /** Answers `peer<index>` with an `x-peer` header. */
-export const namedHandler: Handler = (_req, res, _peer, index) => {
+export const namedHandler = (
+  _req: IncomingMessage,
+  res: ServerResponse,
+  _peer: TestPeer,
+  index: number,
+): void => {
   res.setHeader("x-peer", String(index));
   res.end(`peer${index}`);
 };
@@ -51,7 +60,7 @@ export async function startPeers(
       peer.inFlight++;
       peer.maxInFlight = Math.max(peer.maxInFlight, peer.inFlight);
       res.once("close", () => peer.inFlight--);
-      handler(req, res, peer, i);
+      void Promise.resolve(handler(req, res, peer, i)).catch(() => res.destroy());
     });
     server.on("connection", () => peer.connections++);
     server.listen(0, host);
@@ -103,7 +112,12 @@ export async function get(
   extra: Partial<Parameters<UpstreamGroup["request"]>[0]> = {},
 ): Promise<{ status: number; body: string; setCookie: string | undefined; attempts: unknown[] }> {
   const res = await g.request({ method: "GET", path: "/", headers: { host: "test" }, ...extra });
-  return { status: res.status, body: await text(res.body), setCookie: res.setCookie, attempts: res.attempts };
+  return {
+    status: res.status,
+    body: await text(res.body),
+    setCookie: res.setCookie,
+    attempts: res.attempts,
+  };
 }
 
 /** Count bodies of `n` sequential GETs. */
@@ -121,7 +135,11 @@ export async function tally(
 }
 
 /** Resolve when `predicate` holds, polling; rejects after `ms` (a bound, not an assertion). */
-export async function until(predicate: () => boolean, ms = 5000, what = "condition"): Promise<void> {
+export async function until(
+  predicate: () => boolean,
+  ms = 5000,
+  what = "condition",
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!predicate()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

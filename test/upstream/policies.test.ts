@@ -6,7 +6,16 @@ import assert from "node:assert/strict";
 import type { ServerResponse } from "node:http";
 import { test } from "node:test";
 import { ipv6Bytes } from "../../src/upstream/policies/ipHash.ts";
-import { get, group, type Handler, namedHandler, startPeers, tally, text, until } from "./helpers.ts";
+import {
+  get,
+  group,
+  type Handler,
+  namedHandler,
+  startPeers,
+  tally,
+  text,
+  until,
+} from "./helpers.ts";
 
 /** A handler that holds a request open while its path is /hold, until `release()`. */
 function holding(): { handler: Handler; release(): void; held: ServerResponse[] } {
@@ -76,7 +85,8 @@ test("least connections avoids the peer with requests in flight, and honours wei
     policy: "leastConnections",
   });
   const responses = [];
-  for (let i = 0; i < 8; i++) responses.push(await wg.request({ method: "GET", path: "/hold", headers: {} }));
+  for (let i = 0; i < 8; i++)
+    responses.push(await wg.request({ method: "GET", path: "/hold", headers: {} }));
   assert.deepEqual([wpeers[0]!.inFlight, wpeers[1]!.inFlight], [2, 6]);
   wh.release();
   for (const r of responses) await text(r.body);
@@ -192,7 +202,10 @@ test("sticky cookie binds a client to its first peer, also while draining", asyn
     policy: { type: "sticky", cookie: "route", cookieMaxAge: "1h" },
   });
   const first = await get(g);
-  assert.match(first.setCookie ?? "", /^route=[0-9a-f]{16}; Path=\/; Max-Age=3600; HttpOnly; SameSite=Lax$/);
+  assert.match(
+    first.setCookie ?? "",
+    /^route=[0-9a-f]{16}; Path=\/; Max-Age=3600; HttpOnly; SameSite=Lax$/,
+  );
   const value = /^route=([0-9a-f]+)/.exec(first.setCookie!)![1]!;
   for (let i = 0; i < 6; i++) {
     const r = await get(g, { stickyCookie: value });
@@ -201,7 +214,11 @@ test("sticky cookie binds a client to its first peer, also while draining", asyn
   }
   const index = Number(first.body.slice(4));
   const draining = g.drainPeer(peers[index]!.address);
-  assert.equal((await get(g, { stickyCookie: value })).body, first.body, "draining keeps its sessions");
+  assert.equal(
+    (await get(g, { stickyCookie: value })).body,
+    first.body,
+    "draining keeps its sessions",
+  );
   const fresh = await get(g);
   assert.notEqual(fresh.body, first.body, "no new clients for a draining peer");
   await draining;

@@ -8,7 +8,12 @@ import { once } from "node:events";
 import { createServer as createHttpServer } from "node:http";
 import { type AddressInfo, createServer, type Socket } from "node:net";
 import { test } from "node:test";
-import { classifyError, PeerPool, type PoolOptions, UpstreamError } from "../../src/upstream/index.ts";
+import {
+  classifyError,
+  PeerPool,
+  type PoolOptions,
+  UpstreamError,
+} from "../../src/upstream/index.ts";
 import { closeServer, startPeers, text, until } from "./helpers.ts";
 
 const options: PoolOptions = {
@@ -20,7 +25,11 @@ const options: PoolOptions = {
   readTimeout: 5000,
 };
 
-function pool(t: { after(fn: () => unknown): void }, port: number, extra: Partial<PoolOptions> = {}) {
+function pool(
+  t: { after(fn: () => unknown): void },
+  port: number,
+  extra: Partial<PoolOptions> = {},
+) {
   const p = new PeerPool({ kind: "tcp", host: "127.0.0.1", port }, { ...options, ...extra });
   t.after(() => p.destroy());
   return p;
@@ -139,17 +148,35 @@ test("error classes: refused, reset, read and send timeouts, bad responses", asy
   await once(closed, "listening");
   const deadPort = (closed.address() as AddressInfo).port;
   await new Promise<void>((r) => closed.close(() => r()));
-  const refused = await expectError(pool(t, deadPort).request({ method: "GET", path: "/" }), "refused", "connect", 502);
+  const refused = await expectError(
+    pool(t, deadPort).request({ method: "GET", path: "/" }),
+    "refused",
+    "connect",
+    502,
+  );
   assert.equal(refused.sent, false);
   assert.equal(refused.code, "ECONNREFUSED");
-  assert.match(refused.message, /connect\(\) failed .* while connecting to upstream, upstream: "127\.0\.0\.1:\d+"/);
+  assert.match(
+    refused.message,
+    /connect\(\) failed .* while connecting to upstream, upstream: "127\.0\.0\.1:\d+"/,
+  );
 
   const reset = await rawServer(t, (socket) => socket.destroy());
-  const r = await expectError(pool(t, reset.port).request({ method: "GET", path: "/" }), "reset", "read", 502);
+  const r = await expectError(
+    pool(t, reset.port).request({ method: "GET", path: "/" }),
+    "reset",
+    "read",
+    502,
+  );
   assert.equal(r.sent, true);
 
   const silent = await rawServer(t, () => {});
-  await expectError(pool(t, silent.port, { readTimeout: 100 }).request({ method: "GET", path: "/" }), "timeout", "read", 504);
+  await expectError(
+    pool(t, silent.port, { readTimeout: 100 }).request({ method: "GET", path: "/" }),
+    "timeout",
+    "read",
+    504,
+  );
 
   // A peer that never reads: the body stalls in the socket buffer.
   const deafSockets: Socket[] = [];
@@ -179,16 +206,26 @@ test("error classes: refused, reset, read and send timeouts, bad responses", asy
 
   const cases: [string, string][] = [
     ["invalid status line", "HTTP/1.1 abc\r\n\r\n"],
-    ["both Content-Length and chunked", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"],
+    [
+      "both Content-Length and chunked",
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    ],
     ["garbage", "SSH-2.0-OpenSSH\r\n\r\n"],
   ];
   for (const [what, reply] of cases) {
     const s = await rawServer(t, (socket) => socket.end(reply));
-    const e = await expectError(pool(t, s.port).request({ method: "GET", path: "/" }), "badResponse", "read", 502);
+    const e = await expectError(
+      pool(t, s.port).request({ method: "GET", path: "/" }),
+      "badResponse",
+      "read",
+      502,
+    );
     assert.match(e.message, /invalid response/, what);
   }
   // Truncated body: the head arrives, the body stream fails.
-  const short = await rawServer(t, (socket) => socket.end("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"));
+  const short = await rawServer(t, (socket) =>
+    socket.end("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
+  );
   const res = await pool(t, short.port).request({ method: "GET", path: "/" });
   assert.equal(res.status, 200);
   await assert.rejects(text(res.body), (err: Error) => {
@@ -224,18 +261,29 @@ test("framing headers are the pool's; others pass as given", async (t) => {
     method: "POST",
     path: "/echo?x=1",
     headers: [
-      "Host", "example.com",
-      "Connection", "x-secret",
-      "Keep-Alive", "timeout=5",
-      "Transfer-Encoding", "chunked",
-      "Content-Length", "999",
-      "X-Forwarded-For", "10.0.0.1",
-      "Set-Thing", "a",
-      "Set-Thing", "b",
+      "Host",
+      "example.com",
+      "Connection",
+      "x-secret",
+      "Keep-Alive",
+      "timeout=5",
+      "Transfer-Encoding",
+      "chunked",
+      "Content-Length",
+      "999",
+      "X-Forwarded-For",
+      "10.0.0.1",
+      "Set-Thing",
+      "a",
+      "Set-Thing",
+      "b",
     ],
     body: "hello",
   });
-  const echoed = JSON.parse(await text(r.body)) as { headers: Record<string, string>; body: string };
+  const echoed = JSON.parse(await text(r.body)) as {
+    headers: Record<string, string>;
+    body: string;
+  };
   assert.equal(echoed.body, "hello");
   assert.equal(echoed.headers.host, "example.com");
   assert.equal(echoed.headers["content-length"], "5");
@@ -255,7 +303,9 @@ test("upgrade: 101 hands over the socket; any other status is an ordinary respon
       socket.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 2\r\n\r\nno");
       return;
     }
-    socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhi:");
+    socket.write(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhi:",
+    );
     socket.on("data", (d) => socket.write(d));
     socket.on("end", () => socket.end());
   });
@@ -263,7 +313,11 @@ test("upgrade: 101 hands over the socket; any other status is an ordinary respon
   await once(server, "listening");
   t.after(() => closeServer(server));
   const p = pool(t, (server.address() as AddressInfo).port);
-  const up = await p.upgrade({ method: "GET", path: "/ws", headers: { upgrade: "echo", connection: "upgrade" } });
+  const up = await p.upgrade({
+    method: "GET",
+    path: "/ws",
+    headers: { upgrade: "echo", connection: "upgrade" },
+  });
   assert.equal(up.status, 101);
   assert.ok("socket" in up);
   const { socket, head } = up as { socket: Socket; head: Buffer };
@@ -272,7 +326,11 @@ test("upgrade: 101 hands over the socket; any other status is an ordinary respon
   const [echo] = (await once(socket, "data")) as [Buffer];
   assert.equal(echo.toString(), "ping");
   socket.destroy();
-  const refusedUpgrade = await p.upgrade({ method: "GET", path: "/ws", headers: { upgrade: "other", connection: "upgrade" } });
+  const refusedUpgrade = await p.upgrade({
+    method: "GET",
+    path: "/ws",
+    headers: { upgrade: "other", connection: "upgrade" },
+  });
   assert.equal(refusedUpgrade.status, 400);
   assert.ok("body" in refusedUpgrade);
   assert.equal(await text(refusedUpgrade.body), "no");

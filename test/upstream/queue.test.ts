@@ -52,12 +52,15 @@ test("a full queue answers 503 at once, a queue timeout 503 later, an abort leav
   const first = g.request({ method: "GET", path: "/a", headers: {} });
   await until(() => app.pending.length === 1);
   const waiting = g.request({ method: "GET", path: "/b", headers: {} });
-  await assert.rejects(g.request({ method: "GET", path: "/c", headers: {} }), (e: Error & { kind?: string; status?: number }) => {
-    assert.equal(e.kind, "busy");
-    assert.equal(e.status, 503);
-    assert.match(e.message, /queue is full/);
-    return true;
-  });
+  await assert.rejects(
+    g.request({ method: "GET", path: "/c", headers: {} }),
+    (e: Error & { kind?: string; status?: number }) => {
+      assert.equal(e.kind, "busy");
+      assert.equal(e.status, 503);
+      assert.match(e.message, /queue is full/);
+      return true;
+    },
+  );
   await assert.rejects(waiting, /queue timeout/);
   const ac = new AbortController();
   const aborted = g.request({ method: "GET", path: "/d", headers: {}, signal: ac.signal });
@@ -72,14 +75,23 @@ test("without a queue, busy primaries spill over to a backup, then 503", async (
   const app = serialApp();
   const peers = await startPeers(t, 2, app.handler);
   const g = await group(t, {
-    peers: [{ address: peers[0]!.address, maxConns: 1 }, { address: peers[1]!.address, backup: true, maxConns: 1 }],
+    peers: [
+      { address: peers[0]!.address, maxConns: 1 },
+      { address: peers[1]!.address, backup: true, maxConns: 1 },
+    ],
   });
   const a = g.request({ method: "GET", path: "/a", headers: {} });
   await until(() => peers[0]!.inFlight === 1);
   const b = g.request({ method: "GET", path: "/b", headers: {} });
   await until(() => peers[1]!.inFlight === 1);
-  await assert.rejects(g.request({ method: "GET", path: "/c", headers: {} }), (e: Error & { status?: number }) => e.status === 503);
+  await assert.rejects(
+    g.request({ method: "GET", path: "/c", headers: {} }),
+    (e: Error & { status?: number }) => e.status === 503,
+  );
   app.next();
   app.next();
-  assert.deepEqual(await Promise.all([a, b].map(async (r) => text((await r).body))), ["done /a", "done /b"]);
+  assert.deepEqual(await Promise.all([a, b].map(async (r) => text((await r).body))), [
+    "done /a",
+    "done /b",
+  ]);
 });

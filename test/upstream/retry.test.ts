@@ -49,8 +49,17 @@ test("POST: not retried after it may have reached the peer, unless nonIdempotent
       res.end();
     } else res.end(`peer${i} got ${body}`);
   });
-  const post = { method: "POST", path: "/", headers: { "content-type": "text/plain" }, body: Buffer.from("payload") };
-  const strict = await group(t, { peers: peers.map((p) => p.address), maxFails: 0, retry: { on: ["error", "http503"] } });
+  const post = {
+    method: "POST",
+    path: "/",
+    headers: { "content-type": "text/plain" },
+    body: Buffer.from("payload"),
+  };
+  const strict = await group(t, {
+    peers: peers.map((p) => p.address),
+    maxFails: 0,
+    retry: { on: ["error", "http503"] },
+  });
   const r1 = await strict.request(post);
   assert.equal(r1.status, 503, "the POST was sent: not replayed");
   await text(r1.body);
@@ -93,7 +102,11 @@ test("a reset after the request was sent: GET retried, POST not (unless configur
     assert.equal(e.attempts?.length, 1);
     return true;
   });
-  const g2 = await group(t, { peers: peers.map((p) => p.address), maxFails: 0, retry: { nonIdempotent: true } });
+  const g2 = await group(t, {
+    peers: peers.map((p) => p.address),
+    maxFails: 0,
+    retry: { nonIdempotent: true },
+  });
   const r = await g2.request({ method: "POST", path: "/", body: "x" });
   assert.equal(await text(r.body), "peer1");
 });

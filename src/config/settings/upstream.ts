@@ -115,7 +115,7 @@ export const upstreamPeer: ValueType<
   OutOf<typeof peerFields>
 > = {
   ...(peerFields as unknown as ValueType<string, OutOf<typeof peerFields>>),
-  name: "upstream address or peer object",
+  name: "peer",
   expected: 'an upstream address ("host:port", "unix:/path") or a peer object ({ address, ... })',
   fromString: (text) => text,
   check(value, path, issues) {
