@@ -22,7 +22,7 @@
 import { isIP } from "node:net";
 import type { UpstreamGroupConfig, UpstreamPeerConfig } from "../config/settings/upstream.ts";
 import { upstreamPeer } from "../config/settings/upstream.ts";
-import { type Issue, invalid, parsePeerAddress } from "../config/types.ts";
+import { type InOf, type Issue, invalid, parsePeerAddress } from "../config/types.ts";
 import type { Logger } from "../core/logger.ts";
 import { UpstreamError } from "./errors.ts";
 import { peerChannel, publish, resolveChannel } from "./events.ts";
@@ -390,7 +390,7 @@ export class UpstreamGroup {
   // ---- runtime changes ----------------------------------------------------------------------
 
   /** Add a peer (an address or a peer object, as in the config). Hostnames are resolved first. */
-  async addPeer(spec: string | Partial<UpstreamPeerConfig>): Promise<void> {
+  async addPeer(spec: InOf<typeof upstreamPeer>): Promise<void> {
     const entry = this.addEntry(normalizePeer(spec, this.name));
     this.rebuild();
     for (const p of entry.peers) this.announce(p, "added", true);
@@ -693,10 +693,7 @@ export class UpstreamGroup {
 }
 
 /** Validate one peer given at runtime like a config entry; throws with the problems. */
-function normalizePeer(
-  spec: string | Partial<UpstreamPeerConfig>,
-  group: string,
-): UpstreamPeerConfig {
+function normalizePeer(spec: InOf<typeof upstreamPeer>, group: string): UpstreamPeerConfig {
   const issues: Issue[] = [];
   const out = upstreamPeer.check(spec, ["peer"], issues);
   if (out === invalid) {

@@ -69,7 +69,9 @@ test("a changed DNS answer takes effect while running", async (t) => {
 
 test("requests follow the new address", async (t) => {
   // Two servers on the same port of two loopback addresses (127.0.0.0/8 is all loopback).
-  const [a] = await startPeers(t, 1, (_req, res) => res.end("old"));
+  const [a] = await startPeers(t, 1, (_req, res) => {
+    res.end("old");
+  });
   try {
     const { createServer } = await import("node:http");
     const server = createServer((_req, res) => res.end("new"));

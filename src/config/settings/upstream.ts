@@ -25,6 +25,7 @@ import {
   boolean,
   duration,
   field,
+  type InOf,
   type Issue,
   integer,
   invalid,
@@ -110,10 +111,7 @@ const peerFields = object(
 );
 
 /** One peer: an address string, or an object with options. */
-export const upstreamPeer: ValueType<
-  string | OutOf<typeof peerFields> | Partial<OutOf<typeof peerFields>>,
-  OutOf<typeof peerFields>
-> = {
+export const upstreamPeer: ValueType<string | InOf<typeof peerFields>, OutOf<typeof peerFields>> = {
   ...(peerFields as unknown as ValueType<string, OutOf<typeof peerFields>>),
   name: "peer",
   expected: 'an upstream address ("host:port", "unix:/path") or a peer object ({ address, ... })',
@@ -197,7 +195,7 @@ const policyFields = object(
 
 /** The balancing policy: a name, or an object with `type` and that policy's options. */
 export const upstreamPolicy: ValueType<
-  PolicyName | Partial<OutOf<typeof policyFields>>,
+  PolicyName | InOf<typeof policyFields>,
   OutOf<typeof policyFields>
 > = refine(
   {
