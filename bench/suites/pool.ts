@@ -2,7 +2,8 @@
  * pool: which HTTP client a Node reverse proxy should sit on. The same upstream (a node:http
  * hello, bench/servers/nodeHttp.ts, one process per case) behind: nginx `proxy_pass` with an
  * upstream keep-alive pool (the yardstick), a node:http proxy on `http.Agent`, and the same
- * proxy on undici's `Pool` (`request()` and `dispatch()`). Every case has its own upstream
+ * proxy on undici's `Pool` (`request()` and `dispatch()`), and the same proxy on Brigade's own
+ * engine (src/upstream: `PeerPool` alone, and `UpstreamGroup.request`). Every case has its own upstream
  * process so that no proxy shares an upstream's core time with another case's load.
  */
 import { type RunningServer, startCommand, startNginx } from "../lib/peers.ts";
@@ -81,6 +82,16 @@ export const cases: Case[] = [
     "undici Pool.dispatch",
     "node:http proxy on undici Pool.dispatch() with a streaming handler",
     nodeProxy("bench/servers/proxyUndici.ts", ["dispatch"]),
+  ),
+  proxied(
+    "brigade PeerPool",
+    "node:http proxy on src/upstream PeerPool (an undici Client per connection, LIFO idle stack)",
+    nodeProxy("bench/servers/proxyBrigade.ts", ["pool"]),
+  ),
+  proxied(
+    "brigade group",
+    "node:http proxy on src/upstream UpstreamGroup.request (selection, lease, retries, PeerPool)",
+    nodeProxy("bench/servers/proxyBrigade.ts", ["group"]),
   ),
 ];
 
