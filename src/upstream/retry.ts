@@ -7,7 +7,8 @@
  * A request is retried only when that is safe: its method is idempotent (not POST, PATCH or
  * LOCK, as nginx decides), or `retry.nonIdempotent` is on, or the attempt failed before
  * anything was sent (connection refused, connect timeout). The attempt function replays the
- * request itself, so its body must be in memory (the proxy buffers it).
+ * request itself, so its body must be in memory (the proxy buffers it); a streamed body is
+ * retried only when nothing was sent.
  *
  * What counts against a peer (maxFails): every error and timeout, and the statuses listed in
  * `retry.on` except 403, 404 and 429 (which only move on). When the last attempt ends with a
@@ -35,6 +36,11 @@ export interface RetryOptions {
   method: string;
   ctx?: SelectContext;
   signal?: AbortSignal | undefined;
+  /**
+   * False when the request body cannot be sent twice (a stream): then only attempts that
+   * failed before anything was sent are retried. Default true.
+   */
+  replayable?: boolean;
 }
 
 export interface RetryInspect<T> {
@@ -76,7 +82,8 @@ export async function withRetries<T>(
   const started = group.clock();
   const tried = new Set<Peer>();
   const attempts: AttemptRecord[] = [];
-  const mayResend = conf.nonIdempotent || isIdempotent(options.method);
+  const mayResend =
+    options.replayable !== false && (conf.nonIdempotent || isIdempotent(options.method));
   let lastError: UpstreamError | undefined;
   const budgetLeft = (n: number) =>
     n < maxTries &&
@@ -144,6 +151,12 @@ export async function withRetries<T>(
   }
 }
 
+function isInMemory(body: UpstreamRequest["body"]): boolean {
+  return (
+    body === undefined || body === null || typeof body === "string" || body instanceof Uint8Array
+  );
+}
+
 /** A request through a group: the pool request plus what selection needs. */
 export interface GroupRequest extends UpstreamRequest, SelectContext {}
 
@@ -160,7 +173,7 @@ export async function requestWithRetries(
 ): Promise<GroupResponse> {
   const { result, lease, attempts } = await withRetries(
     group,
-    { method: req.method, ctx: req, signal: req.signal },
+    { method: req.method, ctx: req, signal: req.signal, replayable: isInMemory(req.body) },
     (l) => l.pool.request(req),
     {
       status: (r) => r.status,

@@ -5,6 +5,7 @@
  * mid-run.
  */
 import assert from "node:assert/strict";
+import { Readable } from "node:stream";
 import { test } from "node:test";
 import { startCommand } from "../../bench/lib/peers.ts";
 import { benchFile } from "../../bench/lib/suite.ts";
@@ -102,6 +103,12 @@ test("a reset after the request was sent: GET retried, POST not (unless configur
     assert.equal(e.attempts?.length, 1);
     return true;
   });
+  // A streamed body cannot be sent twice: even an idempotent PUT is not replayed.
+  const streamed = await group(t, { peers: peers.map((x) => x.address), maxFails: 0 });
+  await assert.rejects(
+    streamed.request({ method: "PUT", path: "/", body: Readable.from([Buffer.from("x")]) }),
+    (e: Err) => e.kind === "reset" && e.attempts?.length === 1,
+  );
   const g2 = await group(t, {
     peers: peers.map((p) => p.address),
     maxFails: 0,
