@@ -6,11 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { createLogger } from "../../src/core/logger.ts";
 import type { PeerStateMessage } from "../../src/upstream/index.ts";
 import { closeServer, get, group, manualClock, startPeers, tally, text, until } from "./helpers.ts";
 
@@ -32,6 +33,10 @@ test("passive health: maxFails failures take a peer out for failTimeout, one pro
   });
   const clock = manualClock();
   const events = recordPeerEvents(t);
+  const dir = mkdtempSync(join(tmpdir(), "brigade-upstream-log-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const logFile = join(dir, "error.log");
+  const logger = createLogger({ file: logFile, format: "json", level: "info" });
   const g = await group(
     t,
     {
@@ -40,7 +45,7 @@ test("passive health: maxFails failures take a peer out for failTimeout, one pro
       failTimeout: "10s",
       retry: { on: ["error", "timeout", "http502"] },
     },
-    { clock: clock.now },
+    { clock: clock.now, logger },
     "passive",
   );
   // Every request succeeds: the 502s are retried on peer1.
@@ -61,6 +66,16 @@ test("passive health: maxFails failures take a peer out for failTimeout, one pro
     events.some((e) => e.group === "passive" && e.state === "up" && e.previous === "failed"),
   );
   assert.deepEqual(await tally(g, 4), { peer0: 2, peer1: 2 }, "fully back: round-robin again");
+  const lines = readFileSync(logFile, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const disabled = lines.find((l) => l.msg === "upstream peer temporarily disabled for 10s");
+  assert.ok(disabled, JSON.stringify(lines));
+  assert.equal(disabled.level, "warn");
+  assert.equal(disabled.upstream, "passive");
+  assert.equal(disabled.peer, peers[0]!.address);
+  assert.ok(lines.some((l) => l.msg === "upstream peer up" && l.previous === "failed"));
 });
 
 test("a single peer is never taken out by passive health (nginx), an all-failed group is retried", async (t) => {
