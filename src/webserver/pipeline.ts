@@ -302,8 +302,12 @@ export class Pipeline implements EngineHandler {
         const port = p === 443 ? "" : `:${p}`;
         const host = (req.host || srv.firstName).replace(/:\d+$/, "");
         const status = req.method === "GET" || req.method === "HEAD" ? 301 : 308;
+        // The target as sent, without the scheme and authority of an absolute form.
+        const rest = req.target.startsWith("/")
+          ? req.target
+          : /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*(.*)$/.exec(req.target)?.[1] || "/";
         throw new HttpError(status, "https redirect", {
-          fields: Fields.from([["location", `https://${host}${port}${req.target}`]]),
+          fields: Fields.from([["location", `https://${host}${port}${rest}`]]),
         });
       }
     } catch (error) {
