@@ -16,9 +16,12 @@
  * Requests node:http cannot parse get 400/408/413/431 from `clientError`, logged and counted.
  *
  * Stopping: a graceful stop (TERM, reload, TTOU, retirement) closes the acceptors, answers
- * every further request on an open connection with `Connection: close`, lets idle keep-alive
- * connections time out rather than cutting them (a client may be sending on one right now),
- * waits for `ctx.waitUntil` work, runs `workerExit` and exits. A fast stop cuts everything.
+ * every further request on an open connection with `Connection: close`, and closes a connection
+ * with no request in progress once it has been quiet for half a second: cutting a busy
+ * keep-alive connection the moment its last response went out races the client's next request
+ * (which would fail, since it cannot know it was never read), while a connection quiet that long
+ * is no more at risk than at any keep-alive expiry. Then it waits for `ctx.waitUntil` work, runs
+ * `workerExit` and exits. A fast stop cuts everything.
  */
 import { readFileSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
@@ -60,6 +63,9 @@ export interface AppWorkerData {
   workerHooks: string[];
   masterPid: number;
 }
+
+/** While draining, a connection with no request in progress closes after this much quiet. */
+const drainQuietMs = 500;
 
 interface InFlight {
   method: string;
@@ -202,12 +208,16 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
   let finishedRequests = 0;
   const inFlight = new Set<InFlight>();
   const connections = new Set<Socket>();
+  /** Requests in progress per connection: a connection with none may be closed when quiet. */
+  const active = new WeakMap<Socket, number>();
   let draining = false;
-  /** Stop accepting; responses not yet started close their connection. */
+  /** Stop accepting; responses not yet started close their connection; quiet ones close. */
   const drain = (): void => {
+    if (draining) return;
     draining = true;
     kind.drain();
     for (const r of inFlight) if (!r.res.headersSent) r.res.shouldKeepAlive = false;
+    for (const s of connections) s.setTimeout(drainQuietMs);
   };
 
   // node:http never listens itself: acceptors hand it the connections they take.
@@ -217,6 +227,12 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
   });
   http1.maxHeadersCount = maxHeadersCount(limits);
   http1.keepAliveTimeout = c.keepAlive * 1000;
+  // A socket timeout (keep-alive expiry, or quiet while draining) closes a connection only when
+  // it has no request in progress. (node:http destroys any socket that times out when the
+  // server has no 'timeout' listener; with this one it leaves the decision here.)
+  http1.on("timeout", (socket: Socket) => {
+    if ((active.get(socket) ?? 0) === 0) socket.destroy();
+  });
   // Connection tracking (idle detection, header timeouts) starts on 'listening'.
   http1.emit("listening");
 
@@ -232,6 +248,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
   let allClosed: (() => void) | undefined;
   const onSocket = (socket: Socket): void => {
     connections.add(socket);
+    if (draining) socket.setTimeout(drainQuietMs);
     metrics.connectionOpened();
     kind.accepted(socket);
     socket.once("close", () => {
@@ -273,6 +290,8 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
     };
     inFlight.add(entry);
     metrics.requestStarted();
+    const socket = req.socket;
+    active.set(socket, (active.get(socket) ?? 0) + 1);
     let bytes = 0;
     let counted = false;
     if (accessLog) {
@@ -302,6 +321,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
       if (counted) return;
       counted = true;
       inFlight.delete(entry);
+      active.set(socket, (active.get(socket) ?? 1) - 1);
       const seconds = (performance.now() - start) / 1000;
       const status = res.headersSent ? res.statusCode : 0;
       metrics.requestEnded(status, seconds);
@@ -388,12 +408,8 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
       http1.closeAllConnections();
       for (const s of connections) s.destroy();
     } else {
-      // Idle keep-alive connections close on their own (keepAlive); the busy ones after their
-      // response, which says Connection: close.
-      for (const s of connections) {
-        const idle = (s as Socket & { _httpMessage?: unknown })._httpMessage === undefined;
-        if (idle && c.keepAlive === 0) s.destroy();
-      }
+      // Busy connections close after their response (Connection: close), quiet ones through
+      // their timeout (see drain).
       if (connections.size > 0) {
         await new Promise<void>((resolve) => {
           allClosed = resolve;
