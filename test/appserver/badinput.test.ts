@@ -39,7 +39,11 @@ test("malformed requests and limits get the right 4xx; the worker lives on", asy
       431,
     ],
     ["a long header field", `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(600)}\r\n\r\n`, 431],
-    ["a head past the whole bound", `GET / HTTP/1.1\r\nHost: x\r\nX-Huge: ${"h".repeat(40_000)}\r\n\r\n`, 431],
+    [
+      "a head past the whole bound",
+      `GET / HTTP/1.1\r\nHost: x\r\nX-Huge: ${"h".repeat(40_000)}\r\n\r\n`,
+      431,
+    ],
     [
       "a declared body over the limit",
       `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2048\r\n\r\n${"x".repeat(2048)}`,
@@ -50,7 +54,11 @@ test("malformed requests and limits get the right 4xx; the worker lives on", asy
       `POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${"400\r\n".concat("y".repeat(1024), "\r\n").repeat(3)}0\r\n\r\n`,
       413,
     ],
-    ["a bad chunk size", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400],
+    [
+      "a bad chunk size",
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      400,
+    ],
     [
       "both Content-Length and chunked",
       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -72,7 +80,11 @@ test("malformed requests and limits get the right 4xx; the worker lives on", asy
   assert.equal(broke.status, 500);
   await app.waitForLine(/app handler failed/, { from: mark });
   await app.waitForLine(/Error: the app broke/, { from: mark });
-  assert.equal(pidOf((await request(app.port, "/")).body), pid, "the same worker served throughout");
+  assert.equal(
+    pidOf((await request(app.port, "/")).body),
+    pid,
+    "the same worker served throughout",
+  );
   assert.deepEqual(app.workers(), [pid]);
   assert.equal(await app.stop(), 0, app.output());
 });

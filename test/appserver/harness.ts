@@ -96,6 +96,7 @@ export async function startApp(
 export interface Reply {
   status: number;
   body: string;
+  bytes: Buffer;
   headers: http.IncomingHttpHeaders;
 }
 
@@ -127,13 +128,15 @@ export function request(
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () =>
+        res.on("end", () => {
+          const bytes = Buffer.concat(chunks);
           resolve({
             status: res.statusCode ?? 0,
-            body: Buffer.concat(chunks).toString("utf8"),
+            body: bytes.toString("utf8"),
+            bytes,
             headers: res.headers,
-          }),
-        );
+          });
+        });
         res.on("error", reject);
       },
     );
