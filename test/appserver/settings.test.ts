@@ -55,7 +55,7 @@ export default {
     app: ${JSON.stringify(fixtureApp)},
     bind: "127.0.0.1:0",
     workers: 1,
-    timeout: 1,
+    timeout: 2,
     onStarting: (server: { pid: number }) => log("onStarting " + server.pid),
     whenReady: () => log("whenReady"),
     onReload: () => log("onReload"),
@@ -83,7 +83,7 @@ export default {
   const mark = app.lines.length;
   await assert.rejects(request(app.port, "/block", { timeoutMs: 20_000 }));
   const killed = await app.waitForLine(/worker timed out/, { from: mark, timeoutMs: 20_000 });
-  assert.match(killed.line, /workerAbort=\{"note":"stuck"\}/);
+  assert.match(killed.line, /workerAbort=\{"note":"stuck"\}/, app.output());
   await app.waitForLine(/worker ready/, { from: mark });
   const [second] = app.workers();
 
@@ -96,7 +96,7 @@ export default {
   const lines = readFileSync(hookLog, "utf8").trim().split("\n");
   const at = (line: string) => {
     const i = lines.indexOf(line);
-    assert.ok(i >= 0, `hook line "${line}" missing:\n${lines.join("\n")}`);
+    assert.ok(i >= 0, `hook line "${line}" missing:\n${lines.join("\n")}\n${app.output()}`);
     return i;
   };
   // What is causally ordered must be in order (a replacement worker boots concurrently).
