@@ -5,8 +5,9 @@
  * Node has no way to stop polling a listening socket short of closing it: `net.Server.close()`
  * closes the worker's descriptor, and a listening fd cannot be duplicated from JavaScript. So
  * a paused acceptor closes its descriptor, and resuming listens on a *fresh copy* of the socket
- * that the master sends over the IPC channel (`ctx.acquireListener`, SCM_RIGHTS). The copy for
- * the next resume is fetched as soon as the acceptor pauses, so resuming rarely waits. While a
+ * that the master sends over the IPC channel (`ctx.acquireListener`, SCM_RIGHTS). A few copies
+ * are kept ready (fetched in the background as they are used), so that resuming does not wait
+ * for the master even when requests are shorter than an IPC round trip. While a
  * worker does not accept, connections wait in the kernel's queue of the one socket, where every
  * other worker accepts them: nothing is refused, nothing is queued inside a busy worker.
  *
@@ -28,8 +29,9 @@ export class Acceptor {
   private readonly onSocket: (socket: net.Socket) => void;
   private readonly logger: Logger;
   private server: net.Server | undefined;
-  private spare: object | undefined;
-  private fetching: Promise<object | undefined> | undefined;
+  /** Copies of the socket ready for the next resumes. */
+  private readonly spares: object[] = [];
+  private fetching = 0;
   private used = false;
   private closed = false;
   /** Desired state; the acceptor converges to it when a copy arrives. */
@@ -62,6 +64,9 @@ export class Acceptor {
     return this.listenOn(this.initial);
   }
 
+  /** How many copies to keep ready. */
+  static readonly spareCopies = 4;
+
   /** Stop accepting (a no-op when not pausable). Safe inside `onSocket`. */
   pause(): void {
     this.wanted = false;
@@ -80,12 +85,9 @@ export class Acceptor {
       void this.start().catch((error: unknown) => this.fail(error));
       return;
     }
-    const handle = this.spare;
-    if (handle === undefined) {
-      this.prefetch();
-      return;
-    }
-    this.spare = undefined;
+    const handle = this.spares.shift();
+    this.prefetch();
+    if (handle === undefined) return;
     this.listenOn(handle).catch((error: unknown) => this.fail(error));
   }
 
@@ -100,31 +102,34 @@ export class Acceptor {
   }
 
   private dropSpare(): void {
-    const spare = this.spare as { close?: () => void } | undefined;
-    this.spare = undefined;
-    try {
-      spare?.close?.();
-    } catch {
-      // already closed
+    for (const spare of this.spares.splice(0)) {
+      try {
+        (spare as { close?: () => void }).close?.();
+      } catch {
+        // already closed
+      }
     }
   }
 
   private prefetch(): void {
-    if (this.spare !== undefined || this.fetching !== undefined || this.closed) return;
-    this.fetching = this.ctx.acquireListener(this.index).then(
-      (handle) => {
-        this.fetching = undefined;
-        this.spare = handle;
-        if (this.closed) this.dropSpare();
-        else if (this.wanted && this.server === undefined) this.resume();
-        return handle;
-      },
-      (error: unknown) => {
-        this.fetching = undefined;
-        if (!this.closed) this.fail(error);
-        return undefined;
-      },
-    );
+    if (!this.pausable) return;
+    while (!this.closed && this.spares.length + this.fetching < Acceptor.spareCopies) {
+      this.fetching++;
+      this.ctx.acquireListener(this.index).then(
+        (handle) => {
+          this.fetching--;
+          this.spares.push(handle);
+          if (this.closed) this.dropSpare();
+          else if (this.wanted && this.server === undefined) this.resume();
+        },
+        (error: unknown) => {
+          this.fetching--;
+          if (!this.closed) this.fail(error);
+        },
+      );
+      // One failure is enough to know: do not ask again in a loop.
+      if (this.failed) return;
+    }
   }
 
   private listenOn(target: WorkerListen | object): Promise<void> {
@@ -146,7 +151,11 @@ export class Acceptor {
     });
   }
 
+  private failed = false;
+
   private fail(error: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
     this.logger.error("cannot accept on this socket any more", { listener: this.index, error });
   }
 }

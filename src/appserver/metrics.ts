@@ -16,6 +16,9 @@ import type { WorkerStats } from "../process/worker.ts";
 export const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 const counterKeys = new Set(["requests", "duration_sum", "bad_requests"]);
+/** Precomputed keys: no string is built per request. */
+const statusKeys = ["status_1xx", "status_1xx", "status_2xx", "status_3xx", "status_4xx", "status_5xx"];
+const bucketKeys = Array.from({ length: latencyBuckets.length + 1 }, (_, i) => `le_${i}`);
 const isCounter = (k: string) =>
   counterKeys.has(k) || k.startsWith("status_") || k.startsWith("le_");
 
@@ -72,10 +75,10 @@ export class RequestMetrics {
   private count(status: number, seconds: number): void {
     const s = this.stats;
     const cls = Math.min(5, Math.max(1, Math.floor(status / 100)));
-    s[`status_${cls}xx`]!++;
+    s[statusKeys[cls]!]!++;
     let i = 0;
     while (i < latencyBuckets.length && seconds > latencyBuckets[i]!) i++;
-    s[`le_${i}`]!++;
+    s[bucketKeys[i]!]!++;
     s.duration_sum! += seconds;
   }
 

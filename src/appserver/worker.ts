@@ -209,7 +209,8 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
   const inFlight = new Set<InFlight>();
   const connections = new Set<Socket>();
   /** Requests in progress per connection: a connection with none may be closed when quiet. */
-  const active = new WeakMap<Socket, number>();
+  const activeRequests = Symbol("brigade.activeRequests");
+  type Tracked = Socket & { [activeRequests]?: number };
   let draining = false;
   /** Stop accepting; responses not yet started close their connection; quiet ones close. */
   const drain = (): void => {
@@ -231,7 +232,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
   // it has no request in progress. (node:http destroys any socket that times out when the
   // server has no 'timeout' listener; with this one it leaves the decision here.)
   http1.on("timeout", (socket: Socket) => {
-    if ((active.get(socket) ?? 0) === 0) socket.destroy();
+    if (((socket as Tracked)[activeRequests] ?? 0) === 0) socket.destroy();
   });
   // Connection tracking (idle detection, header timeouts) starts on 'listening'.
   http1.emit("listening");
@@ -290,8 +291,8 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
     };
     inFlight.add(entry);
     metrics.requestStarted();
-    const socket = req.socket;
-    active.set(socket, (active.get(socket) ?? 0) + 1);
+    const socket = req.socket as Tracked;
+    socket[activeRequests] = (socket[activeRequests] ?? 0) + 1;
     let bytes = 0;
     let counted = false;
     if (accessLog) {
@@ -321,7 +322,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
       if (counted) return;
       counted = true;
       inFlight.delete(entry);
-      active.set(socket, (active.get(socket) ?? 1) - 1);
+      socket[activeRequests] = (socket[activeRequests] ?? 1) - 1;
       const seconds = (performance.now() - start) / 1000;
       const status = res.headersSent ? res.statusCode : 0;
       metrics.requestEnded(status, seconds);
@@ -336,8 +337,8 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
         ctx.retire("max requests");
       }
     };
-    res.once("finish", done);
-    res.once("close", done);
+    // 'close' comes after 'finish', or alone when the connection died first.
+    res.on("close", done);
     if (draining || !kind.keepAlive()) res.shouldKeepAlive = false;
 
     const head = checkHead(req, limits);
@@ -351,13 +352,16 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
       refuse(res, 413);
       return;
     }
-    kind.request(req, res, () => {
+    const run = (): void => {
       ran = true;
       if (draining) res.shouldKeepAlive = false;
-      limitBody(req, res, limits.requestBody, () => metrics.badRequest(0));
+      if (limits.requestBody > 0) {
+        limitBody(req, res, limits.requestBody, () => metrics.badRequest(0));
+      }
       if (hooks.has("preRequest")) hooks.callSync("preRequest", self, req);
       listener(req, res);
-    });
+    };
+    kind.request(req, res, run);
   };
   http1.on("request", serve);
 
