@@ -77,6 +77,13 @@ function code(text: string): string {
   return `\`${text}\``;
 }
 
+/** Where the fields of a value of `type` found at `path` live: `a[]`, `a.<name>`, `a`. */
+function childPrefix(type: ValueType<unknown, unknown>, path: string): string {
+  if (type.kind === "list") return `${path}[]`;
+  if (type.recordKey !== undefined) return `${path}.${type.recordKey}`;
+  return path;
+}
+
 function fieldRows(type: ValueType<unknown, unknown>, prefix: string, out: string[]): void {
   const fields = type.fields;
   if (!fields) return;
@@ -88,8 +95,9 @@ function fieldRows(type: ValueType<unknown, unknown>, prefix: string, out: strin
           ? "(none)"
           : "required"
         : JSON.stringify(f.default);
-    out.push(`| ${code(path)} | ${f.type.name} | ${def} | ${f.doc.replace(/\n/g, " ")} |`);
-    fieldRows(f.type, f.type.kind === "list" ? `${path}[]` : path, out);
+    const nginx = f.nginx ? ` nginx: ${code(f.nginx)}.` : "";
+    out.push(`| ${code(path)} | ${f.type.name} | ${def} | ${f.doc.replace(/\n/g, " ")}${nginx} |`);
+    fieldRows(f.type, childPrefix(f.type, path), out);
   }
 }
 
@@ -120,7 +128,7 @@ function settingEntry(
   lines.push("| | |", "|---|---|", ...rows.map(([k, v]) => `| ${k} | ${v} |`), "", s.doc, "");
   if (s.type.fields) {
     lines.push("| Field | Type | Default | Description |", "|---|---|---|---|");
-    fieldRows(s.type, s.type.kind === "list" ? `${section}.${key}[]` : `${section}.${key}`, lines);
+    fieldRows(s.type, childPrefix(s.type, `${section}.${key}`), lines);
     lines.push("");
   }
   return lines.join("\n");

@@ -1,0 +1,138 @@
+/**
+ * What a web server module is (nginx's module contract, for us).
+ *
+ * A module declares its settings (fields of server and location blocks) and, for each location
+ * of the config, returns the handlers it registers into the fixed phases of the pipeline
+ * (ARCHITECTURE.md):
+ *
+ *   1. accept/parse  (the engine, not a module)
+ *   2. route         (the core: virtual host, then location)
+ *   3. rewrite       `rewrite` handlers, in module order: redirects, rewrites, `return`
+ *   4. access        `access` handlers, in module order: allow/deny, auth, limits
+ *   5. content       exactly one `content` handler per location (static, proxy, return, ...),
+ *                    possibly wrapped by `wrapContent` layers (the cache wraps the proxy)
+ *   6. filters       `filter` handlers, in module order: header rules, compression, ...
+ *   7. log           `log` handlers: access log, metrics
+ *
+ * The module order is written down in one place, `src/webserver/modules.ts` (nginx's
+ * auto/modules). A module never imports another module: what they share goes through
+ * `WebRequest.vars`, the response, or a service in {@link LocationScope.services}.
+ *
+ * A handler returns `undefined` to let the request go on to the next handler, a
+ * {@link WebResponse} to answer (the rest of the rewrite/access/content phases are skipped;
+ * filters and log still run), or a {@link Reroute} to restart routing with a new URI (nginx's
+ * internal redirect: `rewrite ... last`, `try_files` fallback, `error_page`, named locations
+ * `@name`). A thrown {@link HttpError} answers with its status; any other throw is a 500, logged.
+ */
+import type { Field } from "../config/types.ts";
+import type { Logger } from "../core/logger.ts";
+import type { WebRequest, WebResponse } from "./exchange.ts";
+
+/** Restart routing with `uri` (a path with an optional `?query`, or `@name` for a named location). */
+export interface Reroute {
+  readonly reroute: string;
+  /** Change the method (nginx turns error_page redirects of non-GET/HEAD into GET). */
+  readonly method?: "GET";
+}
+
+export type PhaseResult = undefined | WebResponse | Reroute;
+
+/** A rewrite or access handler. */
+export type PhaseHandler = (req: WebRequest) => PhaseResult | Promise<PhaseResult>;
+
+/** The content handler of a location: must answer (or reroute). */
+export type ContentHandler = (
+  req: WebRequest,
+) => WebResponse | Reroute | Promise<WebResponse | Reroute>;
+
+/** Transforms the response on its way out (after content, before the engine writes it). */
+export type ResponseFilter = (
+  req: WebRequest,
+  res: WebResponse,
+) => WebResponse | Promise<WebResponse>;
+
+/** What the engine reports once a response is written (or abandoned). */
+export interface Completion {
+  /** The status sent (0 if nothing could be sent). */
+  readonly status: number;
+  /** Bytes written to the client for this request, head included (nginx `$bytes_sent`). */
+  readonly bytesSent: number;
+  /** Body bytes written (nginx `$body_bytes_sent`). */
+  readonly bodyBytesSent: number;
+  /** Body bytes read from the client. */
+  readonly bodyBytesReceived: number;
+  /** Milliseconds from the request head to the last byte written (nginx `$request_time`). */
+  readonly durationMs: number;
+  /** Set when the exchange ended early: `client closed`, `send timeout`, an error message. */
+  readonly error: string | undefined;
+}
+
+/** Runs after the response; must not throw or block. */
+export type LogHandler = (req: WebRequest, res: WebResponse, done: Completion) => void;
+
+/** The handlers one module registers for one location. */
+export interface ModuleHandlers {
+  rewrite?: PhaseHandler;
+  access?: PhaseHandler;
+  /** Claims the content phase: two modules claiming one location is a config error. */
+  content?: ContentHandler;
+  /** Wraps whatever content handler the location has (outermost first in module order). */
+  wrapContent?: (inner: ContentHandler) => ContentHandler;
+  filter?: ResponseFilter;
+  log?: LogHandler;
+}
+
+/** Where in the config a location is, for error messages and logs. */
+export interface LocationInfo {
+  /** The config key path: `web.servers[0].locations[2]`. */
+  readonly path: string;
+  /** The location's match as written (`"= /"`, `"^~ /static/"`, `"~* \\.png$"`, `"@app"`), or "" for a server's implicit root. */
+  readonly match: string;
+}
+
+/** What a module gets to compile its part of one location. */
+export interface LocationScope<S = Record<string, unknown>> {
+  /**
+   * This module's settings, effective for the location: each field as set on the location, else
+   * on the nearest enclosing location that sets it, else on the server; undefined when unset
+   * anywhere (the module applies its own default). Validated and normalised by the schema.
+   */
+  readonly settings: S;
+  readonly location: LocationInfo;
+  /** The server block's `serverName` list, for messages. */
+  readonly serverNames: readonly string[];
+  readonly logger: Logger;
+  /** Resolve a path from the config relative to the config file's directory (or the cwd). */
+  resolvePath(path: string): string;
+  /** Worker-wide services (shared state, upstream groups, ...), by name; see each provider. */
+  readonly services: ReadonlyMap<string, unknown>;
+  /** Called when the worker stops (or the pipeline is replaced): release what setup opened. */
+  onClose(fn: () => void | Promise<void>): void;
+}
+
+/** A field a module adds to server and location blocks. */
+// biome-ignore lint/suspicious/noExplicitAny: fields of every value type.
+export type ModuleField = Field<any, any>;
+
+export interface WebModule<S = Record<string, unknown>> {
+  /** Unique and short: `static`, `proxy`, `access`, `rewrite`, `headers`, `log`. */
+  readonly name: string;
+  /** One sentence for docs. */
+  readonly doc: string;
+  /**
+   * Fields valid in server and location blocks (nginx context `server, location`), inherited as
+   * {@link LocationScope.settings} describes. Give no `default` here (inheritance needs to see
+   * "unset"): document the default in the field's doc and apply it in `setup`.
+   */
+  readonly fields?: Record<string, ModuleField>;
+  /** Fields valid in server blocks only (nginx context `server`). */
+  readonly serverFields?: Record<string, ModuleField>;
+  /**
+   * Compile the handlers for one location (called for every location, and for each server's
+   * implicit root location). Runs in each worker, and in the master for `brigade check` and
+   * before a reload, so it must not listen, connect or write; throw an Error whose message names
+   * the setting to refuse a combination the schema cannot express. Return undefined when the
+   * module has nothing to do in this location.
+   */
+  setup(scope: LocationScope<S>): ModuleHandlers | undefined | Promise<ModuleHandlers | undefined>;
+}
