@@ -17,7 +17,14 @@ export const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 
 const counterKeys = new Set(["requests", "duration_sum", "bad_requests"]);
 /** Precomputed keys: no string is built per request. */
-const statusKeys = ["status_1xx", "status_1xx", "status_2xx", "status_3xx", "status_4xx", "status_5xx"];
+const statusKeys = [
+  "status_1xx",
+  "status_1xx",
+  "status_2xx",
+  "status_3xx",
+  "status_4xx",
+  "status_5xx",
+];
 const bucketKeys = Array.from({ length: latencyBuckets.length + 1 }, (_, i) => `le_${i}`);
 const isCounter = (k: string) =>
   counterKeys.has(k) || k.startsWith("status_") || k.startsWith("le_");
