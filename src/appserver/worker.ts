@@ -140,7 +140,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
     if (!(error instanceof AppLoadError)) throw error;
     // Every worker fails the same way: only slot 1 reports at once, the others give the master
     // a moment to stop them, so the error and its stack are printed once.
-    if (ctx.id !== 1) await new Promise((r) => setTimeout(r, 2000));
+    if (ctx.id !== 1) await new Promise((r) => setTimeout(r, 5000));
     const e = new AppLoadError(error.reason, error.file, error.message, error.cause);
     e.stack = formatAppLoadError(error);
     throw e;

@@ -24,7 +24,8 @@
  * - `ctx.onReopen(fn)`: reopen its own files (access logs) on USR1.
  * - `ctx.onBlocked(fn)`: facts for the timeout report. When the master times a worker out (its
  *   event loop is blocked), it reads the blocked JavaScript stack through the inspector (process
- *   mode, `stackOnTimeout`) and calls `fn` *on the blocked thread* through the debugger; what
+ *   mode, `stackOnTimeout`) and calls `fn` *on the blocked thread* (an inspector evaluation runs
+ *   there through a V8 interrupt); what
  *   `fn` returns (JSON-able: the requests in flight) is logged with the stack. `fn` must be
  *   synchronous and quick: nothing asynchronous can run in a blocked worker.
  * Throwing `AppLoadError` (or exiting with ExitCode.appLoad) tells the master the app cannot be
