@@ -155,6 +155,15 @@ test("an app that cannot load: exit 4 with the error once; with preload, before 
   assert.equal(reports.length, 1, late.output);
   assert.match(late.output, /threw while being imported: Error: no database/);
   assert.match(late.output, /caused by: Error: no database\n\s+at .*throws\.ts:1/);
+
+  // brigade check loads the app too (gunicorn's --check-config does).
+  const check = spawnNode(t, [bin, "check", "broken.ts"], { cwd: dir });
+  assert.equal((await check.exited).code, 1, check.output());
+  assert.match(check.output(), /syntax error in .*broken\.ts/);
+  assert.match(check.output(), /brigade check: the app \(app\.app\) cannot be loaded/);
+  const good = spawnNode(t, [bin, "check", fixtureApp], { cwd: dir });
+  assert.equal((await good.exited).code, 0, good.output());
+  assert.match(good.output(), /brigade check: ok: .*; app .*app\.ts loads/);
 });
 
 test("combinations that cannot work are refused before anything starts", async (t) => {
