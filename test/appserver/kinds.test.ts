@@ -1,7 +1,8 @@
 /**
- * Sync workers (`-k sync`): a busy worker is never handed another connection while another
- * worker is idle, whether it is busy awaiting (its event loop free, where a plain Node server
- * would accept more) or busy computing; and it closes the connection after each response.
+ * Worker kinds and their accept gate. Sync workers (`-k sync`): a busy worker is never handed
+ * another connection while another worker is idle, whether it is busy awaiting (its event loop
+ * free, where a plain Node server would accept more) or busy computing; and it closes the
+ * connection after each response. Async workers at `workerConnections` stop accepting.
  *
  * No timing: a request that reached the busy worker would wait for the held one, which is
  * released only after every other request has been answered, so it would fail the test by
@@ -9,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import { join } from "node:path";
 import { test } from "node:test";
 import { waitFor } from "../helpers/process.ts";
@@ -58,5 +60,40 @@ test("sync: a worker awaiting inside a request accepts nothing; the idle one tak
   );
   const spun = pidOf((await spin).body);
   for (const r of during) assert.notEqual(pidOf(r.body), spun);
+  assert.equal(await app.stop(), 0, app.output());
+});
+
+test("async: a worker at workerConnections stops accepting; new connections go to the other", async (t) => {
+  const app = await startApp(t, [
+    fixtureApp,
+    "-w",
+    "2",
+    "--worker-connections",
+    "1",
+    "-b",
+    "127.0.0.1:0",
+  ]);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  // This connection stays open (keep-alive): its worker is at its limit of one.
+  const full = pidOf((await request(app.port, "/", { agent })).body);
+  const seen = new Set<number>();
+  for (let i = 0; i < 8; i++) {
+    const r = await request(app.port, "/", { timeoutMs: 8000 });
+    assert.equal(r.status, 200);
+    seen.add(pidOf(r.body));
+  }
+  assert.equal(seen.size, 1);
+  assert.ok(!seen.has(full), "the full worker accepted nothing");
+  // Once its connection closes, it accepts again.
+  agent.destroy();
+  await waitFor(async () => {
+    const r = await Promise.all([
+      request(app.port, "/"),
+      request(app.port, "/"),
+      request(app.port, "/"),
+    ]);
+    return r.some((x) => pidOf(x.body) === full);
+  }, "the worker to accept again");
   assert.equal(await app.stop(), 0, app.output());
 });
