@@ -342,7 +342,7 @@ export const app = {
     gunicorn: "worker_int",
   }),
   workerAbort: setting({
-    type: optional(hook<(worker: HookWorker) => Record<string, unknown> | undefined | void>()),
+    type: optional(hook<(worker: HookWorker) => unknown>()),
     default: undefined,
     flag: false,
     env: false,
