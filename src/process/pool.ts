@@ -118,7 +118,7 @@ const FIRST_BEAT_GRACE_MS = 30_000;
 /** A fast stop waits this long before SIGKILL. */
 const FAST_STOP_MS = 1000;
 /** How long reading a timed-out worker's stack may delay its SIGKILL. */
-const STACK_CAPTURE_MS = 4000;
+const STACK_CAPTURE_MS = 10_000;
 /** Exit reasons that are planned replacements, logged at info level. */
 const plannedReasons = new Set(["stopped", "scaled down"]);
 const BACKOFF_BASE_MS = 100;

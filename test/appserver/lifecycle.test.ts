@@ -13,7 +13,7 @@ import { waitFor } from "../helpers/process.ts";
 import { fixtureApp, pidOf, request, startApp, tempDir } from "./harness.ts";
 
 test("timeout: the blocked stack and the request in flight are logged, then the worker is replaced", async (t) => {
-  const app = await startApp(t, [fixtureApp, "-w", "1", "-t", "2", "-b", "127.0.0.1:0"]);
+  const app = await startApp(t, [fixtureApp, "-w", "1", "-t", "4", "-b", "127.0.0.1:0"]);
   const [pid] = app.workers();
   const mark = app.lines.length;
   await assert.rejects(request(app.port, "/block?why=test", { timeoutMs: 20_000 }));

@@ -55,7 +55,7 @@ export default {
     app: ${JSON.stringify(fixtureApp)},
     bind: "127.0.0.1:0",
     workers: 1,
-    timeout: 2,
+    timeout: 4,
     onStarting: (server: { pid: number }) => log("onStarting " + server.pid),
     whenReady: () => log("whenReady"),
     onReload: () => log("onReload"),
