@@ -144,8 +144,8 @@ test("app without APP is refused before anything starts; a valid one reaches the
   const none = await brigade(["app"], dir);
   assert.equal(none.code, 2);
   assert.match(none.stderr, /^brigade app: app\.app: no app given/);
-  // The tier entries are placeholders for now: they log and exit 1.
-  const placeholder = await brigade(["web", "--log-format", "text"], dir);
-  assert.equal(placeholder.code, 1);
-  assert.match(placeholder.stderr, /brigade web: not implemented yet/);
+  // A named app reaches the tier, which finds it cannot be loaded: exit 4 (ExitCode.appLoad).
+  const missing = await brigade(["app", "hello.ts", "--log-format", "text"], dir);
+  assert.equal(missing.code, 4, missing.stderr);
+  assert.match(missing.stderr, /the app cannot be loaded/);
 });
