@@ -1,9 +1,9 @@
 /**
- * The static files module (nginx's static, index, autoindex, try_files, gzip_static and
- * open_file_cache, in one content handler). See docs/static.md for the nginx side-by-side.
+ * The static files module: nginx's static, index, autoindex, try_files, gzip_static and
+ * open_file_cache, as one default content handler (it serves any location with a `root` or
+ * `alias` that no other module answers for). See docs/static.md for the nginx side-by-side.
  *
- * Files of this folder, by concern:
- *   fields.ts         the settings (and their documented defaults)
+ * Files of this folder, by concern (the settings are in src/config/settings/web/static.ts):
  *   serve.ts          the content handler: the order of decisions
  *   paths.ts          request path -> file path (root, alias), path safety, dotfiles
  *   symlinks.ts       the symbolic-link policy
@@ -13,78 +13,71 @@
  *   mime.ts           Content-Type from the MIME table, default type, charset
  *   autoindex.ts      directory listings
  */
+import {
+  parseTryFiles,
+  staticDefaults,
+  staticFields,
+  type TryFiles,
+} from "../../config/settings/web/static.ts";
+import { parseLocationMatch } from "../../config/settings/web/syntax.ts";
+import type { OutOf } from "../../config/types.ts";
 import type { LocationScope, ModuleHandlers, WebModule } from "../module.ts";
-import { defaults, type StaticSettings, staticFields } from "./fields.ts";
 import { TypeNamer } from "./mime.ts";
 import { OpenFileCache } from "./openFileCache.ts";
-import { cleanDir, isRegexLocation, locationPrefix, type Mapping } from "./paths.ts";
-import { StaticHandler, type TryFiles } from "./serve.ts";
+import { cleanDir, type Mapping } from "./paths.ts";
+import { StaticHandler } from "./serve.ts";
 import { RealDirs, symlinksAllowed } from "./symlinks.ts";
+
+/** The settings as `setup` receives them: each undefined when unset. */
+export type StaticSettings = {
+  [K in keyof typeof staticFields]: OutOf<(typeof staticFields)[K]["type"]>;
+};
 
 /** Directory listings stop at this many entries. */
 const listLimit = 10_000;
 
 function fail(scope: LocationScope, setting: string, message: string): never {
-  const where =
-    scope.location.match === ""
-      ? scope.location.path
-      : `${scope.location.path} (location ${scope.location.match})`;
+  const l = scope.location;
+  const where = l.match === "" ? l.path : `${l.path} (location "${l.match}")`;
   throw new Error(`${where}.${setting}: ${message}`);
 }
 
+/** root or alias: the one set on this block wins, else alias (only locations have one). */
 function compileMapping(scope: LocationScope<StaticSettings>): Mapping | undefined {
   const s = scope.settings;
-  if (s.alias !== undefined) {
-    const match = scope.location.match;
-    if (match === "")
-      fail(scope, "alias", "alias is valid in a location only; use root for a server");
-    if (match.startsWith("@"))
+  const useAlias =
+    s.alias !== undefined && !(scope.own.root !== undefined && scope.own.alias === undefined);
+  if (useAlias) {
+    const alias = s.alias!;
+    const text = scope.location.match;
+    if (text === "") fail(scope, "alias", "alias is valid in a location only; a server uses root");
+    const match = parseLocationMatch(text);
+    if (typeof match === "string") fail(scope, "alias", match);
+    if (match.kind === "named") {
       fail(scope, "alias", "a named location has no prefix to replace; use root");
-    const raw = scope.resolvePath(s.alias);
-    const withSlash = s.alias.endsWith("/") && !raw.endsWith("/") ? `${raw}/` : raw;
-    if (isRegexLocation(match)) {
-      const capture = withSlash.search(/\$(\d|\{?\w)/);
-      const fixed = capture < 0 ? withSlash : withSlash.slice(0, capture);
-      const dir = cleanDir(fixed.slice(0, fixed.lastIndexOf("/") + 1) || "/");
-      return { kind: "aliasRegex", template: withSlash, dir };
     }
-    const prefix = locationPrefix(match);
-    if (prefix === undefined) fail(scope, "alias", `cannot tell the prefix of location "${match}"`);
-    return { kind: "alias", dir: cleanDir(raw), raw: withSlash, prefix };
+    const resolved = scope.resolvePath(alias);
+    const raw = alias.endsWith("/") && !resolved.endsWith("/") ? `${resolved}/` : resolved;
+    if (match.kind === "regex") {
+      // The whole path comes from the captures; it must stay in the part before the first one.
+      const capture = raw.search(/\$(\d|\{?\w)/);
+      const fixed = capture < 0 ? raw : raw.slice(0, capture);
+      const dir = cleanDir(fixed.slice(0, fixed.lastIndexOf("/") + 1) || "/");
+      return { kind: "aliasRegex", template: raw, dir };
+    }
+    return { kind: "alias", dir: cleanDir(resolved), raw, prefix: match.uri };
   }
   if (s.root !== undefined) return { kind: "root", dir: cleanDir(scope.resolvePath(s.root)) };
   return undefined;
 }
 
-/** Check and compile `tryFiles`. */
-export function compileTryFiles(entries: readonly string[], scope?: LocationScope): TryFiles {
-  const bad = (m: string): never => {
-    if (scope) fail(scope, "tryFiles", m);
-    throw new Error(`tryFiles: ${m}`);
-  };
-  if (entries.length < 2) bad("needs at least one file to try and a fallback (2 entries or more)");
-  const last = entries[entries.length - 1]!;
-  let fallback: TryFiles["fallback"];
-  const code = /^=(\d{3})$/.exec(last);
-  if (code) {
-    const status = Number(code[1]);
-    if (status < 200 || status > 599) bad(`"${last}": the status must be 200 to 599`);
-    fallback = { kind: "status", status };
-  } else if (last.startsWith("@")) {
-    if (last.length < 2) bad(`"${last}": a named location needs a name`);
-    fallback = { kind: "named", name: last };
-  } else if (last.startsWith("/") || last.startsWith("$")) {
-    fallback = { kind: "uri", template: last };
-  } else {
-    return bad(
-      `"${last}": the last entry must be a URI ("/index.html"), a named location ("@app") or a status ("=404")`,
-    );
+/** Extension -> media type overrides from `types`. */
+function typeOverrides(types: Record<string, string[]> | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [type, exts] of Object.entries(types ?? {})) {
+    for (const ext of exts) out.set(`.${ext.replace(/^\./, "").toLowerCase()}`, type);
   }
-  const tests = entries.slice(0, -1).map((template) => {
-    if (template === "") bad("an entry is empty");
-    return { template, directory: template.endsWith("/") };
-  });
-  return { tests, fallback };
+  return out;
 }
 
 export const staticModule: WebModule<StaticSettings> = {
@@ -95,42 +88,33 @@ export const staticModule: WebModule<StaticSettings> = {
     const s = scope.settings;
     const mapping = compileMapping(scope);
     if (mapping === undefined) {
-      if (s.tryFiles !== undefined)
+      if (scope.own.tryFiles !== undefined) {
         fail(scope, "tryFiles", "needs a root or alias to look files up in");
+      }
       return undefined;
     }
-    const index = s.index ?? [...defaults.index];
-    index.forEach((name, i) => {
-      if (name === "") fail(scope, "index", "a name is empty");
-      if (name.startsWith("/") && i !== index.length - 1) {
-        fail(scope, "index", `only the last index may be an absolute path ("${name}")`);
-      }
-      if (!name.startsWith("/") && name.includes("/")) {
-        fail(scope, "index", `"${name}": a relative index is a file name, without "/"`);
-      }
-    });
-    const charset = s.charset ?? defaults.charset;
-    const cacheOptions = s.openFileCache ?? defaults.openFileCache;
-    const symlinks = s.symlinks ?? defaults.symlinks;
-    const realDirs = new RealDirs(cacheOptions.valid * 1000);
-    const mappingDir = mapping.dir;
+    let tryFiles: TryFiles | undefined;
+    if (s.tryFiles !== undefined) {
+      const parsed = parseTryFiles(s.tryFiles);
+      if (typeof parsed === "string") fail(scope, "tryFiles", parsed);
+      tryFiles = parsed;
+    }
+    const charset = s.charset ?? staticDefaults.charset;
+    const cache = s.openFileCache ?? staticDefaults.openFileCache;
+    const symlinks = s.symlinks ?? staticDefaults.symlinks;
+    const realDirs = new RealDirs(cache.valid * 1000);
+    const base = mapping.dir;
     const files = new OpenFileCache({
-      max: cacheOptions.max,
-      inactiveMs: cacheOptions.inactive * 1000,
-      validMs: cacheOptions.valid * 1000,
-      maxFileSize: cacheOptions.maxFileSize,
+      max: cache.max,
+      inactiveMs: cache.inactive * 1000,
+      validMs: cache.valid * 1000,
+      maxFileSize: cache.maxFileSize,
       verify:
         symlinks === "on"
           ? async () => true
           : async (path, fd) => {
               try {
-                return await symlinksAllowed(
-                  symlinks,
-                  mappingDir,
-                  await realDirs.get(mappingDir),
-                  path,
-                  fd,
-                );
+                return await symlinksAllowed(symlinks, base, await realDirs.get(base), path, fd);
               } catch {
                 return false;
               }
@@ -139,25 +123,26 @@ export const staticModule: WebModule<StaticSettings> = {
     scope.onClose(() => files.clear());
     const handler = new StaticHandler({
       mapping,
-      index,
-      autoindex: s.autoindex ?? defaults.autoindex,
-      autoindexFormat: s.autoindexFormat ?? defaults.autoindexFormat,
-      tryFiles: s.tryFiles === undefined ? undefined : compileTryFiles(s.tryFiles, scope),
+      index: s.index ?? [...staticDefaults.index],
+      autoindex: s.autoindex ?? staticDefaults.autoindex,
+      autoindexFormat: s.autoindexFormat ?? staticDefaults.autoindexFormat,
+      tryFiles,
       types: new TypeNamer(
-        s.defaultType ?? defaults.defaultType,
+        s.defaultType ?? staticDefaults.defaultType,
         charset.toLowerCase() === "off" ? undefined : charset,
-        s.charsetTypes ?? defaults.charsetTypes,
+        s.charsetTypes ?? staticDefaults.charsetTypes,
+        typeOverrides(s.types),
       ),
-      etag: s.etag ?? defaults.etag,
-      ifModifiedSince: s.ifModifiedSince ?? defaults.ifModifiedSince,
+      etag: s.etag ?? staticDefaults.etag,
+      ifModifiedSince: s.ifModifiedSince ?? staticDefaults.ifModifiedSince,
       symlinks,
-      dotfiles: s.dotfiles ?? defaults.dotfiles,
-      precompressed: s.precompressed ?? defaults.precompressed,
-      maxRanges: s.maxRanges ?? defaults.maxRanges,
+      dotfiles: s.dotfiles ?? staticDefaults.dotfiles,
+      precompressed: s.precompressed ?? staticDefaults.precompressed,
+      maxRanges: s.maxRanges ?? staticDefaults.maxRanges,
       files,
       listLimit,
     });
-    return { content: handler.handle };
+    return { defaultContent: handler.handle };
   },
 };
 

@@ -23,16 +23,24 @@ export class TypeNamer {
   readonly #defaultType: string;
   readonly #charset: string | undefined;
   readonly #charsetTypes: readonly string[];
+  readonly #overrides: ReadonlyMap<string, string>;
   readonly #byExtension = new Map<string, string>();
 
   /**
    * @param defaultType for files whose extension the table does not know (nginx `default_type`)
    * @param charset added as `; charset=` to the types of `charsetTypes`; undefined for none
+   * @param overrides `.ext` -> type, over the table (nginx `types`)
    */
-  constructor(defaultType: string, charset: string | undefined, charsetTypes: readonly string[]) {
+  constructor(
+    defaultType: string,
+    charset: string | undefined,
+    charsetTypes: readonly string[],
+    overrides: ReadonlyMap<string, string> = new Map(),
+  ) {
     this.#defaultType = defaultType;
     this.#charset = charset;
     this.#charsetTypes = charsetTypes.map((t) => t.toLowerCase());
+    this.#overrides = overrides;
   }
 
   /** The Content-Type value for a file name. */
@@ -40,7 +48,8 @@ export class TypeNamer {
     const ext = extname(path).toLowerCase();
     let type = this.#byExtension.get(ext);
     if (type === undefined) {
-      type = this.withCharset((ext !== "" && mimeTypes.lookup(ext)) || this.#defaultType);
+      const known = ext === "" ? undefined : (this.#overrides.get(ext) ?? mimeTypes.lookup(ext));
+      type = this.withCharset(known || this.#defaultType);
       if (this.#byExtension.size < 4096) this.#byExtension.set(ext, type);
     }
     return type;

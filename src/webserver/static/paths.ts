@@ -60,17 +60,6 @@ export function cleanDir(dir: string): string {
   return n.length > 1 && n.endsWith("/") ? n.slice(0, -1) : n;
 }
 
-/** The prefix a location's match string stands for (`"^~ /static/"` -> `/static/`), if any. */
-export function locationPrefix(match: string): string | undefined {
-  const m = /^(?:(=|\^~)\s+)?(\/\S*)$/.exec(match.trim());
-  return m ? m[2] : undefined;
-}
-
-/** True when the match string is a regex location (`~` or `~*`). */
-export function isRegexLocation(match: string): boolean {
-  return /^~\*?\s/.test(match.trim());
-}
-
 /** Substitute `$1`..`$9`, `$name` and `${name}` from `vars`; unknown variables become "". */
 export function substitute(template: string, vars: ReadonlyMap<string, string>): string {
   return template.replace(/\$(?:\{(\w+)\}|(\w+))/g, (_, braced: string, bare: string) => {

@@ -9,6 +9,7 @@
 import { close as closeFd, read } from "node:fs";
 import { Readable } from "node:stream";
 import { promisify } from "node:util";
+import type { TryFiles } from "../../config/settings/web/static.ts";
 import { type Coding, codingSuffix, negotiateEncoding } from "../contentCoding.ts";
 import { type Body, Fields, HttpError, type WebRequest, type WebResponse } from "../exchange.ts";
 import type { Reroute } from "../module.ts";
@@ -34,16 +35,6 @@ import type { SymlinkPolicy } from "./symlinks.ts";
 
 const readAsync = promisify(read);
 const closeAsync = promisify(closeFd);
-
-/** A compiled `tryFiles`. */
-export interface TryFiles {
-  /** Entries tested in order: a file, or a directory when `directory`. */
-  readonly tests: readonly { readonly template: string; readonly directory: boolean }[];
-  readonly fallback:
-    | { readonly kind: "uri"; readonly template: string }
-    | { readonly kind: "named"; readonly name: string }
-    | { readonly kind: "status"; readonly status: number };
-}
 
 /** Everything the handler needs for one location, compiled by `setup`. */
 export interface StaticConfig {

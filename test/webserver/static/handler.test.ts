@@ -6,10 +6,11 @@ import assert from "node:assert/strict";
 import { chmodSync, lchownSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
+import { staticFields } from "../../../src/config/settings/web/static.ts";
+import type { Issue } from "../../../src/config/types.ts";
 import { HttpError, type WebRequest, type WebResponse } from "../../../src/webserver/exchange.ts";
 import type { ContentHandler, Reroute } from "../../../src/webserver/module.ts";
-import type { StaticSettings } from "../../../src/webserver/static/fields.ts";
-import staticModule from "../../../src/webserver/static/index.ts";
+import staticModule, { type StaticSettings } from "../../../src/webserver/static/index.ts";
 import { bodyOf, discard, isReroute, request, setUp, tree } from "./harness.ts";
 
 const big = Buffer.alloc(200 * 1024, "b");
@@ -40,8 +41,9 @@ async function handler(
   match = "",
 ): Promise<ContentHandler> {
   const h = await setUp(t, staticModule, settings, match);
-  assert.ok(h?.content, "static claims the content phase");
-  return h.content;
+  assert.ok(h?.defaultContent, "static is the default content of the location");
+  assert.equal(h.content, undefined, "and does not claim it over another module");
+  return h.defaultContent;
 }
 
 async function get(
@@ -154,10 +156,9 @@ test("directories: 301 to add the slash (query kept, path encoded), index by int
   await rejects(h(request("GET", "/noindex/")), 403);
   const h2 = await handler(t, { root, index: ["missing.html", "/fallback.html"] });
   assert.deepEqual(await h2(request("GET", "/docs/")), { reroute: "/fallback.html" });
-  await assert.rejects(
-    setUp(t, staticModule, { root, index: ["/a.html", "b.html"] }),
-    /only the last index/,
-  );
+  const issues: Issue[] = [];
+  staticFields.index.type.check(["/a.html", "b.html"], [], issues);
+  assert.match(issues[0]?.message ?? "", /only the last index/);
 });
 
 test("autoindex: HTML and JSON, dirs first, dotfiles hidden, names escaped", async (t) => {

@@ -52,12 +52,16 @@ export async function setUp<S>(
   const closers: (() => void | Promise<void>)[] = [];
   const scope: LocationScope<S> = {
     settings: settings as S,
+    own: settings,
     location: { path: "web.servers[0]", match },
     serverNames: ["localhost"],
     logger: createLogger({ level: "fatal" }),
     resolvePath: (p) => resolve(base, p),
     services: new Map(),
     onClose: (fn) => closers.push(fn),
+    onReopen: () => {},
+    serving: true,
+    shared: new Map(),
   };
   const handlers = await module.setup(scope);
   t.after(async () => {

@@ -1,7 +1,7 @@
 /** Content-Type from the MIME table, default type and charset. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { defaults } from "../../../src/webserver/static/fields.ts";
+import { staticDefaults as defaults } from "../../../src/config/settings/web/static.ts";
 import { TypeNamer, typeMatches } from "../../../src/webserver/static/mime.ts";
 
 const namer = new TypeNamer(defaults.defaultType, "utf-8", defaults.charsetTypes);
@@ -36,6 +36,21 @@ test("charset off, and custom charset types", () => {
   assert.equal(only.forPath("/a.html"), "text/html; charset=koi8-r");
   assert.equal(only.forPath("/a.css"), "text/css");
   assert.equal(only.withCharset("text/html; charset=latin1"), "text/html; charset=latin1");
+});
+
+test("types: extensions added over the table", () => {
+  const custom = new TypeNamer(
+    "application/octet-stream",
+    "utf-8",
+    defaults.charsetTypes,
+    new Map([
+      [".conf", "text/x-nginx-conf"],
+      [".png", "image/x-mine"],
+    ]),
+  );
+  assert.equal(custom.forPath("/nginx.conf"), "text/x-nginx-conf; charset=utf-8");
+  assert.equal(custom.forPath("/a.PNG"), "image/x-mine");
+  assert.equal(custom.forPath("/a.css"), "text/css; charset=utf-8");
 });
 
 test("type patterns", () => {

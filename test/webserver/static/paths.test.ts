@@ -4,7 +4,6 @@ import { test } from "node:test";
 import {
   encodePath,
   hiddenSegment,
-  locationPrefix,
   type Mapping,
   mapPath,
   refusePath,
@@ -101,12 +100,7 @@ test("dotfiles: any hidden segment but .well-known", () => {
   assert.equal(hiddenSegment("/"), false);
 });
 
-test("location prefixes and variable substitution", () => {
-  assert.equal(locationPrefix("/static/"), "/static/");
-  assert.equal(locationPrefix("^~ /static/"), "/static/");
-  assert.equal(locationPrefix("= /favicon.ico"), "/favicon.ico");
-  assert.equal(locationPrefix("~ \\.png$"), undefined);
-  assert.equal(locationPrefix("@app"), undefined);
+test("variable substitution", () => {
   const vars = new Map([
     ["uri", "/a"],
     ["1", "one"],
