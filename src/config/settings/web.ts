@@ -26,6 +26,7 @@ import {
 } from "../types.ts";
 import { processSettings } from "./process.ts";
 import { accessLogFields } from "./web/accessLog.ts";
+import { compressFields } from "./web/compress.ts";
 import { commonCoreFields, locationCoreFields, serverCoreFields } from "./web/core.ts";
 import { headersFields } from "./web/headers.ts";
 import { rewriteFields } from "./web/rewrite.ts";
@@ -36,6 +37,7 @@ export const moduleFields = {
   ...rewriteFields,
   ...staticFields,
   ...headersFields,
+  ...compressFields,
   ...accessLogFields,
 };
 
