@@ -47,7 +47,8 @@ export const cases: Case[] = [
   },
   {
     name: "brigade web",
-    description: "`brigade web --root DIR --workers 1`: defaults (open-file cache on), no access log",
+    description:
+      "`brigade web --root DIR --workers 1`: defaults (open-file cache on), no access log",
     start: () =>
       startCommand({
         name: "brigade web",
