@@ -113,10 +113,13 @@ const boundaryPrefix = Math.floor(Math.random() * 0xffffffff)
   .toString(16)
   .padStart(8, "0");
 
-/** A boundary unlikely to occur in the content (random per process, then a counter). */
+/**
+ * A boundary unlikely to occur in the content: random per process, then a counter; 20
+ * characters, as long as nginx's, so the two frame the same ranges in the same length.
+ */
 export function newBoundary(): string {
-  boundaryCounter = (boundaryCounter + 1) % 0x100000000;
-  return `${boundaryPrefix}${boundaryCounter.toString(16).padStart(8, "0")}`;
+  boundaryCounter = (boundaryCounter + 1) % 2 ** 48;
+  return `${boundaryPrefix}${boundaryCounter.toString(16).padStart(12, "0")}`;
 }
 
 /**

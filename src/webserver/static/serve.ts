@@ -180,7 +180,7 @@ export class StaticHandler {
     const fields = new Fields();
     let text: string;
     if (c.autoindexFormat === "json" || prefersJson(req.fields.get("accept"))) {
-      fields.append("content-type", "application/json");
+      fields.append("content-type", c.types.withCharset("application/json"));
       text = renderJson(entries);
     } else {
       fields.append("content-type", "text/html; charset=utf-8");

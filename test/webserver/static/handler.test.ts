@@ -175,7 +175,7 @@ test("autoindex: HTML and JSON, dirs first, dotfiles hidden, names escaped", asy
   assert.ok(text.indexOf('href="sub/"') < text.indexOf('href="x.txt"'), "directories first");
   assert.ok(!text.includes(".hidden"));
   const json = await get(h, "/noindex/", { accept: "application/json" });
-  assert.equal(json.fields.get("content-type"), "application/json");
+  assert.equal(json.fields.get("content-type"), "application/json; charset=utf-8");
   const items = JSON.parse((await bodyOf(json)).toString());
   assert.deepEqual(
     items.map((i: { name: string; type: string; size?: number }) => [i.name, i.type, i.size]),
