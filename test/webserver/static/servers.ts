@@ -45,7 +45,17 @@ export async function startQuick(
   const s = await startCommand({
     name: "brigade web",
     command: process.execPath,
-    args: [brigade, "web", "--root", root, "--listen", "127.0.0.1:{port}", "--workers", "1", ...args],
+    args: [
+      brigade,
+      "web",
+      "--root",
+      root,
+      "--listen",
+      "127.0.0.1:{port}",
+      "--workers",
+      "1",
+      ...args,
+    ],
   });
   t.after(() => s.stop());
   return s;
