@@ -24,8 +24,8 @@ import type { OutOf } from "../../config/types.ts";
 import type { LocationScope, ModuleHandlers, WebModule } from "../module.ts";
 import { TypeNamer } from "./mime.ts";
 import { OpenFileCache } from "./openFileCache.ts";
-import { cleanDir, type Mapping } from "./paths.ts";
-import { StaticHandler } from "./serve.ts";
+import { cleanDir } from "./paths.ts";
+import { type CompiledTryFiles, type MappingOf, type Render, StaticHandler } from "./serve.ts";
 import { RealDirs, symlinksAllowed } from "./symlinks.ts";
 
 /** The settings as `setup` receives them: each undefined when unset. */
@@ -43,7 +43,7 @@ function fail(scope: LocationScope, setting: string, message: string): never {
 }
 
 /** root or alias: the one set on this block wins, else alias (only locations have one). */
-function compileMapping(scope: LocationScope<StaticSettings>): Mapping | undefined {
+function compileMapping(scope: LocationScope<StaticSettings>): MappingOf | undefined {
   const s = scope.settings;
   const useAlias =
     s.alias !== undefined && !(scope.own.root !== undefined && scope.own.alias === undefined);
@@ -63,12 +63,35 @@ function compileMapping(scope: LocationScope<StaticSettings>): Mapping | undefin
       const capture = raw.search(/\$(\d|\{?\w)/);
       const fixed = capture < 0 ? raw : raw.slice(0, capture);
       const dir = cleanDir(fixed.slice(0, fixed.lastIndexOf("/") + 1) || "/");
-      return { kind: "aliasRegex", template: raw, dir };
+      return { kind: "aliasRegex", render: compile(scope, "alias", raw), dir };
     }
     return { kind: "alias", dir: cleanDir(resolved), raw, prefix: match.uri };
   }
   if (s.root !== undefined) return { kind: "root", dir: cleanDir(scope.resolvePath(s.root)) };
   return undefined;
+}
+
+/** A setting's text with `$variables`, compiled by the core (unknown names fail the config). */
+function compile(scope: LocationScope<StaticSettings>, setting: string, text: string): Render {
+  let t: ReturnType<LocationScope["template"]>;
+  try {
+    t = scope.template(text);
+  } catch (err) {
+    fail(scope, setting, `${JSON.stringify(text)}: ${(err as Error).message}`);
+  }
+  return (req) => t({ req });
+}
+
+function compileTryFiles(scope: LocationScope<StaticSettings>, tf: TryFiles): CompiledTryFiles {
+  const f = tf.fallback;
+  return {
+    tests: tf.tests.map((e) => ({
+      render: compile(scope, "tryFiles", e.template),
+      directory: e.directory,
+    })),
+    fallback:
+      f.kind === "uri" ? { kind: "uri", render: compile(scope, "tryFiles", f.template) } : f,
+  };
 }
 
 /** Extension -> media type overrides from `types`. */
@@ -93,11 +116,11 @@ export const staticModule: WebModule<StaticSettings> = {
       }
       return undefined;
     }
-    let tryFiles: TryFiles | undefined;
+    let tryFiles: CompiledTryFiles | undefined;
     if (s.tryFiles !== undefined) {
       const parsed = parseTryFiles(s.tryFiles);
       if (typeof parsed === "string") fail(scope, "tryFiles", parsed);
-      tryFiles = parsed;
+      tryFiles = compileTryFiles(scope, parsed);
     }
     const charset = s.charset ?? staticDefaults.charset;
     const cache = s.openFileCache ?? staticDefaults.openFileCache;

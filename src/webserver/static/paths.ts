@@ -25,11 +25,11 @@ export type Mapping =
       readonly prefix: string;
     }
   /**
-   * nginx `alias` in a regex location: `template` (with `$1`..`$9` and named captures) is the
-   * whole file path once the captures are substituted; `dir` is its part before the first
-   * capture, which the result must stay inside.
+   * nginx `alias` in a regex location: `expand` renders its template (with the captures) into
+   * the whole file path; `dir` is the template's part before the first variable, which the
+   * result must stay inside.
    */
-  | { readonly kind: "aliasRegex"; readonly template: string; readonly dir: string };
+  | { readonly kind: "aliasRegex"; readonly expand: () => string; readonly dir: string };
 
 /** Why a request path is refused before any file is looked at. */
 export type PathRefusal =
@@ -60,16 +60,6 @@ export function cleanDir(dir: string): string {
   return n.length > 1 && n.endsWith("/") ? n.slice(0, -1) : n;
 }
 
-/** Substitute `$1`..`$9`, `$name` and `${name}` from `vars`; unknown variables become "". */
-export function substitute(template: string, vars: ReadonlyMap<string, string>): string {
-  return template.replace(/\$(?:\{(\w+)\}|(\w+))/g, (_, braced: string, bare: string) => {
-    const name = braced ?? bare;
-    // nginx reads `$1abc` as capture 1 followed by "abc".
-    if (braced === undefined && /^\d/.test(name)) return (vars.get(name[0]!) ?? "") + name.slice(1);
-    return vars.get(name) ?? "";
-  });
-}
-
 /**
  * The file a request path names under `mapping`, or undefined when it names nothing there (an
  * alias prefix that does not match, a result that would leave the directory). `path` must have
@@ -78,11 +68,7 @@ export function substitute(template: string, vars: ReadonlyMap<string, string>):
  * Unlike nginx, an alias whose location prefix lacks the trailing slash its directory has
  * (`location /img { alias /data/img/; }`) cannot be walked out of with `/img../secret`.
  */
-export function mapPath(
-  path: string,
-  mapping: Mapping,
-  vars: ReadonlyMap<string, string> = new Map(),
-): string | undefined {
+export function mapPath(path: string, mapping: Mapping): string | undefined {
   let file: string;
   if (mapping.kind === "root") {
     file = `${mapping.dir}/${path}`;
@@ -95,7 +81,7 @@ export function mapPath(
     // `/imgx`) is refused below instead of naming the sibling `/data/imgx`.
     file = mapping.raw + rest;
   } else {
-    file = substitute(mapping.template, vars);
+    file = mapping.expand();
     if (refusePath(file) !== undefined || !isAbsolute(file)) return undefined;
   }
   const n = normalize(file);

@@ -9,7 +9,6 @@
 import { close as closeFd, read } from "node:fs";
 import { Readable } from "node:stream";
 import { promisify } from "node:util";
-import type { TryFiles } from "../../config/settings/web/static.ts";
 import { type Coding, codingSuffix, negotiateEncoding } from "../contentCoding.ts";
 import { type Body, Fields, HttpError, type WebRequest, type WebResponse } from "../exchange.ts";
 import type { Reroute } from "../module.ts";
@@ -22,27 +21,37 @@ import {
 } from "./conditional.ts";
 import type { TypeNamer } from "./mime.ts";
 import type { Found, Lookup, OpenFileCache } from "./openFileCache.ts";
-import {
-  encodePath,
-  hiddenSegment,
-  type Mapping,
-  mapPath,
-  refusePath,
-  substitute,
-} from "./paths.ts";
+import { encodePath, hiddenSegment, type Mapping, mapPath, refusePath } from "./paths.ts";
 import { type ByteRange, contentRange, multipart, parseRange } from "./range.ts";
 import type { SymlinkPolicy } from "./symlinks.ts";
 
 const readAsync = promisify(read);
 const closeAsync = promisify(closeFd);
 
+/** `tryFiles`, compiled: each entry a template of the request. */
+export interface CompiledTryFiles {
+  readonly tests: readonly { readonly render: Render; readonly directory: boolean }[];
+  readonly fallback:
+    | { readonly kind: "uri"; readonly render: Render }
+    | { readonly kind: "named"; readonly name: string }
+    | { readonly kind: "status"; readonly status: number };
+}
+
+/** A compiled setting text with `$variables`. */
+export type Render = (req: WebRequest) => string;
+
+/** How the location maps paths: a mapping, or for a regex alias, one rendered per request. */
+export type MappingOf =
+  | Exclude<Mapping, { kind: "aliasRegex" }>
+  | { readonly kind: "aliasRegex"; readonly render: Render; readonly dir: string };
+
 /** Everything the handler needs for one location, compiled by `setup`. */
 export interface StaticConfig {
-  readonly mapping: Mapping;
+  readonly mapping: MappingOf;
   readonly index: readonly string[];
   readonly autoindex: boolean;
   readonly autoindexFormat: "html" | "json";
-  readonly tryFiles: TryFiles | undefined;
+  readonly tryFiles: CompiledTryFiles | undefined;
   readonly types: TypeNamer;
   readonly etag: boolean;
   readonly ifModifiedSince: IfModifiedSincePolicy;
@@ -83,18 +92,6 @@ function statusFor(code: string): number {
   }
 }
 
-function variables(req: WebRequest): Map<string, string> {
-  const vars = new Map(req.vars);
-  vars.set("uri", req.path);
-  vars.set("document_uri", req.path);
-  vars.set("args", req.query);
-  vars.set("query_string", req.query);
-  vars.set("is_args", req.query === "" ? "" : "?");
-  vars.set("request_uri", req.target);
-  vars.set("host", req.host);
-  return vars;
-}
-
 export class StaticHandler {
   readonly #c: StaticConfig;
 
@@ -106,19 +103,21 @@ export class StaticHandler {
   handle = async (req: WebRequest): Promise<WebResponse | Reroute> => {
     const c = this.#c;
     if (c.tryFiles !== undefined) return this.#tryFiles(req, c.tryFiles);
-    const at = this.#locate(req.path, req.vars);
+    const at = this.#locate(req, req.path);
     if (!at.ok) throw new HttpError(at.status);
     const lookup = await c.files.lookup(stripSlash(at.file));
     return this.#serve(req, req.path, lookup);
   };
 
   /** Map a request path to a file, refusing unsafe and hidden paths. */
-  #locate(path: string, vars: ReadonlyMap<string, string>): Located {
+  #locate(req: WebRequest, path: string): Located {
     const refusal = refusePath(path);
     if (refusal === "bad") return { ok: false, status: 400 };
     if (refusal === "too long") return { ok: false, status: 404 };
-    const m = this.#c.mapping;
-    const file = mapPath(path, m, vars);
+    const c = this.#c.mapping;
+    const m: Mapping =
+      c.kind === "aliasRegex" ? { kind: "aliasRegex", dir: c.dir, expand: () => c.render(req) } : c;
+    const file = mapPath(path, m);
     if (file === undefined) return { ok: false, status: 404 };
     if (this.#c.dotfiles !== "allow" && hiddenSegment(file.slice(m.dir.length))) {
       return { ok: false, status: this.#c.dotfiles === "deny" ? 403 : 404 };
@@ -126,14 +125,13 @@ export class StaticHandler {
     return { ok: true, file };
   }
 
-  async #tryFiles(req: WebRequest, t: TryFiles): Promise<WebResponse | Reroute> {
+  async #tryFiles(req: WebRequest, t: CompiledTryFiles): Promise<WebResponse | Reroute> {
     const c = this.#c;
-    const vars = variables(req);
     for (const test of t.tests) {
-      let uri = substitute(test.template, vars);
+      let uri = test.render(req);
       if (test.directory && !uri.endsWith("/")) uri += "/";
       if (!uri.startsWith("/")) uri = `/${uri}`;
-      const at = this.#locate(uri, req.vars);
+      const at = this.#locate(req, uri);
       if (!at.ok) continue;
       const lookup = await c.files.lookup(stripSlash(at.file));
       if (!lookup.ok || !lookup.allowed || lookup.directory !== test.directory) continue;
@@ -143,7 +141,7 @@ export class StaticHandler {
     }
     const f = t.fallback;
     if (f.kind === "named") return { reroute: f.name };
-    if (f.kind === "uri") return { reroute: substitute(f.template, vars) };
+    if (f.kind === "uri") return { reroute: f.render(req) };
     if (f.status >= 400) throw new HttpError(f.status);
     return { status: f.status, fields: new Fields(), body: { kind: "empty" } };
   }

@@ -21,6 +21,7 @@ import type {
   Reroute,
   WebModule,
 } from "../../../src/webserver/module.ts";
+import { compileTemplate } from "../../../src/webserver/variables.ts";
 
 /** A temp directory with `files` in it, removed after the test. */
 export function tree(
@@ -57,6 +58,7 @@ export async function setUp<S>(
     serverNames: ["localhost"],
     logger: createLogger({ level: "fatal" }),
     resolvePath: (p) => resolve(base, p),
+    template: (text, options) => compileTemplate(text, { vars: new Set() }, options?.escape),
     services: new Map(),
     onClose: (fn) => closers.push(fn),
     onReopen: () => {},

@@ -69,7 +69,7 @@ test("tryFiles, index and named locations go through the router", async (t) => {
     root,
     locations: [
       { match: "/app/", tryFiles: ["$uri", "/app/index.html"] },
-      { match: "/docs/", tryFiles: ["$uri", "$uri/", "=404"] },
+      { match: "/docs", tryFiles: ["$uri", "$uri/", "=404"] },
       { match: "/other/", tryFiles: ["$uri", "@fallback"] },
       { match: "@fallback", return: "204" },
     ],
