@@ -136,6 +136,11 @@ export class OpenFileCache {
     return this.#entries.size;
   }
 
+  /** Whether `path` has an entry (for tests). */
+  has(path: string): boolean {
+    return this.#entries.has(path);
+  }
+
   /**
    * The facts of `path` (with the content of a small file), from the cache when fresh enough.
    * Never throws for file-system errors: they come back as {@link Missing}.
@@ -215,10 +220,13 @@ export class OpenFileCache {
   }
 
   #touch(path: string, entry: Entry, now: number): void {
+    // Map order is the LRU order: move to the end, at most once a second per entry (an
+    // approximate LRU is enough, and a hot file then costs no map writes).
+    if (now - entry.usedAt >= 1000) {
+      this.#entries.delete(path);
+      this.#entries.set(path, entry);
+    }
     entry.usedAt = now;
-    // Map order is the LRU order: move to the end.
-    this.#entries.delete(path);
-    this.#entries.set(path, entry);
   }
 
   #store(path: string, lookup: Lookup, now: number): void {

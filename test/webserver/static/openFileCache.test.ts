@@ -74,15 +74,16 @@ test("max entries, least recently used first; inactive entries are swept", async
   const files: Record<string, string> = {};
   for (let i = 0; i < 5; i++) files[`${i}.txt`] = String(i);
   const dir = tree(t, files);
-  const c = cache({ max: 3, inactiveMs: 1000 });
+  const c = cache({ max: 3, inactiveMs: 5000 });
   const t0 = Date.now();
   for (let i = 0; i < 3; i++) await c.lookup(join(dir, `${i}.txt`), t0);
-  await c.lookup(join(dir, "0.txt"), t0 + 1); // 0 is now the most recent
-  await c.lookup(join(dir, "3.txt"), t0 + 2); // evicts 1
+  await c.lookup(join(dir, "0.txt"), t0 + 1200); // 0 is now the most recent
+  await c.lookup(join(dir, "3.txt"), t0 + 1300); // evicts 1, the least recently used
   assert.equal(c.size, 3);
-  c.sweep(t0 + 500);
+  assert.ok(c.has(join(dir, "0.txt")) && !c.has(join(dir, "1.txt")) && c.has(join(dir, "3.txt")));
+  c.sweep(t0 + 4000);
   assert.equal(c.size, 3);
-  c.sweep(t0 + 5000);
+  c.sweep(t0 + 20000);
   assert.equal(c.size, 0);
   c.clear();
 });
