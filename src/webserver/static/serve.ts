@@ -141,7 +141,12 @@ export class StaticHandler {
     }
     const f = t.fallback;
     if (f.kind === "named") return { reroute: f.name };
-    if (f.kind === "uri") return { reroute: f.render(req) };
+    if (f.kind === "uri") {
+      // As nginx: the fallback's query is what it says, none if it says none (a reroute without
+      // "?" would keep the client's).
+      const uri = f.render(req);
+      return { reroute: uri.includes("?") ? uri : `${uri}?` };
+    }
     if (f.status >= 400) throw new HttpError(f.status);
     return { status: f.status, fields: new Fields(), body: { kind: "empty" } };
   }

@@ -328,11 +328,11 @@ test("precompressed siblings by Accept-Encoding, with Vary and the sibling's val
 test("tryFiles: the SPA fallback, directories, statuses, named locations, variables", async (t) => {
   const root = site(t);
   const spa = await handler(t, { root, tryFiles: ["$uri", "/index.html"] });
-  assert.deepEqual(await spa(request("GET", "/some/route?x=1")), { reroute: "/index.html" });
+  assert.deepEqual(await spa(request("GET", "/some/route?x=1")), { reroute: "/index.html?" });
   const served = await spa(request("GET", "/a.txt"));
   assert.equal(!isReroute(served) && served.status, 200);
   // a directory is not a file for `$uri`
-  assert.deepEqual(await spa(request("GET", "/docs")), { reroute: "/index.html" });
+  assert.deepEqual(await spa(request("GET", "/docs")), { reroute: "/index.html?" });
   const dirs = await handler(t, { root, tryFiles: ["$uri", "$uri/", "=404"] });
   assert.deepEqual(await dirs(request("GET", "/docs")), { reroute: "/docs/index.html" });
   await rejects(dirs(request("GET", "/nope")), 404);
@@ -349,7 +349,7 @@ test("tryFiles: the SPA fallback, directories, statuses, named locations, variab
   const hidden = await handler(t, { root, tryFiles: ["$uri", "/index.html"] });
   assert.deepEqual(
     await hidden(request("GET", "/.env")),
-    { reroute: "/index.html" },
+    { reroute: "/index.html?" },
     "hidden files do not count",
   );
   for (const badList of [["$uri"], ["$uri", "index.html"], ["$uri", "=99"]]) {

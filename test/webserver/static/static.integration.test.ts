@@ -72,8 +72,14 @@ test("tryFiles, index and named locations go through the router", async (t) => {
       { match: "/docs", tryFiles: ["$uri", "$uri/", "=404"] },
       { match: "/other/", tryFiles: ["$uri", "@fallback"] },
       { match: "@fallback", return: "204" },
+      { match: "/q/", tryFiles: ["$uri", "/args"] },
+      { match: "/qa/", tryFiles: ["$uri", "/args?$args&more=1"] },
+      { match: "= /args", return: "200 args=$args uri=$uri" },
     ],
   });
+  // nginx's: a fallback without "?" drops the client's query; with one, it is what it says
+  assert.equal((await request(s.port, "/q/x?a=1")).body.toString(), "args= uri=/args");
+  assert.equal((await request(s.port, "/qa/x?a=1")).body.toString(), "args=a=1&more=1 uri=/args");
   assert.equal((await request(s.port, "/app/deep/route?x=1")).body.toString(), "SPA");
   assert.equal((await request(s.port, "/app/main.js")).body.toString(), "js");
   assert.equal((await request(s.port, "/docs")).body.toString(), "DOCS");
