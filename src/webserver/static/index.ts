@@ -36,10 +36,9 @@ export type StaticSettings = {
 /** Directory listings stop at this many entries. */
 const listLimit = 10_000;
 
-function fail(scope: LocationScope, setting: string, message: string): never {
-  const l = scope.location;
-  const where = l.match === "" ? l.path : `${l.path} (location "${l.match}")`;
-  throw new Error(`${where}.${setting}: ${message}`);
+/** Refuse the config: the core names the file, the location and the module before this. */
+function fail(setting: string, message: string): never {
+  throw new Error(`${setting}: ${message}`);
 }
 
 /** root or alias: the one set on this block wins, else alias (only locations have one). */
@@ -50,11 +49,11 @@ function compileMapping(scope: LocationScope<StaticSettings>): MappingOf | undef
   if (useAlias) {
     const alias = s.alias!;
     const text = scope.location.match;
-    if (text === "") fail(scope, "alias", "alias is valid in a location only; a server uses root");
+    if (text === "") fail("alias", "alias is valid in a location only; a server uses root");
     const match = parseLocationMatch(text);
-    if (typeof match === "string") fail(scope, "alias", match);
+    if (typeof match === "string") fail("alias", match);
     if (match.kind === "named") {
-      fail(scope, "alias", "a named location has no prefix to replace; use root");
+      fail("alias", "a named location has no prefix to replace; use root");
     }
     const resolved = scope.resolvePath(alias);
     const raw = alias.endsWith("/") && !resolved.endsWith("/") ? `${resolved}/` : resolved;
@@ -77,7 +76,7 @@ function compile(scope: LocationScope<StaticSettings>, setting: string, text: st
   try {
     t = scope.template(text);
   } catch (err) {
-    fail(scope, setting, `${JSON.stringify(text)}: ${(err as Error).message}`);
+    fail(setting, `${JSON.stringify(text)}: ${(err as Error).message}`);
   }
   return (req) => t({ req });
 }
@@ -112,14 +111,14 @@ export const staticModule: WebModule<StaticSettings> = {
     const mapping = compileMapping(scope);
     if (mapping === undefined) {
       if (scope.own.tryFiles !== undefined) {
-        fail(scope, "tryFiles", "needs a root or alias to look files up in");
+        fail("tryFiles", "needs a root or alias to look files up in");
       }
       return undefined;
     }
     let tryFiles: CompiledTryFiles | undefined;
     if (s.tryFiles !== undefined) {
       const parsed = parseTryFiles(s.tryFiles);
-      if (typeof parsed === "string") fail(scope, "tryFiles", parsed);
+      if (typeof parsed === "string") fail("tryFiles", parsed);
       tryFiles = compileTryFiles(scope, parsed);
     }
     const charset = s.charset ?? staticDefaults.charset;
