@@ -14,6 +14,7 @@
  *   autoindex.ts      directory listings
  */
 import {
+  type OpenFileCacheSettings,
   parseTryFiles,
   staticDefaults,
   staticFields,
@@ -26,7 +27,7 @@ import { TypeNamer } from "./mime.ts";
 import { OpenFileCache } from "./openFileCache.ts";
 import { cleanDir } from "./paths.ts";
 import { type CompiledTryFiles, type MappingOf, type Render, StaticHandler } from "./serve.ts";
-import { RealDirs, symlinksAllowed } from "./symlinks.ts";
+import { RealDirs, type SymlinkPolicy, symlinksAllowed } from "./symlinks.ts";
 
 /** The settings as `setup` receives them: each undefined when unset. */
 export type StaticSettings = {
@@ -93,6 +94,42 @@ function compileTryFiles(scope: LocationScope<StaticSettings>, tf: TryFiles): Co
   };
 }
 
+/**
+ * The open-file cache of a location. Locations with the same cache settings, symlink policy and
+ * directory share one (per worker and pipeline: `scope.shared`), so that twenty locations under
+ * one root do not hold twenty copies of the same files; its `max` bounds them together.
+ */
+function sharedCache(
+  scope: LocationScope<StaticSettings>,
+  cache: OpenFileCacheSettings,
+  symlinks: SymlinkPolicy,
+  base: string,
+): OpenFileCache {
+  const key = `openFileCache ${JSON.stringify([cache, symlinks === "on" ? "on" : [symlinks, base]])}`;
+  const known = scope.shared.get(key);
+  if (known instanceof OpenFileCache) return known;
+  const realDirs = new RealDirs(cache.valid * 1000);
+  const files = new OpenFileCache({
+    max: cache.max,
+    inactiveMs: cache.inactive * 1000,
+    validMs: cache.valid * 1000,
+    maxFileSize: cache.maxFileSize,
+    verify:
+      symlinks === "on"
+        ? async () => true
+        : async (path, fd) => {
+            try {
+              return await symlinksAllowed(symlinks, base, await realDirs.get(base), path, fd);
+            } catch {
+              return false;
+            }
+          },
+  });
+  scope.shared.set(key, files);
+  scope.onClose(() => files.clear());
+  return files;
+}
+
 /** Extension -> media type overrides from `types`. */
 function typeOverrides(types: Record<string, string[]> | undefined): Map<string, string> {
   const out = new Map<string, string>();
@@ -124,25 +161,7 @@ export const staticModule: WebModule<StaticSettings> = {
     const charset = s.charset ?? staticDefaults.charset;
     const cache = s.openFileCache ?? staticDefaults.openFileCache;
     const symlinks = s.symlinks ?? staticDefaults.symlinks;
-    const realDirs = new RealDirs(cache.valid * 1000);
-    const base = mapping.dir;
-    const files = new OpenFileCache({
-      max: cache.max,
-      inactiveMs: cache.inactive * 1000,
-      validMs: cache.valid * 1000,
-      maxFileSize: cache.maxFileSize,
-      verify:
-        symlinks === "on"
-          ? async () => true
-          : async (path, fd) => {
-              try {
-                return await symlinksAllowed(symlinks, base, await realDirs.get(base), path, fd);
-              } catch {
-                return false;
-              }
-            },
-    });
-    scope.onClose(() => files.clear());
+    const files = sharedCache(scope, cache, symlinks, mapping.dir);
     const handler = new StaticHandler({
       mapping,
       index: s.index ?? [...staticDefaults.index],

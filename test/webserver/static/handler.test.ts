@@ -131,6 +131,30 @@ test("caching off: small files are file bodies too", async (t) => {
   assert.equal((await bodyOf(r)).toString(), "0123456789");
 });
 
+test("locations with the same cache settings share one open-file cache", async (t) => {
+  const root = site(t);
+  const shared = new Map<string, unknown>();
+  const a = (await setUp(t, staticModule, { root }, "/a/", process.cwd(), shared))!.defaultContent!;
+  const b = (await setUp(t, staticModule, { root }, "/b/", process.cwd(), shared))!.defaultContent!;
+  const c = (await setUp(
+    t,
+    staticModule,
+    { root, openFileCache: { max: 5, inactive: 60, valid: 1, maxFileSize: 1024 } },
+    "/c/",
+    process.cwd(),
+    shared,
+  ))!.defaultContent!;
+  const caches = [...shared.values()];
+  assert.equal(caches.length, 2, "one for the defaults, one for the other settings");
+  await a(request("GET", "/a.txt"));
+  await b(request("GET", "/style.css"));
+  await c(request("GET", "/a.txt"));
+  assert.deepEqual(
+    caches.map((x) => (x as { size: number }).size),
+    [2, 1],
+  );
+});
+
 test("other methods: 405 with Allow; a missing file is 404 whatever the method", async (t) => {
   const h = await handler(t, { root: site(t) });
   for (const m of ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"]) {

@@ -49,6 +49,7 @@ export async function setUp<S>(
   settings: Partial<S>,
   match = "",
   base = process.cwd(),
+  shared: Map<string, unknown> = new Map(),
 ): Promise<ModuleHandlers | undefined> {
   const closers: (() => void | Promise<void>)[] = [];
   const scope: LocationScope<S> = {
@@ -63,7 +64,7 @@ export async function setUp<S>(
     onClose: (fn) => closers.push(fn),
     onReopen: () => {},
     serving: true,
-    shared: new Map(),
+    shared,
   };
   const handlers = await module.setup(scope);
   t.after(async () => {

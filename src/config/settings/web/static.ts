@@ -112,7 +112,7 @@ const openFileCacheType = byShape(
         max: field({
           type: integer({ min: 0 }),
           default: staticDefaults.openFileCache.max,
-          doc: "Entries kept per location and worker, least recently used dropped first; 0 turns the cache off.",
+          doc: "Entries kept per worker, least recently used dropped first; 0 turns the cache off. Locations with the same cache settings (and symlink policy) share one cache.",
           nginx: "open_file_cache max=",
         }),
         inactive: field({
@@ -180,7 +180,7 @@ export const staticFields = {
   }),
   autoindex: field({
     type: optional(boolean()),
-    doc: "List a directory that has no index file instead of answering 403. Names starting with a dot are listed only when `dotfiles` is `allow`, and links only where `symlinks` would serve them. Default false.",
+    doc: "List a directory that has no index file instead of answering 403. Names starting with a dot are listed only when `dotfiles` is `allow`, and links only where `symlinks` would serve them; a listing stops at 10,000 entries. Default false.",
     nginx: "autoindex",
   }),
   autoindexFormat: field({
