@@ -76,7 +76,8 @@ function release(body: Body): void {
 export function compressFilter(c: CompressConfig): ResponseFilter {
   const offered: Coding[] = c.encoders.map((e) => e.coding);
   const byCoding = new Map(c.encoders.map((e) => [e.coding, e]));
-  return async (req: WebRequest, res: WebResponse): Promise<WebResponse> => {
+  // Synchronous unless it compresses a body in memory: the pipeline awaits only a promise.
+  return (req: WebRequest, res: WebResponse): WebResponse | Promise<WebResponse> => {
     if (!compressedStatuses.has(res.status)) return res;
     const body = res.body;
     if (body.kind === "empty" || body.kind === "takeover") return res;
@@ -108,7 +109,9 @@ export function compressFilter(c: CompressConfig): ResponseFilter {
     }
     if (body.kind === "bytes") {
       const data = typeof body.data === "string" ? Buffer.from(body.data) : body.data;
-      return { ...res, body: { kind: "bytes", data: await enc.once(data, data.byteLength) } };
+      return enc
+        .once(data, data.byteLength)
+        .then((out): WebResponse => ({ ...res, body: { kind: "bytes", data: out } }));
     }
     const z = enc.stream(length);
     // pipeline destroys every stage when one fails or the engine destroys the output (client

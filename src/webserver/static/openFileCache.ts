@@ -141,6 +141,16 @@ export class OpenFileCache {
     return this.#entries.has(path);
   }
 
+  /** The cached facts of `path` when fresh (no system call needed), else undefined. */
+  peek(path: string, now = Date.now()): Lookup | undefined {
+    const entry = this.#entries.get(path);
+    if (entry === undefined) return undefined;
+    const o = this.#options;
+    if (now - entry.checkedAt >= o.validMs || now - entry.usedAt > o.inactiveMs) return undefined;
+    this.#touch(path, entry, now);
+    return entry.lookup;
+  }
+
   /**
    * The facts of `path` (with the content of a small file), from the cache when fresh enough.
    * Never throws for file-system errors: they come back as {@link Missing}.

@@ -99,14 +99,29 @@ export class StaticHandler {
     this.#c = config;
   }
 
-  /** The content handler. */
-  handle = async (req: WebRequest): Promise<WebResponse | Reroute> => {
+  /**
+   * The content handler. A small file found fresh in the cache is answered synchronously (no
+   * promise: the hot path of a static server); everything else goes the asynchronous way.
+   */
+  handle = (req: WebRequest): WebResponse | Reroute | Promise<WebResponse | Reroute> => {
     const c = this.#c;
     if (c.tryFiles !== undefined) return this.#tryFiles(req, c.tryFiles);
     const at = this.#locate(req, req.path);
     if (!at.ok) throw new HttpError(at.status);
-    const lookup = await c.files.lookup(stripSlash(at.file));
-    return this.#serve(req, req.path, lookup);
+    const key = stripSlash(at.file);
+    const hit = c.files.peek(key);
+    if (
+      hit?.ok &&
+      hit.allowed &&
+      !hit.directory &&
+      hit.data !== undefined &&
+      c.precompressed.length === 0 &&
+      (req.method === "GET" || req.method === "HEAD") &&
+      !req.path.endsWith("/")
+    ) {
+      return this.#respond(req, hit, undefined, c.types.forPath(hit.path), undefined, false);
+    }
+    return c.files.lookup(key).then((lookup) => this.#serve(req, req.path, lookup));
   };
 
   /** Map a request path to a file, refusing unsafe and hidden paths. */
