@@ -77,6 +77,7 @@ test("nginx and brigade web agree on static files", async (t) => {
     "list/f.txt": "f\n",
     "list/sub/": "",
     "with space.txt": "s\n",
+    "empty.txt": "",
     "ümlaut.txt": "u\n",
   });
   writeFileSync(join(root, "assets/app.js.gz"), gzipSync("console.log(1)\n"));
@@ -183,6 +184,13 @@ test("nginx and brigade web agree on static files", async (t) => {
     },
     { target: "/a.txt", headers: { range: "bytes=100-" }, skip: errorPage },
     { target: "/a.txt", headers: { range: "items=0-1" } },
+    { target: "/a.txt", headers: { range: "bytes=0-1,3-4,6-7" }, skip: ["content-type"] },
+    { target: "/empty.txt" },
+    { target: "/empty.txt", headers: { range: "bytes=0-0" } },
+    { target: "/empty.txt", headers: { range: "bytes=-5" } },
+    { target: "/a.txt", headers: { range: "bytes=5-", "if-range": `W/${etag}` } },
+    { target: "/docs/", method: "HEAD" },
+    { target: "/docs/?x" },
     { target: "/a.txt", headers: { range: "bytes=0-4", "if-range": etag } },
     { target: "/a.txt", headers: { range: "bytes=0-4", "if-range": '"old"' } },
     { target: "/a.txt", headers: { range: "bytes=0-4", "if-range": lastModified } },
