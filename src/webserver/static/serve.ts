@@ -75,20 +75,23 @@ function notFound(): HttpError {
   return new HttpError(404);
 }
 
-/** The HTTP status for a failed lookup (nginx's mapping of open() errors). */
-function statusFor(code: string): number {
-  switch (code) {
+/**
+ * The answer to a failed lookup (nginx's mapping of open() errors): 404 or 403, else a plain
+ * Error (EMFILE, EIO...) that the pipeline logs and answers with 500.
+ */
+function lookupError(missing: { readonly code: string; readonly path: string }): Error {
+  switch (missing.code) {
     case "ENOENT":
     case "ENOTDIR":
     case "ENAMETOOLONG":
     case "ESPECIAL":
-      return 404;
+      return new HttpError(404);
     case "EACCES":
     case "EPERM":
     case "ELOOP":
-      return 403;
+      return new HttpError(403);
     default:
-      return 500;
+      return new Error(`static: cannot open ${missing.path}: ${missing.code}`);
   }
 }
 
@@ -167,7 +170,7 @@ export class StaticHandler {
   }
 
   async #serve(req: WebRequest, uri: string, lookup: Lookup): Promise<WebResponse | Reroute> {
-    if (!lookup.ok) throw new HttpError(statusFor(lookup.code));
+    if (!lookup.ok) throw lookupError(lookup);
     if (!lookup.allowed) throw new HttpError(403);
     const get = req.method === "GET" || req.method === "HEAD";
     if (!get) throw new HttpError(405, undefined, { fields: allow.clone() });
@@ -236,7 +239,7 @@ export class StaticHandler {
     let fd: number | undefined;
     if (file.data === undefined) {
       const opened = await c.files.open(file.path);
-      if ("code" in opened) throw new HttpError(statusFor(opened.code));
+      if ("code" in opened) throw lookupError(opened);
       fd = opened.fd;
       file = opened.found;
       if (!file.allowed || file.directory) {
