@@ -146,7 +146,8 @@ export class StaticHandler {
   async #tryFiles(req: WebRequest, t: CompiledTryFiles): Promise<WebResponse | Reroute> {
     const c = this.#c;
     for (const test of t.tests) {
-      let uri = test.render(req);
+      // `$uri/` of "/d/" is "/d//": merged, as the core merges a request's slashes.
+      let uri = test.render(req).replace(/\/{2,}/g, "/");
       if (test.directory && !uri.endsWith("/")) uri += "/";
       if (!uri.startsWith("/")) uri = `/${uri}`;
       const at = this.#locate(req, uri);

@@ -368,6 +368,7 @@ test("tryFiles: the SPA fallback, directories, statuses, named locations, variab
   assert.deepEqual(await spa(request("GET", "/docs")), { reroute: "/index.html?" });
   const dirs = await handler(t, { root, tryFiles: ["$uri", "$uri/", "=404"] });
   assert.deepEqual(await dirs(request("GET", "/docs")), { reroute: "/docs/index.html" });
+  assert.deepEqual(await dirs(request("GET", "/docs/")), { reroute: "/docs/index.html" }, "no //");
   await rejects(() => dirs(request("GET", "/nope")), 404);
   await rejects(() => dirs(request("GET", "/noindex")), 403);
   const named = await handler(t, { root, tryFiles: ["$uri", "@app"] });

@@ -17,13 +17,15 @@ import { raw, request, startBrigade, startQuick } from "./servers.ts";
 
 const page = `<!doctype html><title>x</title>${"<p>compressible paragraph</p>\n".repeat(300)}`;
 
-test("quick start: index, files, 404, 405 with Allow, 416 with Content-Range, edits show up", async (t) => {
+test("quick start: index, files, 404, 405 with Allow, 416 with Content-Range, flags, edits show up", async (t) => {
   const root = tree(t, {
     "index.html": "<h1>hi</h1>",
     "a.txt": "0123456789",
     "sub/index.html": "sub",
+    "list/x.txt": "x",
+    "page.html": page,
   });
-  const s = await startQuick(t, root);
+  const s = await startQuick(t, root, ["--autoindex", "--gzip"]);
   const home = await request(s.port, "/");
   assert.equal(home.status, 200);
   assert.equal(home.body.toString(), "<h1>hi</h1>");
@@ -34,6 +36,9 @@ test("quick start: index, files, 404, 405 with Allow, 416 with Content-Range, ed
   assert.equal(sub.headers.location, "/sub/");
   assert.equal((await request(s.port, "/sub/")).body.toString(), "sub");
   assert.equal((await request(s.port, "/nope")).status, 404);
+  assert.match((await request(s.port, "/list/")).body.toString(), /href="x.txt"/, "--autoindex");
+  const gz = await request(s.port, "/page.html", { "accept-encoding": "gzip" });
+  assert.equal(gunzipSync(gz.body).toString(), page, "--gzip");
   const post = await request(s.port, "/a.txt", { "content-length": "0" }, "POST");
   assert.equal(post.status, 405);
   assert.equal(post.headers.allow, "GET, HEAD");
