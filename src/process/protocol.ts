@@ -3,6 +3,7 @@
  * message port for threads. JSON-able only, so both transports carry them unchanged.
  */
 import type { LoggerOptions } from "../core/logger.ts";
+import type { SharedReply, SharedRequest } from "./sharedState.ts";
 
 /**
  * What a worker passes to `server.listen()` for one listen spec: an inherited descriptor (process
@@ -26,8 +27,12 @@ export interface WorkerInit {
 export type ToWorker =
   | { t: "init"; init: WorkerInit }
   | { t: "stop"; graceful: boolean }
-  | { t: "reopen" };
+  | { t: "reopen" }
+  /** Answers to shared-state calls (sharedState.ts). */
+  | { t: "ss"; r: SharedReply[] };
 
 export type FromWorker =
   | { t: "ready" }
-  | { t: "hb"; stats: Record<string, number>; rss: number; heapUsed: number };
+  | { t: "hb"; stats: Record<string, number>; rss: number; heapUsed: number }
+  /** Shared-state calls made during one event-loop turn (sharedState.ts). */
+  | { t: "ss"; q: SharedRequest[] };

@@ -21,6 +21,7 @@
 import { ExitCode } from "../core/exitCodes.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
 import type { FromWorker, ToWorker, WorkerInit, WorkerListen } from "./protocol.ts";
+import { type SharedState, SharedStateClient } from "./sharedState.ts";
 
 export type { WorkerListen } from "./protocol.ts";
 
@@ -46,6 +47,8 @@ export interface WorkerContext {
   readonly signal: AbortSignal;
   /** Register a stop function: stop accepting, finish in-flight work, resolve. */
   onStop(fn: (graceful: boolean) => Promise<void> | void): void;
+  /** Counters shared with every other worker of the master (sharedState.ts). */
+  readonly shared: SharedState;
 }
 
 export type WorkerMain = (ctx: WorkerContext) => void | Promise<void>;
@@ -75,6 +78,15 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
   const stats: WorkerStats = { requests: 0 };
   let readySent = false;
   let stopping = false;
+  const shared = new SharedStateClient({
+    send(q) {
+      channel.send({ t: "ss", q });
+      return true;
+    },
+    onDegraded(reason) {
+      logger.warn("shared state unavailable; limits fail open", { reason });
+    },
+  });
 
   const beat = (): void => {
     const mem = process.memoryUsage();
@@ -106,10 +118,12 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
   };
 
   channel.onMessage((msg) => {
-    if (msg.t === "stop") void stop(msg.graceful);
+    if (msg.t === "ss") shared.receive(msg.r);
+    else if (msg.t === "stop") void stop(msg.graceful);
     else if (msg.t === "reopen") logger.reopen();
   });
   channel.onLost(() => {
+    shared.lost();
     logger.warn("master is gone; stopping");
     void stop(true);
   });
@@ -130,6 +144,7 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
     onStop(fn) {
       stopFns.push(fn);
     },
+    shared,
   };
 
   let main: WorkerMain;

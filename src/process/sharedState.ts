@@ -1,0 +1,394 @@
+/**
+ * Shared state: counters that hold across all the workers of a master (nginx's shared memory
+ * zones, for limit_req and limit_conn), so that a client cannot multiply a limit by the number of
+ * workers.
+ *
+ * Worker processes share no memory, so the state lives in the master: a {@link SharedStore}
+ * (plain synchronous data structures), reached from each worker through a {@link SharedState}
+ * client that batches every call made during one turn of the event loop into one message and
+ * resolves each call from the master's one batched reply. Thread workers use the same path over
+ * their message port. docs/limits.md has the measurements behind this choice.
+ *
+ * Two primitives, each atomic over a list of keys (all pass and are counted, or none is):
+ * - `rate`: leaky buckets (nginx's limit_req algorithm): each bucket holds an `excess` that
+ *   drains at `rate` per second; a request adds 1; above `burst` it is refused (nothing is
+ *   counted), above `delay` it is held for `(excess - delay) / rate` seconds.
+ * - `acquire` / `release`: concurrency counters with a ceiling (limit_conn), owned per worker, so
+ *   the master gives back what a worker held when it exits (crash included).
+ *
+ * The store outlives worker generations: a reload (HUP) keeps every bucket and counter, as nginx
+ * keeps its zones. Each zone is bounded in keys (least recently used key evicted first).
+ *
+ * If the master does not answer in time (its loop blocked, the channel gone), calls fail open:
+ * they resolve as allowed with `degraded: true`, since refusing every request of a site because
+ * its limiter is unreachable is worse than letting them through for a moment.
+ */
+
+/** One leaky bucket to check and count. */
+export interface RateCheck {
+  /** The zone: buckets of one zone share a key space and a size bound. */
+  readonly zone: string;
+  /** The bucket within the zone (a client address, a header value...). */
+  readonly key: string;
+  /** Requests per second the bucket drains (fractions allowed: 1 r/m is 1/60). */
+  readonly rate: number;
+  /** Excess requests accepted beyond the rate (queued or delayed); more are refused. */
+  readonly burst: number;
+  /** Excess requests passed without delay; `burst` for nginx's nodelay, 0 to delay all. */
+  readonly delay: number;
+  /** Most keys the zone keeps (default 100 000); the least recently used goes first. */
+  readonly size?: number;
+}
+
+export type RateVerdict =
+  | { readonly ok: true; readonly delayMs: number; readonly degraded?: boolean }
+  | {
+      readonly ok: false;
+      /** The index of the first check that refused. */
+      readonly index: number;
+      /** When that bucket would accept again. */
+      readonly retryAfterMs: number;
+    };
+
+/** One concurrency counter. */
+export interface CountItem {
+  readonly zone: string;
+  readonly key: string;
+  /** The ceiling: an acquire that would pass it is refused. */
+  readonly max: number;
+  readonly size?: number;
+}
+
+export type CountVerdict =
+  | { readonly ok: true; readonly degraded?: boolean }
+  | { readonly ok: false; readonly index: number; readonly count: number };
+
+/** What a worker uses. Calls in one event-loop turn travel to the master as one message. */
+export interface SharedState {
+  rate(checks: readonly RateCheck[]): Promise<RateVerdict>;
+  acquire(items: readonly CountItem[]): Promise<CountVerdict>;
+  /** Give back what `acquire` took (each item once); unknown or already released: ignored. */
+  release(items: readonly Pick<CountItem, "zone" | "key">[]): void;
+}
+
+export const DEFAULT_ZONE_SIZE = 100_000;
+
+interface Bucket {
+  excess: number;
+  last: number;
+}
+
+/** A Map used as an LRU: touching a key moves it to the end; eviction takes from the front. */
+function touch<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+}
+
+function evict<V>(map: Map<string, V>, size: number, canEvict: (v: V) => boolean): boolean {
+  if (map.size < size) return true;
+  for (const [k, v] of map) {
+    if (canEvict(v)) {
+      map.delete(k);
+      if (map.size < size) return true;
+    } else {
+      // A key in use near the old end: the others are younger still.
+      return false;
+    }
+  }
+  return map.size < size;
+}
+
+/**
+ * The master's half: plain state, no I/O. `now` is milliseconds on a monotonic clock
+ * (`performance.now()`); tests pass their own.
+ */
+export class SharedStore {
+  private readonly buckets = new Map<string, Map<string, Bucket>>();
+  private readonly counters = new Map<string, Map<string, number>>();
+  /** owner -> "zone\0key" -> count held. */
+  private readonly held = new Map<number, Map<string, number>>();
+
+  rate(checks: readonly RateCheck[], now: number): RateVerdict {
+    const found: (Bucket | undefined)[] = [];
+    const next: number[] = [];
+    for (let i = 0; i < checks.length; i++) {
+      const c = checks[i]!;
+      const b = this.zoneOf(this.buckets, c.zone).get(c.key);
+      // nginx: a new key starts at excess 0 (the first request is not excess).
+      const excess = b ? Math.max(0, b.excess - (c.rate * (now - b.last)) / 1000 + 1) : 0;
+      if (excess > c.burst + 1e-9) {
+        return {
+          ok: false,
+          index: i,
+          retryAfterMs: Math.max(1, Math.ceil(((excess - c.burst) * 1000) / c.rate)),
+        };
+      }
+      found.push(b);
+      next.push(excess);
+    }
+    let delayMs = 0;
+    for (let i = 0; i < checks.length; i++) {
+      const c = checks[i]!;
+      const zone = this.zoneOf(this.buckets, c.zone);
+      let b = found[i];
+      if (b === undefined) {
+        // Free idle buckets first; at the bound, the least recently used goes.
+        evict(zone, c.size ?? DEFAULT_ZONE_SIZE, () => true);
+        b = { excess: 0, last: now };
+      }
+      b.excess = next[i]!;
+      b.last = now;
+      touch(zone, c.key, b);
+      if (b.excess > c.delay) delayMs = Math.max(delayMs, ((b.excess - c.delay) * 1000) / c.rate);
+    }
+    return { ok: true, delayMs: Math.ceil(delayMs) };
+  }
+
+  acquire(owner: number, items: readonly CountItem[]): CountVerdict {
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const zone = this.zoneOf(this.counters, it.zone);
+      const count = zone.get(it.key);
+      if ((count ?? 0) + 1 > it.max) return { ok: false, index: i, count: count ?? 0 };
+      // A new key needs room; idle keys (count 0) make it. Every key in use: refuse rather
+      // than forget a live count.
+      if (count === undefined && !evict(zone, it.size ?? DEFAULT_ZONE_SIZE, (n) => n === 0)) {
+        return { ok: false, index: i, count: 0 };
+      }
+    }
+    let mine = this.held.get(owner);
+    if (!mine) {
+      mine = new Map();
+      this.held.set(owner, mine);
+    }
+    for (const it of items) {
+      const zone = this.zoneOf(this.counters, it.zone);
+      touch(zone, it.key, (zone.get(it.key) ?? 0) + 1);
+      const hk = `${it.zone}\0${it.key}`;
+      mine.set(hk, (mine.get(hk) ?? 0) + 1);
+    }
+    return { ok: true };
+  }
+
+  release(owner: number, items: readonly Pick<CountItem, "zone" | "key">[]): void {
+    const mine = this.held.get(owner);
+    if (!mine) return;
+    for (const it of items) {
+      const hk = `${it.zone}\0${it.key}`;
+      const n = mine.get(hk);
+      if (n === undefined) continue;
+      if (n <= 1) mine.delete(hk);
+      else mine.set(hk, n - 1);
+      this.decrement(it.zone, it.key, 1);
+    }
+    if (mine.size === 0) this.held.delete(owner);
+  }
+
+  /** A worker is gone: give back every count it held. */
+  dropOwner(owner: number): void {
+    const mine = this.held.get(owner);
+    if (!mine) return;
+    this.held.delete(owner);
+    for (const [hk, n] of mine) {
+      const sep = hk.indexOf("\0");
+      this.decrement(hk.slice(0, sep), hk.slice(sep + 1), n);
+    }
+  }
+
+  /** The current count of a counter (for tests and status). */
+  count(zone: string, key: string): number {
+    return this.counters.get(zone)?.get(key) ?? 0;
+  }
+
+  /** Keys held in a zone of either kind (for tests and status). */
+  keys(zone: string): number {
+    return (this.buckets.get(zone)?.size ?? 0) + (this.counters.get(zone)?.size ?? 0);
+  }
+
+  /** Serve one batch from a worker (the master's side of the protocol). */
+  serve(owner: number, batch: readonly SharedRequest[], now: number): SharedReply[] {
+    const out: SharedReply[] = [];
+    for (const q of batch) {
+      if (q.o === "rel") this.release(owner, q.c);
+      else if (q.o === "rate") out.push({ i: q.i, v: this.rate(q.c, now) });
+      else out.push({ i: q.i, v: this.acquire(owner, q.c) });
+    }
+    return out;
+  }
+
+  private zoneOf<V>(zones: Map<string, Map<string, V>>, name: string): Map<string, V> {
+    let z = zones.get(name);
+    if (!z) {
+      z = new Map();
+      zones.set(name, z);
+    }
+    return z;
+  }
+
+  private decrement(zoneName: string, key: string, n: number): void {
+    const zone = this.counters.get(zoneName);
+    const count = zone?.get(key);
+    if (zone === undefined || count === undefined) return;
+    // Keep the key at 0 rather than delete it: eviction takes idle keys when the zone fills.
+    zone.set(key, Math.max(0, count - n));
+  }
+}
+
+// ---- the wire: worker -> master batches and their replies ------------------------------------
+
+export type SharedRequest =
+  | { readonly i: number; readonly o: "rate"; readonly c: readonly RateCheck[] }
+  | { readonly i: number; readonly o: "acq"; readonly c: readonly CountItem[] }
+  | { readonly o: "rel"; readonly c: readonly Pick<CountItem, "zone" | "key">[] };
+
+export interface SharedReply {
+  readonly i: number;
+  readonly v: RateVerdict | CountVerdict;
+}
+
+interface Pending {
+  resolve(v: RateVerdict | CountVerdict): void;
+  kind: "rate" | "acq";
+  sentAt: number;
+}
+
+export interface SharedStateClientOptions {
+  /** Send one batch to the master; false when the channel is gone. */
+  send(batch: SharedRequest[]): boolean;
+  /** A call unanswered this long resolves as allowed, `degraded` (default 1000 ms). */
+  timeoutMs?: number;
+  /** Told once per degraded period (first fail-open after a good answer). */
+  onDegraded?(reason: string): void;
+}
+
+/**
+ * The worker's half over a message channel. Calls are queued and sent once per event-loop turn
+ * (setImmediate: after the poll phase has read every request that arrived together), so under
+ * load one message carries many decisions and at rest a call costs one round trip.
+ */
+export class SharedStateClient implements SharedState {
+  private readonly options: SharedStateClientOptions;
+  private readonly timeoutMs: number;
+  private queue: SharedRequest[] = [];
+  private scheduled = false;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private sweeper: NodeJS.Timeout | undefined;
+  private degraded = false;
+
+  constructor(options: SharedStateClientOptions) {
+    this.options = options;
+    this.timeoutMs = options.timeoutMs ?? 1000;
+  }
+
+  rate(checks: readonly RateCheck[]): Promise<RateVerdict> {
+    return this.call("rate", checks) as Promise<RateVerdict>;
+  }
+
+  acquire(items: readonly CountItem[]): Promise<CountVerdict> {
+    return this.call("acq", items) as Promise<CountVerdict>;
+  }
+
+  release(items: readonly Pick<CountItem, "zone" | "key">[]): void {
+    if (items.length === 0) return;
+    this.queue.push({ o: "rel", c: items });
+    this.schedule();
+  }
+
+  /** Feed a reply batch from the master. */
+  receive(replies: readonly SharedReply[]): void {
+    for (const r of replies) {
+      const p = this.pending.get(r.i);
+      if (!p) continue; // answered already (timed out and failed open)
+      this.pending.delete(r.i);
+      this.degraded = false;
+      p.resolve(r.v);
+    }
+  }
+
+  /** The channel is gone: every outstanding call fails open now. */
+  lost(): void {
+    this.failOpen([...this.pending.keys()], "the master is gone");
+  }
+
+  private call(o: "rate" | "acq", c: readonly (RateCheck | CountItem)[]): Promise<unknown> {
+    return new Promise((resolve) => {
+      const i = this.nextId++;
+      this.pending.set(i, { resolve, kind: o, sentAt: performance.now() });
+      this.queue.push({ i, o, c } as SharedRequest);
+      this.schedule();
+      this.sweeper ??= setInterval(() => this.sweep(), Math.max(10, this.timeoutMs / 4)).unref();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    if (!this.options.send(batch)) {
+      const ids: number[] = [];
+      for (const q of batch) if (q.o !== "rel") ids.push(q.i);
+      this.failOpen(ids, "no channel to the master");
+    }
+  }
+
+  private sweep(): void {
+    const limit = performance.now() - this.timeoutMs;
+    const late: number[] = [];
+    for (const [i, p] of this.pending) if (p.sentAt <= limit) late.push(i);
+    if (late.length > 0) this.failOpen(late, `no answer from the master in ${this.timeoutMs} ms`);
+    if (this.pending.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  private failOpen(ids: number[], reason: string): void {
+    if (ids.length === 0) return;
+    if (!this.degraded) {
+      this.degraded = true;
+      this.options.onDegraded?.(reason);
+    }
+    for (const i of ids) {
+      const p = this.pending.get(i);
+      if (!p) continue;
+      this.pending.delete(i);
+      p.resolve(
+        p.kind === "rate" ? { ok: true, delayMs: 0, degraded: true } : { ok: true, degraded: true },
+      );
+    }
+  }
+}
+
+/**
+ * A store in this process, for a server with no master (tests, a single-process embedding): the
+ * counts then hold for this process only.
+ */
+export class LocalSharedState implements SharedState {
+  readonly store: SharedStore;
+  private readonly owner: number;
+
+  constructor(store: SharedStore = new SharedStore(), owner = 0) {
+    this.store = store;
+    this.owner = owner;
+  }
+
+  rate(checks: readonly RateCheck[]): Promise<RateVerdict> {
+    return Promise.resolve(this.store.rate(checks, performance.now()));
+  }
+
+  acquire(items: readonly CountItem[]): Promise<CountVerdict> {
+    return Promise.resolve(this.store.acquire(this.owner, items));
+  }
+
+  release(items: readonly Pick<CountItem, "zone" | "key">[]): void {
+    this.store.release(this.owner, items);
+  }
+}
