@@ -3,7 +3,7 @@
  * message port for threads. JSON-able only, so both transports carry them unchanged.
  */
 import type { LoggerOptions } from "../core/logger.ts";
-import type { SharedReply, SharedRequest } from "./sharedState.ts";
+import type { SharedBatch, SharedReplies } from "./sharedState.ts";
 
 /**
  * What a worker passes to `server.listen()` for one listen spec: an inherited descriptor (process
@@ -29,10 +29,10 @@ export type ToWorker =
   | { t: "stop"; graceful: boolean }
   | { t: "reopen" }
   /** Answers to shared-state calls (sharedState.ts). */
-  | { t: "ss"; r: SharedReply[] };
+  | { t: "ss"; r: SharedReplies };
 
 export type FromWorker =
   | { t: "ready" }
   | { t: "hb"; stats: Record<string, number>; rss: number; heapUsed: number }
   /** Shared-state calls made during one event-loop turn (sharedState.ts). */
-  | { t: "ss"; q: SharedRequest[] };
+  | { t: "ss"; q: SharedBatch };

@@ -24,12 +24,10 @@
  * its limiter is unreachable is worse than letting them through for a moment.
  */
 
-/** One leaky bucket to check and count. */
-export interface RateCheck {
+/** A leaky bucket's parameters: made once (at config time) and used for many keys. */
+export interface RateRule {
   /** The zone: buckets of one zone share a key space and a size bound. */
   readonly zone: string;
-  /** The bucket within the zone (a client address, a header value...). */
-  readonly key: string;
   /** Requests per second the bucket drains (fractions allowed: 1 r/m is 1/60). */
   readonly rate: number;
   /** Excess requests accepted beyond the rate (queued or delayed); more are refused. */
@@ -38,6 +36,12 @@ export interface RateCheck {
   readonly delay: number;
   /** Most keys the zone keeps (default 100 000); the least recently used goes first. */
   readonly size?: number;
+}
+
+/** One bucket to check and count: a rule and the key within its zone (an address, a header...). */
+export interface RateCheck {
+  readonly rule: RateRule;
+  readonly key: string;
 }
 
 export type RateVerdict =
@@ -50,13 +54,17 @@ export type RateVerdict =
       readonly retryAfterMs: number;
     };
 
-/** One concurrency counter. */
-export interface CountItem {
+/** A concurrency counter's parameters. */
+export interface CountRule {
   readonly zone: string;
-  readonly key: string;
   /** The ceiling: an acquire that would pass it is refused. */
   readonly max: number;
   readonly size?: number;
+}
+
+export interface CountItem {
+  readonly rule: CountRule;
+  readonly key: string;
 }
 
 export type CountVerdict =
@@ -68,7 +76,7 @@ export interface SharedState {
   rate(checks: readonly RateCheck[]): Promise<RateVerdict>;
   acquire(items: readonly CountItem[]): Promise<CountVerdict>;
   /** Give back what `acquire` took (each item once); unknown or already released: ignored. */
-  release(items: readonly Pick<CountItem, "zone" | "key">[]): void;
+  release(items: readonly CountItem[]): void;
 }
 
 export const DEFAULT_ZONE_SIZE = 100_000;
@@ -107,20 +115,22 @@ export class SharedStore {
   private readonly counters = new Map<string, Map<string, number>>();
   /** owner -> "zone\0key" -> count held. */
   private readonly held = new Map<number, Map<string, number>>();
+  /** owner -> the rules it defined on the wire, by id. */
+  private readonly rules = new Map<number, Map<number, RateRule | CountRule>>();
 
   rate(checks: readonly RateCheck[], now: number): RateVerdict {
     const found: (Bucket | undefined)[] = [];
     const next: number[] = [];
     for (let i = 0; i < checks.length; i++) {
-      const c = checks[i]!;
-      const b = this.zoneOf(this.buckets, c.zone).get(c.key);
+      const { rule, key } = checks[i]!;
+      const b = this.zoneOf(this.buckets, rule.zone).get(key);
       // nginx: a new key starts at excess 0 (the first request is not excess).
-      const excess = b ? Math.max(0, b.excess - (c.rate * (now - b.last)) / 1000 + 1) : 0;
-      if (excess > c.burst + 1e-9) {
+      const excess = b ? Math.max(0, b.excess - (rule.rate * (now - b.last)) / 1000 + 1) : 0;
+      if (excess > rule.burst + 1e-9) {
         return {
           ok: false,
           index: i,
-          retryAfterMs: Math.max(1, Math.ceil(((excess - c.burst) * 1000) / c.rate)),
+          retryAfterMs: Math.max(1, Math.ceil(((excess - rule.burst) * 1000) / rule.rate)),
         };
       }
       found.push(b);
@@ -128,31 +138,33 @@ export class SharedStore {
     }
     let delayMs = 0;
     for (let i = 0; i < checks.length; i++) {
-      const c = checks[i]!;
-      const zone = this.zoneOf(this.buckets, c.zone);
+      const { rule, key } = checks[i]!;
+      const zone = this.zoneOf(this.buckets, rule.zone);
       let b = found[i];
       if (b === undefined) {
-        // Free idle buckets first; at the bound, the least recently used goes.
-        evict(zone, c.size ?? DEFAULT_ZONE_SIZE, () => true);
+        // At the bound, the least recently used bucket goes.
+        evict(zone, rule.size ?? DEFAULT_ZONE_SIZE, () => true);
         b = { excess: 0, last: now };
       }
       b.excess = next[i]!;
       b.last = now;
-      touch(zone, c.key, b);
-      if (b.excess > c.delay) delayMs = Math.max(delayMs, ((b.excess - c.delay) * 1000) / c.rate);
+      touch(zone, key, b);
+      if (b.excess > rule.delay) {
+        delayMs = Math.max(delayMs, ((b.excess - rule.delay) * 1000) / rule.rate);
+      }
     }
     return { ok: true, delayMs: Math.ceil(delayMs) };
   }
 
   acquire(owner: number, items: readonly CountItem[]): CountVerdict {
     for (let i = 0; i < items.length; i++) {
-      const it = items[i]!;
-      const zone = this.zoneOf(this.counters, it.zone);
-      const count = zone.get(it.key);
-      if ((count ?? 0) + 1 > it.max) return { ok: false, index: i, count: count ?? 0 };
+      const { rule, key } = items[i]!;
+      const zone = this.zoneOf(this.counters, rule.zone);
+      const count = zone.get(key);
+      if ((count ?? 0) + 1 > rule.max) return { ok: false, index: i, count: count ?? 0 };
       // A new key needs room; idle keys (count 0) make it. Every key in use: refuse rather
       // than forget a live count.
-      if (count === undefined && !evict(zone, it.size ?? DEFAULT_ZONE_SIZE, (n) => n === 0)) {
+      if (count === undefined && !evict(zone, rule.size ?? DEFAULT_ZONE_SIZE, (n) => n === 0)) {
         return { ok: false, index: i, count: 0 };
       }
     }
@@ -161,31 +173,32 @@ export class SharedStore {
       mine = new Map();
       this.held.set(owner, mine);
     }
-    for (const it of items) {
-      const zone = this.zoneOf(this.counters, it.zone);
-      touch(zone, it.key, (zone.get(it.key) ?? 0) + 1);
-      const hk = `${it.zone}\0${it.key}`;
+    for (const { rule, key } of items) {
+      const zone = this.zoneOf(this.counters, rule.zone);
+      touch(zone, key, (zone.get(key) ?? 0) + 1);
+      const hk = `${rule.zone}\0${key}`;
       mine.set(hk, (mine.get(hk) ?? 0) + 1);
     }
     return { ok: true };
   }
 
-  release(owner: number, items: readonly Pick<CountItem, "zone" | "key">[]): void {
+  release(owner: number, items: readonly CountItem[]): void {
     const mine = this.held.get(owner);
     if (!mine) return;
-    for (const it of items) {
-      const hk = `${it.zone}\0${it.key}`;
+    for (const { rule, key } of items) {
+      const hk = `${rule.zone}\0${key}`;
       const n = mine.get(hk);
       if (n === undefined) continue;
       if (n <= 1) mine.delete(hk);
       else mine.set(hk, n - 1);
-      this.decrement(it.zone, it.key, 1);
+      this.decrement(rule.zone, key, 1);
     }
     if (mine.size === 0) this.held.delete(owner);
   }
 
-  /** A worker is gone: give back every count it held. */
+  /** A worker is gone: give back every count it held, forget its rules. */
   dropOwner(owner: number): void {
+    this.rules.delete(owner);
     const mine = this.held.get(owner);
     if (!mine) return;
     this.held.delete(owner);
@@ -205,13 +218,64 @@ export class SharedStore {
     return (this.buckets.get(zone)?.size ?? 0) + (this.counters.get(zone)?.size ?? 0);
   }
 
-  /** Serve one batch from a worker (the master's side of the protocol). */
-  serve(owner: number, batch: readonly SharedRequest[], now: number): SharedReply[] {
-    const out: SharedReply[] = [];
-    for (const q of batch) {
-      if (q.o === "rel") this.release(owner, q.c);
-      else if (q.o === "rate") out.push({ i: q.i, v: this.rate(q.c, now) });
-      else out.push({ i: q.i, v: this.acquire(owner, q.c) });
+  /** Serve one batch from a worker (the master's side of the wire, below). */
+  serve(owner: number, q: SharedBatch, now: number): SharedReplies {
+    const out: SharedReplies = [];
+    let rules = this.rules.get(owner);
+    if (!rules) {
+      rules = new Map();
+      this.rules.set(owner, rules);
+    }
+    const pairs = (at: number, n: number): (RateCheck & CountItem)[] => {
+      const list: (RateCheck & CountItem)[] = [];
+      for (let k = 0; k < n; k++) {
+        const rule = rules.get(q[at + 2 * k] as number);
+        if (rule) list.push({ rule, key: q[at + 2 * k + 1] as string } as RateCheck & CountItem);
+      }
+      return list;
+    };
+    let i = 0;
+    while (i < q.length) {
+      const op = q[i];
+      if (op === Op.defineRate) {
+        const size = q[i + 6] as number;
+        rules.set(q[i + 1] as number, {
+          zone: q[i + 2] as string,
+          rate: q[i + 3] as number,
+          burst: q[i + 4] as number,
+          delay: q[i + 5] as number,
+          ...(size > 0 ? { size } : {}),
+        });
+        i += 7;
+      } else if (op === Op.defineCount) {
+        const size = q[i + 4] as number;
+        rules.set(q[i + 1] as number, {
+          zone: q[i + 2] as string,
+          max: q[i + 3] as number,
+          ...(size > 0 ? { size } : {}),
+        });
+        i += 5;
+      } else if (op === Op.rate || op === Op.acquire) {
+        const id = q[i + 1] as number;
+        const n = q[i + 2] as number;
+        const list = pairs(i + 3, n);
+        if (op === Op.rate) {
+          const v = this.rate(list, now);
+          if (v.ok) out.push(id, 1, v.delayMs, 0);
+          else out.push(id, 0, v.index, v.retryAfterMs);
+        } else {
+          const v = this.acquire(owner, list);
+          if (v.ok) out.push(id, 1, 0, 0);
+          else out.push(id, 0, v.index, v.count);
+        }
+        i += 3 + 2 * n;
+      } else if (op === Op.release) {
+        const n = q[i + 1] as number;
+        this.release(owner, pairs(i + 2, n));
+        i += 2 + 2 * n;
+      } else {
+        break; // not ours: a newer worker speaking a newer wire; ignore the rest
+      }
     }
     return out;
   }
@@ -234,17 +298,22 @@ export class SharedStore {
   }
 }
 
-// ---- the wire: worker -> master batches and their replies ------------------------------------
+// ---- the wire -----------------------------------------------------------------------------
+//
+// Compact on purpose (JSON over IPC costs by the byte: docs/limits.md). A batch is one flat
+// array of operations; a worker defines each rule once, then names it by number:
+//   0 id zone rate burst delay size     define a rate rule (size 0: the default)
+//   1 id zone max size                  define a count rule
+//   2 call n (rule key){n}              rate
+//   3 call n (rule key){n}              acquire
+//   4 n (rule key){n}                   release (no answer)
+// The answer is a flat array of (call, ok, a, b) quadruples: rate ok (delayMs, 0) or refused
+// (index, retryAfterMs); acquire ok (0, 0) or refused (index, count).
 
-export type SharedRequest =
-  | { readonly i: number; readonly o: "rate"; readonly c: readonly RateCheck[] }
-  | { readonly i: number; readonly o: "acq"; readonly c: readonly CountItem[] }
-  | { readonly o: "rel"; readonly c: readonly Pick<CountItem, "zone" | "key">[] };
+const Op = { defineRate: 0, defineCount: 1, rate: 2, acquire: 3, release: 4 } as const;
 
-export interface SharedReply {
-  readonly i: number;
-  readonly v: RateVerdict | CountVerdict;
-}
+export type SharedBatch = (string | number)[];
+export type SharedReplies = number[];
 
 interface Pending {
   resolve(v: RateVerdict | CountVerdict): void;
@@ -254,7 +323,7 @@ interface Pending {
 
 export interface SharedStateClientOptions {
   /** Send one batch to the master; false when the channel is gone. */
-  send(batch: SharedRequest[]): boolean;
+  send(batch: SharedBatch): boolean;
   /** A call unanswered this long resolves as allowed, `degraded` (default 1000 ms). */
   timeoutMs?: number;
   /** Told once per degraded period (first fail-open after a good answer). */
@@ -269,9 +338,10 @@ export interface SharedStateClientOptions {
 export class SharedStateClient implements SharedState {
   private readonly options: SharedStateClientOptions;
   private readonly timeoutMs: number;
-  private queue: SharedRequest[] = [];
+  private queue: SharedBatch = [];
   private scheduled = false;
   private nextId = 1;
+  private ruleIds = new Map<RateRule | CountRule, number>();
   private readonly pending = new Map<number, Pending>();
   private sweeper: NodeJS.Timeout | undefined;
   private degraded = false;
@@ -282,27 +352,38 @@ export class SharedStateClient implements SharedState {
   }
 
   rate(checks: readonly RateCheck[]): Promise<RateVerdict> {
-    return this.call("rate", checks) as Promise<RateVerdict>;
+    return this.call(Op.rate, checks) as Promise<RateVerdict>;
   }
 
   acquire(items: readonly CountItem[]): Promise<CountVerdict> {
-    return this.call("acq", items) as Promise<CountVerdict>;
+    return this.call(Op.acquire, items) as Promise<CountVerdict>;
   }
 
-  release(items: readonly Pick<CountItem, "zone" | "key">[]): void {
+  release(items: readonly CountItem[]): void {
     if (items.length === 0) return;
-    this.queue.push({ o: "rel", c: items });
+    const ids = items.map((it) => this.ruleId(it.rule));
+    this.queue.push(Op.release, items.length);
+    for (let k = 0; k < items.length; k++) this.queue.push(ids[k]!, items[k]!.key);
     this.schedule();
   }
 
-  /** Feed a reply batch from the master. */
-  receive(replies: readonly SharedReply[]): void {
-    for (const r of replies) {
-      const p = this.pending.get(r.i);
+  /** Feed an answer batch from the master. */
+  receive(r: SharedReplies): void {
+    for (let i = 0; i + 3 < r.length; i += 4) {
+      const p = this.pending.get(r[i]!);
       if (!p) continue; // answered already (timed out and failed open)
-      this.pending.delete(r.i);
+      this.pending.delete(r[i]!);
       this.degraded = false;
-      p.resolve(r.v);
+      const ok = r[i + 1] === 1;
+      if (p.kind === "rate") {
+        p.resolve(
+          ok
+            ? { ok: true, delayMs: r[i + 2]! }
+            : { ok: false, index: r[i + 2]!, retryAfterMs: r[i + 3]! },
+        );
+      } else {
+        p.resolve(ok ? { ok: true } : { ok: false, index: r[i + 2]!, count: r[i + 3]! });
+      }
     }
   }
 
@@ -311,11 +392,31 @@ export class SharedStateClient implements SharedState {
     this.failOpen([...this.pending.keys()], "the master is gone");
   }
 
-  private call(o: "rate" | "acq", c: readonly (RateCheck | CountItem)[]): Promise<unknown> {
+  private ruleId(rule: RateRule | CountRule): number {
+    let id = this.ruleIds.get(rule);
+    if (id !== undefined) return id;
+    id = this.ruleIds.size + 1;
+    this.ruleIds.set(rule, id);
+    if ("rate" in rule) {
+      this.queue.push(Op.defineRate, id, rule.zone, rule.rate, rule.burst, rule.delay);
+    } else {
+      this.queue.push(Op.defineCount, id, rule.zone, rule.max);
+    }
+    this.queue.push(rule.size ?? 0);
+    return id;
+  }
+
+  private call(op: number, list: readonly (RateCheck | CountItem)[]): Promise<unknown> {
     return new Promise((resolve) => {
+      const ids = list.map((c) => this.ruleId(c.rule));
       const i = this.nextId++;
-      this.pending.set(i, { resolve, kind: o, sentAt: performance.now() });
-      this.queue.push({ i, o, c } as SharedRequest);
+      this.pending.set(i, {
+        resolve,
+        kind: op === Op.rate ? "rate" : "acq",
+        sentAt: performance.now(),
+      });
+      this.queue.push(op, i, list.length);
+      for (let k = 0; k < list.length; k++) this.queue.push(ids[k]!, list[k]!.key);
       this.schedule();
       this.sweeper ??= setInterval(() => this.sweep(), Math.max(10, this.timeoutMs / 4)).unref();
     });
@@ -333,9 +434,9 @@ export class SharedStateClient implements SharedState {
     this.queue = [];
     if (batch.length === 0) return;
     if (!this.options.send(batch)) {
-      const ids: number[] = [];
-      for (const q of batch) if (q.o !== "rel") ids.push(q.i);
-      this.failOpen(ids, "no channel to the master");
+      // Definitions in the lost batch must be sent again with the next use.
+      this.ruleIds = new Map();
+      this.failOpen([...this.pending.keys()], "no channel to the master");
     }
   }
 
@@ -388,7 +489,7 @@ export class LocalSharedState implements SharedState {
     return Promise.resolve(this.store.acquire(this.owner, items));
   }
 
-  release(items: readonly Pick<CountItem, "zone" | "key">[]): void {
+  release(items: readonly CountItem[]): void {
     this.store.release(this.owner, items);
   }
 }

@@ -6,21 +6,23 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
+  type CountRule,
   type RateCheck,
-  type SharedRequest,
+  type RateRule,
+  type SharedBatch,
   SharedStateClient,
   SharedStore,
 } from "../../src/process/sharedState.ts";
 import { httpGet, waitFor } from "../helpers/process.ts";
 import { startMaster } from "./harness.ts";
 
-const check = (over: Partial<RateCheck> = {}): RateCheck => ({
-  zone: "z",
-  key: "k",
-  rate: 1,
-  burst: 2,
-  delay: 2,
-  ...over,
+const check = (over: Partial<RateRule & { key: string }> = {}): RateCheck => {
+  const { key = "k", ...rule } = over;
+  return { rule: { zone: "z", rate: 1, burst: 2, delay: 2, ...rule }, key };
+};
+const item = (zone: string, key: string, max: number, size?: number) => ({
+  rule: { zone, max, ...(size ? { size } : {}) } as CountRule,
+  key,
 });
 
 test("leaky bucket: burst is the excess accepted; refused requests are not counted", () => {
@@ -90,24 +92,23 @@ test("zones are bounded: the least recently used key goes first", () => {
 
 test("counters: a ceiling per key, released per owner, given back when an owner is dropped", () => {
   const s = new SharedStore();
-  const item = { zone: "c", key: "k", max: 2 };
-  assert.deepEqual(s.acquire(1, [item]), { ok: true });
-  assert.deepEqual(s.acquire(2, [item]), { ok: true });
-  assert.deepEqual(s.acquire(2, [item]), { ok: false, index: 0, count: 2 });
+  const k = item("c", "k", 2);
+  assert.deepEqual(s.acquire(1, [k]), { ok: true });
+  assert.deepEqual(s.acquire(2, [k]), { ok: true });
+  assert.deepEqual(s.acquire(2, [k]), { ok: false, index: 0, count: 2 });
   // Releasing what an owner does not hold changes nothing.
-  s.release(3, [item]);
+  s.release(3, [k]);
   assert.equal(s.count("c", "k"), 2);
-  s.release(1, [item]);
-  s.release(1, [item]);
+  s.release(1, [k]);
+  s.release(1, [k]);
   assert.equal(s.count("c", "k"), 1);
   s.dropOwner(2);
   assert.equal(s.count("c", "k"), 0);
   // All-or-nothing across items.
-  const other = { zone: "c2", key: "k", max: 0 };
-  assert.deepEqual(s.acquire(1, [item, other]), { ok: false, index: 1, count: 0 });
+  assert.deepEqual(s.acquire(1, [k, item("c2", "k", 0)]), { ok: false, index: 1, count: 0 });
   assert.equal(s.count("c", "k"), 0);
   // A full zone of live counts refuses a new key rather than forget one; an idle key makes room.
-  const sized = (key: string) => ({ zone: "s", key, max: 5, size: 2 });
+  const sized = (key: string) => item("s", key, 5, 2);
   assert.equal(s.acquire(1, [sized("a")]).ok, true);
   assert.equal(s.acquire(1, [sized("b")]).ok, true);
   assert.equal(s.acquire(1, [sized("c")]).ok, false);
@@ -118,7 +119,7 @@ test("counters: a ceiling per key, released per owner, given back when an owner 
 
 test("client: calls of one event-loop turn go as one batch; late answers fail open", async () => {
   const store = new SharedStore();
-  const sent: SharedRequest[][] = [];
+  const sent: SharedBatch[] = [];
   let answer = true;
   const degraded: string[] = [];
   const client: SharedStateClient = new SharedStateClient({
@@ -130,10 +131,10 @@ test("client: calls of one event-loop turn go as one batch; late answers fail op
     timeoutMs: 40,
     onDegraded: (r) => degraded.push(r),
   });
-  const item = { zone: "c", key: "k", max: 1 };
+  const one = item("c", "k", 1);
   const [a, b, r] = await Promise.all([
-    client.acquire([item]),
-    client.acquire([item]),
+    client.acquire([one]),
+    client.acquire([one]),
     client.rate([check()]),
   ]);
   assert.equal(sent.length, 1, "one message for three calls");
@@ -141,7 +142,7 @@ test("client: calls of one event-loop turn go as one batch; late answers fail op
     [a, b, r],
     [{ ok: true }, { ok: false, index: 0, count: 1 }, { ok: true, delayMs: 0 }],
   );
-  client.release([item]);
+  client.release([one]);
   // One turn to flush the batch, one for the fake master to serve it.
   for (let i = 0; i < 2; i++) await new Promise((res) => setImmediate(res));
   assert.equal(store.count("c", "k"), 0, "released through the channel, as owner 7");
@@ -153,7 +154,7 @@ test("client: calls of one event-loop turn go as one batch; late answers fail op
   assert.match(degraded[0]!, /no answer from the master in 40 ms/);
 
   const refused = new SharedStateClient({ send: () => false });
-  assert.deepEqual(await refused.acquire([item]), { ok: true, degraded: true });
+  assert.deepEqual(await refused.acquire([one]), { ok: true, degraded: true });
 });
 
 async function spreadRate(port: number, n: number, query: string) {
