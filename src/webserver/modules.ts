@@ -14,10 +14,25 @@
  *
  * A module's settings are mounted in src/config/settings/web.ts in the same order.
  */
+import { accessModule } from "./access/index.ts";
 import { accessLog } from "./accessLog/index.ts";
+import { blockModule } from "./block/index.ts";
 import { headers } from "./headers/index.ts";
+import { limitsModule } from "./limits/index.ts";
 import type { WebModule } from "./module.ts";
+import { realipModule } from "./realip/index.ts";
 import { rewrite } from "./rewrite/index.ts";
 
+// realip first: its server rewrite and rewrite handlers set the client address every later
+// handler (rewrite, access, log) sees. Then, in the access phase: block (free refusals), limits
+// (counted before any credential is checked), access (allow/deny, basic auth, auth request).
 // biome-ignore lint/suspicious/noExplicitAny: modules of every settings type.
-export const modules: readonly WebModule<any>[] = [rewrite, headers, accessLog];
+export const modules: readonly WebModule<any>[] = [
+  realipModule,
+  rewrite,
+  blockModule,
+  limitsModule,
+  accessModule,
+  headers,
+  accessLog,
+];

@@ -90,6 +90,8 @@ export interface PipelineInput {
   source: string;
   /** The modules, in order (default: src/webserver/modules.ts). */
   modules?: readonly WebModule[];
+  /** Worker-wide services modules find in `scope.services` (`sharedState`: the worker's). */
+  services?: ReadonlyMap<string, unknown>;
 }
 
 interface Loc {
@@ -530,12 +532,13 @@ class Compiler {
   private readonly shared = new Map<string, Map<string, unknown>>();
   private readonly closers: (() => void | Promise<void>)[] = [];
   private readonly reopeners: (() => void)[] = [];
-  private readonly services = new Map<string, unknown>();
+  private readonly services: Map<string, unknown>;
   private readonly moduleKeys: Map<WebModule, string[]>;
   private readonly templateNames: TemplateNames;
 
   constructor(input: PipelineInput) {
     this.input = input;
+    this.services = new Map(input.services ?? []);
     this.modules = input.modules ?? defaultModules;
     this.templateNames = { vars: new Set(this.modules.flatMap((m) => m.variables ?? [])) };
     this.moduleKeys = new Map(

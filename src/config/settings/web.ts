@@ -25,16 +25,24 @@ import {
   type ValueType,
 } from "../types.ts";
 import { processSettings } from "./process.ts";
+import { accessFields } from "./web/access.ts";
 import { accessLogFields } from "./web/accessLog.ts";
+import { blockFields } from "./web/block.ts";
 import { commonCoreFields, locationCoreFields, serverCoreFields } from "./web/core.ts";
 import { headersFields } from "./web/headers.ts";
+import { limitsFields } from "./web/limits.ts";
+import { realipFields } from "./web/realip.ts";
 import { rewriteFields } from "./web/rewrite.ts";
 import { staticFields } from "./web/static.ts";
 
 /** Every module's location fields (also valid in server blocks), in module order. */
 export const moduleFields = {
+  ...realipFields,
   ...rewriteFields,
   ...staticFields,
+  ...blockFields,
+  ...limitsFields,
+  ...accessFields,
   ...headersFields,
   ...accessLogFields,
 };

@@ -54,7 +54,8 @@ export function parseHtpasswd(text: string): Parsed {
       warnings.push(`line ${i + 1} (user ${JSON.stringify(user)}): unknown hash format`);
       continue;
     }
-    if (users.has(user)) warnings.push(`line ${i + 1}: user ${JSON.stringify(user)} again; the first entry counts`);
+    if (users.has(user))
+      warnings.push(`line ${i + 1}: user ${JSON.stringify(user)} again; the first entry counts`);
     else users.set(user, hash);
   }
   return { users, warnings };
@@ -137,7 +138,8 @@ export class Htpasswd {
     this.verified.clear();
     // A dummy hash of the same kind as the file's first entry, for unknown users.
     const first = users.values().next().value;
-    this.dummy = first === undefined ? "{SHA}" : first.replace(/.$/, (c) => (c === "." ? "/" : "."));
+    this.dummy =
+      first === undefined ? "{SHA}" : first.replace(/.$/, (c) => (c === "." ? "/" : "."));
   }
 
   private maybeReload(): void {
