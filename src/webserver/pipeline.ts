@@ -540,7 +540,9 @@ class Compiler {
     this.input = input;
     this.services = new Map(input.services ?? []);
     this.modules = input.modules ?? defaultModules;
-    this.templateNames = { vars: new Set(this.modules.flatMap((m) => m.variables ?? [])) };
+    this.templateNames = {
+      vars: new Set([...this.modules.flatMap((m) => m.variables ?? []), ...groupNames(input.web)]),
+    };
     this.moduleKeys = new Map(
       this.modules.map((m) => [
         m,
@@ -926,6 +928,21 @@ class Compiler {
     loc.content = handler;
     return loc;
   }
+}
+
+/**
+ * The named groups of every regex in the config (locations, server names, rewrite rules and any
+ * module's): each is a variable templates may use.
+ */
+function groupNames(value: unknown, out = new Set<string>()): Set<string> {
+  if (typeof value === "string") {
+    for (const m of value.matchAll(/\(\?P?<([A-Za-z_]\w*)>/g)) out.add(m[1]!);
+  } else if (Array.isArray(value)) {
+    for (const v of value) groupNames(v, out);
+  } else if (typeof value === "object" && value !== null) {
+    for (const v of Object.values(value)) groupNames(v, out);
+  }
+  return out;
 }
 
 /** A location's settings: its own, else the enclosing block's. */

@@ -40,13 +40,14 @@ interface Conn {
   active: number;
   idleSince: number;
   /** The body being read, failed with 408 when the client stalls. */
-  reading: Readable | undefined;
+  reading: StreamBody | undefined;
 }
 
 class Http1Request extends EngineRequest {
   readonly connection;
   readonly body;
   readonly canTakeover: boolean;
+  readonly incoming: IncomingMessage;
   private readonly raw: string[];
 
   constructor(
@@ -82,6 +83,7 @@ class Http1Request extends EngineRequest {
       mergeSlashes: opts.mergeSlashes,
     });
     this.raw = raw;
+    this.incoming = req;
     this.canTakeover = takeover;
     this.connection = connectionView(conn.base, conn.served - 1);
     const line = this.method.length + this.target.length + 10;
@@ -140,6 +142,8 @@ export class Http1Engine {
   private readonly opts: EngineOptions;
   private readonly listener: string;
   private draining = false;
+  /** Connections dropped because the client stopped reading (send timeout). */
+  sendTimeouts = 0;
 
   constructor(listener: string, handler: EngineHandler, opts: EngineOptions) {
     this.listener = listener;
@@ -210,11 +214,12 @@ export class Http1Engine {
   }
 
   private onBodyStart(conn: Conn, req: Http1Request, source: IncomingMessage): void {
-    if (req.body.empty) return;
+    if (req.body.empty || !(req.body instanceof StreamBody)) return;
+    const body = req.body;
     conn.progress.resetRead();
-    conn.reading = source;
+    conn.reading = body;
     const done = (): void => {
-      if (conn.reading === source) conn.reading = undefined;
+      if (conn.reading === body) conn.reading = undefined;
     };
     source.once("end", done);
     source.once("close", done);
@@ -233,7 +238,7 @@ export class Http1Engine {
       if (!res.writableFinished) ereq.abort(new Error("client closed the connection"));
     });
     this.handler.handle(ereq).then(
-      (outcome) => this.write(ereq, res, outcome),
+      (outcome) => this.write(ereq, res, outcome, req.socket),
       (error: unknown) => {
         this.opts.logger.error("request handler failed", { error });
         res.destroy();
@@ -241,12 +246,13 @@ export class Http1Engine {
     );
   }
 
-  private write(req: Http1Request, res: ServerResponse, outcome: Outcome): void {
+  private write(req: Http1Request, res: ServerResponse, outcome: Outcome, socket: Socket): void {
     const r = outcome.response;
-    const socket = res.socket;
-    if (r.status === 444 || socket === null || socket.destroyed) {
+    // `res.socket` is null while a pipelined response waits for the ones before it: use the
+    // request's socket.
+    if (r.status === 444 || socket.destroyed) {
       releaseBody(r.body);
-      socket?.destroy();
+      socket.destroy();
       // nginx logs 499 for a client that went away before the response.
       const logged = r.status === 444 ? r : { ...r, status: 499 };
       this.finish(outcome, req, logged, 0, 0, r.status === 444 ? undefined : "client closed");
@@ -258,6 +264,7 @@ export class Http1Engine {
     if (!noBody && length !== undefined && !keptLength) list.push("content-length", String(length));
     if (outcome.close || this.draining || this.opts.keepaliveTimeout === 0) {
       res.shouldKeepAlive = false;
+      if (!req.incoming.complete) linger(socket);
     }
     const reason = r.reason ?? reasonPhrase(r.status);
     try {
@@ -503,7 +510,7 @@ export class Http1Engine {
       if (conn.reading && o.bodyTimeout > 0 && conn.progress.readStalled(s, now, o.bodyTimeout)) {
         const reading = conn.reading;
         conn.reading = undefined;
-        reading.destroy(new HttpError(408, "client body timeout", { close: true }));
+        reading.fail(new HttpError(408, "client body timeout", { close: true }));
         continue;
       }
       if (
@@ -515,6 +522,7 @@ export class Http1Engine {
           client: conn.base.remoteAddress,
           timeout: o.sendTimeout / 1000,
         });
+        this.sendTimeouts++;
         s.destroy();
         continue;
       }
@@ -533,6 +541,30 @@ export class Http1Engine {
   destroyAll(): void {
     for (const conn of this.conns.values()) conn.socket.destroy();
   }
+}
+
+/** How long a closing connection keeps reading (and dropping) what the client still sends. */
+const LINGER_MS = 2000;
+
+/**
+ * nginx's lingering close: a connection closed while the client is still sending a request
+ * body (a 413, an early error) first only stops writing, and reads and drops the rest for a
+ * moment: closing with unread data would send a reset that can destroy our response before the
+ * client reads it. node:http closes such a connection with `destroySoon()`; this replaces it
+ * for this one socket.
+ */
+function linger(socket: Socket): void {
+  const s = socket as Socket & { destroySoon?: () => void };
+  s.destroySoon = () => {
+    if (s.writable) s.end();
+    const timer = setTimeout(() => s.destroy(), LINGER_MS);
+    timer.unref();
+    s.once("end", () => {
+      clearTimeout(timer);
+      s.destroy();
+    });
+    s.resume();
+  };
 }
 
 function headerBytes(res: ServerResponse): number {
