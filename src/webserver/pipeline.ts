@@ -199,6 +199,8 @@ export class Pipeline implements EngineHandler {
     this.engineOptions = {
       headerTimeout: web.clientHeaderTimeout * 1000,
       bodyTimeout: web.clientBodyTimeout * 1000,
+      bodyMinRate: web.clientBodyMinRate,
+      bodyMinRateGrace: web.clientBodyMinRateGrace * 1000,
       keepaliveTimeout: web.keepaliveTimeout * 1000,
       keepaliveRequests: web.keepaliveRequests,
       sendTimeout: web.sendTimeout * 1000,
