@@ -17,18 +17,25 @@ import { readFileSync, statSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import type { Logger } from "../../core/logger.ts";
 import type { BcryptVerifier } from "./bcrypt.ts";
-import { isSlow, schemeOf, verifySync } from "./passwords.ts";
+import { isSlow, type Scheme, schemeOf, verifySync } from "./passwords.ts";
 
-export type CheckResult = "ok" | "no such user" | "wrong password" | "unusable hash";
+export type CheckResult = "ok" | "no such user" | "wrong password";
+
+/** One usable entry: its hash and the scheme read from it once. */
+export interface Entry {
+  hash: string;
+  scheme: Scheme;
+  slow: boolean;
+}
 
 interface Parsed {
-  users: Map<string, string>;
+  users: Map<string, Entry>;
   warnings: string[];
 }
 
 /** Parse htpasswd text. Warnings name line numbers and users, never hashes. */
 export function parseHtpasswd(text: string): Parsed {
-  const users = new Map<string, string>();
+  const users = new Map<string, Entry>();
   const warnings: string[] = [];
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
@@ -56,7 +63,7 @@ export function parseHtpasswd(text: string): Parsed {
     }
     if (users.has(user))
       warnings.push(`line ${i + 1}: user ${JSON.stringify(user)} again; the first entry counts`);
-    else users.set(user, hash);
+    else users.set(user, { hash, scheme, slow: isSlow(scheme) });
   }
   return { users, warnings };
 }
@@ -69,11 +76,11 @@ export class Htpasswd {
   readonly path: string;
   private readonly logger: Logger;
   private readonly bcrypt: BcryptVerifier;
-  private users = new Map<string, string>();
+  private users = new Map<string, Entry>();
   private signature = "";
   private lastCheck = 0;
   private checking = false;
-  private dummy = "{SHA}";
+  private dummy: Entry = { hash: "{SHA}", scheme: "sha1", slow: false };
   private readonly verified = new Map<string, true>();
 
   /** Reads the file now; throws an Error naming it when it cannot be read. */
@@ -100,23 +107,24 @@ export class Htpasswd {
 
   async check(user: string, password: string): Promise<CheckResult> {
     this.maybeReload();
-    const hash = this.users.get(user);
-    if (hash === undefined) {
+    const entry = this.users.get(user);
+    if (entry === undefined) {
       // Spend about what a real check of this file costs, so timing does not tell which
       // users exist.
       await this.verify(this.dummy, password).catch(() => false);
       return "no such user";
     }
-    if (schemeOf(hash) === undefined) return "unusable hash";
-    const key = isSlow(hash)
-      ? createHmac("sha256", cacheKey).update(`${user}\0${hash}\0${password}`).digest("base64")
+    const key = entry.slow
+      ? createHmac("sha256", cacheKey)
+          .update(`${user}\0${entry.hash}\0${password}`)
+          .digest("base64")
       : undefined;
     if (key !== undefined && this.verified.has(key)) {
       this.verified.delete(key);
       this.verified.set(key, true);
       return "ok";
     }
-    if (!(await this.verify(hash, password))) return "wrong password";
+    if (!(await this.verify(entry, password))) return "wrong password";
     if (key !== undefined) {
       if (this.verified.size >= CACHE_MAX) {
         this.verified.delete(this.verified.keys().next().value!);
@@ -126,9 +134,9 @@ export class Htpasswd {
     return "ok";
   }
 
-  private verify(hash: string, password: string): Promise<boolean> {
-    if (schemeOf(hash) === "bcrypt") return this.bcrypt.verify(hash, password);
-    return Promise.resolve(verifySync(hash, password));
+  private verify(entry: Entry, password: string): Promise<boolean> {
+    if (entry.scheme === "bcrypt") return this.bcrypt.verify(entry.hash, password);
+    return Promise.resolve(verifySync(entry.hash, password, entry.scheme));
   }
 
   private install(text: string): void {
@@ -138,8 +146,10 @@ export class Htpasswd {
     this.verified.clear();
     // A dummy hash of the same kind as the file's first entry, for unknown users.
     const first = users.values().next().value;
-    this.dummy =
-      first === undefined ? "{SHA}" : first.replace(/.$/, (c) => (c === "." ? "/" : "."));
+    if (first !== undefined) {
+      const hash = first.hash.replace(/.$/, (c) => (c === "." ? "/" : "."));
+      this.dummy = { ...first, hash };
+    }
   }
 
   private maybeReload(): void {

@@ -46,6 +46,16 @@ export function safeEqual(a: string | Buffer, b: string | Buffer): boolean {
   return timingSafeEqual(da, db) && Buffer.byteLength(a) === Buffer.byteLength(b);
 }
 
+/**
+ * Constant-time equality of a computed digest with a stored one. Only the length can differ
+ * (a malformed stored hash), and it is no secret: the contents are compared in constant time.
+ */
+function digestEqual(computed: string | Buffer, stored: string | Buffer): boolean {
+  const a = typeof computed === "string" ? Buffer.from(computed) : computed;
+  const b = typeof stored === "string" ? Buffer.from(stored) : stored;
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
 const itoa64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 function to64(v: number, n: number): string {
@@ -185,40 +195,47 @@ export function shaCryptDigest(
 }
 
 /** Whether `password` matches `hash`, for every scheme but bcrypt (async, in bcrypt.ts). */
-export function verifySync(hash: string, password: string): boolean {
-  switch (schemeOf(hash)) {
+export function verifySync(
+  hash: string,
+  password: string,
+  scheme: ReturnType<typeof schemeOf> = schemeOf(hash),
+): boolean {
+  switch (scheme) {
     case "md5-crypt": {
       const magic = hash.startsWith("$apr1$") ? "$apr1$" : "$1$";
       const rest = hash.slice(magic.length);
       const dollar = rest.indexOf("$");
       if (dollar < 0) return false;
-      return safeEqual(md5Crypt(password, rest.slice(0, dollar), magic), hash);
+      return digestEqual(md5Crypt(password, rest.slice(0, dollar), magic), hash);
     }
     case "sha256-crypt":
     case "sha512-crypt": {
       const p = parseShaCrypt(hash);
       if (!p) return false;
       const bits = hash.startsWith("$5$") ? 256 : 512;
-      return safeEqual(shaCryptDigest(password, p.salt, p.rounds, bits), p.digest);
+      return digestEqual(shaCryptDigest(password, p.salt, p.rounds, bits), p.digest);
     }
     case "sha1":
-      return safeEqual(createHash("sha1").update(password, "utf8").digest("base64"), hash.slice(5));
+      return digestEqual(
+        createHash("sha1").update(password, "utf8").digest("base64"),
+        hash.slice(5),
+      );
     case "ssha": {
       const raw = Buffer.from(hash.slice(6), "base64");
       if (raw.length <= 20) return false;
       const salt = raw.subarray(20);
       const digest = createHash("sha1").update(password, "utf8").update(salt).digest();
-      return safeEqual(digest, raw.subarray(0, 20));
+      return digestEqual(digest, raw.subarray(0, 20));
     }
     case "plain":
+      // The password's length is a secret here: compare digests.
       return safeEqual(password, hash.slice(7));
     default:
       return false;
   }
 }
 
-/** How expensive a hash is to check (for the verification cache: only slow ones are cached). */
-export function isSlow(hash: string): boolean {
-  const s = schemeOf(hash);
+/** How expensive a scheme is to check (for the verification cache: only slow ones are cached). */
+export function isSlow(s: ReturnType<typeof schemeOf>): boolean {
   return s === "bcrypt" || s === "sha256-crypt" || s === "sha512-crypt" || s === "md5-crypt";
 }
