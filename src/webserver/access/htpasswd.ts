@@ -8,11 +8,12 @@
  * becomes unreadable keeps the last good entries (and logs why). Every reload of the server
  * reads it afresh.
  *
- * Successful checks of slow hashes (bcrypt, SHA-crypt, md5crypt) are remembered, keyed by an
- * HMAC of user, stored hash and password under a key random to this process, so a returning
- * client costs one HMAC instead of a bcrypt run; a changed entry no longer matches its key.
+ * Successful checks of slow hashes (bcrypt, SHA-crypt, md5crypt) are remembered, keyed by a
+ * SHA-256 of a secret random to this process, the user, the stored hash and the password, so a
+ * returning client costs one SHA-256 instead of a bcrypt run; a changed entry no longer matches
+ * its key. (Caddy caches the same way.)
  */
-import { createHmac, randomBytes } from "node:crypto";
+import { hash as digest, randomBytes } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import type { Logger } from "../../core/logger.ts";
@@ -70,7 +71,8 @@ export function parseHtpasswd(text: string): Parsed {
 
 const CACHE_MAX = 1000;
 const CHECK_EVERY_MS = 1000;
-const cacheKey = randomBytes(32);
+/** Prefixed to what is hashed into cache keys, so they cannot be computed outside this process. */
+const cacheSecret = randomBytes(32).toString("hex");
 
 export class Htpasswd {
   readonly path: string;
@@ -114,10 +116,10 @@ export class Htpasswd {
       await this.verify(this.dummy, password).catch(() => false);
       return "no such user";
     }
+    // One-shot hashing (~1.5 µs) rather than an HMAC object per request (~50 µs on Node 24):
+    // the key only has to be unguessable and change with the entry, not to authenticate.
     const key = entry.slow
-      ? createHmac("sha256", cacheKey)
-          .update(`${user}\0${entry.hash}\0${password}`)
-          .digest("base64")
+      ? digest("sha256", `${cacheSecret}\0${user}\0${entry.hash}\0${password}`, "base64")
       : undefined;
     if (key !== undefined && this.verified.has(key)) {
       this.verified.delete(key);

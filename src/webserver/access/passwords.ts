@@ -15,7 +15,7 @@
  *
  * Every comparison of a computed hash with a stored one is constant-time (timingSafeEqual).
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, hash as oneShot, timingSafeEqual } from "node:crypto";
 
 export type Scheme =
   | "bcrypt"
@@ -41,8 +41,8 @@ export function schemeOf(hash: string): Scheme | "des-crypt" | undefined {
 
 /** Constant-time equality of two strings (lengths may differ: compared as SHA-256 digests). */
 export function safeEqual(a: string | Buffer, b: string | Buffer): boolean {
-  const da = createHash("sha256").update(a).digest();
-  const db = createHash("sha256").update(b).digest();
+  const da = oneShot("sha256", a, "buffer");
+  const db = oneShot("sha256", b, "buffer");
   return timingSafeEqual(da, db) && Buffer.byteLength(a) === Buffer.byteLength(b);
 }
 
@@ -216,10 +216,7 @@ export function verifySync(
       return digestEqual(shaCryptDigest(password, p.salt, p.rounds, bits), p.digest);
     }
     case "sha1":
-      return digestEqual(
-        createHash("sha1").update(password, "utf8").digest("base64"),
-        hash.slice(5),
-      );
+      return digestEqual(oneShot("sha1", password, "base64"), hash.slice(5));
     case "ssha": {
       const raw = Buffer.from(hash.slice(6), "base64");
       if (raw.length <= 20) return false;
