@@ -2,7 +2,7 @@
  * `node bench/sharedState.ts [--calls 100000] [--concurrency 64] [--workers 2]`
  *
  * What it costs to share rate-limit state across web workers, per decision, for each candidate
- * mechanism (docs/limits.md has the choice and the figures):
+ * mechanism (docs/access.md has the choice and the figures):
  *
  * - `local`: each worker its own SharedStore (no sharing at all: the floor, and wrong, since a
  *   client then gets N times its limit);

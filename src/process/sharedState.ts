@@ -7,7 +7,7 @@
  * (plain synchronous data structures), reached from each worker through a {@link SharedState}
  * client that batches every call made during one turn of the event loop into one message and
  * resolves each call from the master's one batched reply. Thread workers use the same path over
- * their message port. docs/limits.md has the measurements behind this choice.
+ * their message port. docs/access.md has the measurements behind this choice.
  *
  * Two primitives, each atomic over a list of keys (all pass and are counted, or none is):
  * - `rate`: leaky buckets (nginx's limit_req algorithm): each bucket holds an `excess` that
@@ -300,7 +300,7 @@ export class SharedStore {
 
 // ---- the wire -----------------------------------------------------------------------------
 //
-// Compact on purpose (JSON over IPC costs by the byte: docs/limits.md). A batch is one flat
+// Compact on purpose (JSON over IPC costs by the byte: docs/access.md). A batch is one flat
 // array of operations; a worker defines each rule once, then names it by number:
 //   0 id zone rate burst delay size     define a rate rule (size 0: the default)
 //   1 id zone max size                  define a count rule

@@ -1,7 +1,7 @@
 /**
  * limits: request rate limits (nginx's limit_req) and concurrency limits (limit_conn) per key,
  * counted across every worker of the server through the master's shared state
- * (src/process/sharedState.ts; the measurements behind that choice are in docs/limits.md).
+ * (src/process/sharedState.ts; the measurements behind that choice are in docs/access.md).
  *
  * Access phase, after `block` and before `access`, as nginx runs limit_req and limit_conn in
  * its preaccess phase: a client guessing passwords is slowed down before each guess costs a
