@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { resolveConfig } from "../../src/config/load.ts";
 import { ConfigError } from "../../src/config/problems.ts";
 import { staticFields } from "../../src/config/settings/web/static.ts";
-import { moduleFields, moduleServerFields } from "../../src/config/settings/web.ts";
+import { locationType, moduleFields, moduleServerFields } from "../../src/config/settings/web.ts";
 import { modules } from "../../src/webserver/modules.ts";
 
 test("each module's fields are the tables mounted in server and location blocks", () => {
@@ -67,7 +67,12 @@ test("problems deep in nested locations carry their full key path", () => {
   } catch (e) {
     assert.ok(e instanceof ConfigError);
     assert.deepEqual(e.message.split("\n"), [
-      'f.json: web.servers[0].locations[0].locations[0].locations[0].typo: unknown setting; expected one of "match", "internal", "clientMaxBodySize", "errorPages", "return", "rewrite", "root", "index", "addHeaders", "setHeaders", "removeHeaders", "expires", "cacheControl", "accessLog", "locations"',
+      // Every location field, in declaration order (modules add theirs).
+      `f.json: web.servers[0].locations[0].locations[0].locations[0].typo: unknown setting; expected one of ${Object.keys(
+        locationType.fields!,
+      )
+        .map((k) => `"${k}"`)
+        .join(", ")}`,
       'f.json: web.servers[0].locations[0].locations[0].locations[0].expires: expected a duration ("30d", "1h", -1), "modified 1h", "epoch", "max" or "off", found "soon"',
     ]);
   }
