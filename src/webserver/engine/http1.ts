@@ -477,6 +477,10 @@ export class Http1Engine {
     conn.active++;
     const ereq = new Http1Request(req, conn, this.opts, true, () => {});
     socket.once("close", () => ereq.abort(new Error("client closed the connection")));
+    // node:http took its own error listener off the socket: a client that resets it while the
+    // answer is being made (or written) must not be an uncaught error. A takeover's owner adds
+    // its own; this one stays and only closes.
+    socket.on("error", () => socket.destroy());
     this.handler.handle(ereq).then(
       (outcome) => {
         conn.active--;
