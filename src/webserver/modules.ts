@@ -7,7 +7,7 @@
  * - access phase (issue 9): realip, access (allow/deny), auth basic, auth request, limits,
  *   after `rewrite`;
  * - content: static (defaultContent), proxy (issue 5), cache (wrapContent, issue: cache),
- *   forward proxy;
+ *   forward (the forward proxy's content handler, in);
  * - filters: `headers`, then compression (gzip/brotli) last, so that it compresses the final
  *   body and sees the final headers;
  * - log: `accessLog` (metrics beside it).
@@ -18,6 +18,7 @@ import { accessModule } from "./access/index.ts";
 import { accessLog } from "./accessLog/index.ts";
 import { blockModule } from "./block/index.ts";
 import { compressModule } from "./compress/index.ts";
+import { forwardModule } from "./forward/index.ts";
 import { headers } from "./headers/index.ts";
 import { limitsModule } from "./limits/index.ts";
 import type { WebModule } from "./module.ts";
@@ -36,6 +37,7 @@ export const modules: readonly WebModule<any>[] = [
   limitsModule,
   accessModule,
   staticModule,
+  forwardModule,
   headers,
   compressModule,
   accessLog,
