@@ -26,6 +26,7 @@ import {
 } from "../types.ts";
 import { processSettings } from "./process.ts";
 import { accessLogFields } from "./web/accessLog.ts";
+import { cacheFields } from "./web/cache.ts";
 import { commonCoreFields, locationCoreFields, serverCoreFields } from "./web/core.ts";
 import { headersFields } from "./web/headers.ts";
 import { rewriteFields } from "./web/rewrite.ts";
@@ -35,6 +36,7 @@ import { staticFields } from "./web/static.ts";
 export const moduleFields = {
   ...rewriteFields,
   ...staticFields,
+  ...cacheFields,
   ...headersFields,
   ...accessLogFields,
 };
@@ -92,6 +94,19 @@ export const web = {
     default: undefined,
     doc: "Serve files from this directory: the `root` of servers and locations that set none (nginx's `root` in the `http` block). With no `servers`, `brigade web --root ./public` serves it on `web.listen`.",
     nginx: "root (http block)",
+  }),
+  cache: setting({
+    type: cacheFields.cache.type,
+    default: undefined,
+    defaultText: "off",
+    doc: "Cache responses (an RFC 9111 shared cache, in memory): the `cache` of servers and locations that set none. `brigade web --proxy http://127.0.0.1:8000 --cache`.",
+    nginx: "proxy_cache",
+  }),
+  cacheDir: setting({
+    type: cacheFields.cacheDir.type,
+    default: undefined,
+    doc: "Add a disk tier to the cache in this directory, shared by all workers and kept across restarts: the `cacheDir` of servers and locations that set none (`--cache-dir DIR`, which also turns `cache` on).",
+    nginx: "proxy_cache_path",
   }),
   accessLog: setting({
     type: accessLogFields.accessLog.type,
