@@ -90,6 +90,8 @@ export interface PipelineInput {
   source: string;
   /** The modules, in order (default: src/webserver/modules.ts). */
   modules?: readonly WebModule[];
+  /** Worker-wide services given to every module (`stats`: the worker's counters). */
+  services?: ReadonlyMap<string, unknown>;
 }
 
 interface Loc {
@@ -545,6 +547,7 @@ class Compiler {
       ]),
     );
     for (const m of this.modules) this.shared.set(m.name, new Map());
+    for (const [k, v] of input.services ?? []) this.services.set(k, v);
   }
 
   private problem(path: Path, message: string): void {
@@ -564,6 +567,9 @@ class Compiler {
       root: web.root,
       accessLog: web.accessLog,
       clientMaxBodySize: web.clientMaxBodySize,
+      // The cache's quick start: `--cache-dir DIR` alone turns the cache on too.
+      cache: web.cache ?? (web.cacheDir === undefined ? undefined : true),
+      cacheDir: web.cacheDir,
     };
 
     const groups = new Map<string, ListenerGroup>();

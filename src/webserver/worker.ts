@@ -23,6 +23,7 @@ export default async function main(ctx: WorkerContext): Promise<void> {
     serving: true,
     logger: ctx.logger,
     source: data.source,
+    services: new Map([["stats", ctx.stats]]),
   });
   const stats = ctx.stats;
   const handler: EngineHandler = {

@@ -26,14 +26,7 @@
  * manager behaves the same). Tag markers of records that are gone, and old temp files, go too.
  */
 import { createHash } from "node:crypto";
-import {
-  closeSync,
-  constants,
-  mkdirSync,
-  openSync,
-  statSync,
-  unlinkSync,
-} from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, statSync, unlinkSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";

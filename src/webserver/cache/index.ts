@@ -465,7 +465,7 @@ function cached(cfg: LocationCache, inner: ContentHandler): ContentHandler {
           try {
             const out = await fill(cfg, inner, req, src, key, rec, !collapsedTimeout);
             if (isReroute(out.res)) return out.res;
-            const why = decision.why === "stale" ? "stale" : "request";
+            const why = decision.why === "request" ? "request" : "stale";
             const st = out.staleServed ? "STALE" : out.revalidated ? "REVALIDATED" : "EXPIRED";
             const detail = out.staleServed
               ? `fwd=${why}; fwd-status=${out.upstreamStatus}; ${ttlText(rec)}; detail=stale-if-error`
@@ -660,6 +660,7 @@ function analyzeOptions(cfg: LocationCache) {
   const valid = cfg.valid;
   return {
     ignore: cfg.ignore,
+    keepStale: cfg.swr > 0 || cfg.sie > 0,
     defaultLifetime:
       valid === undefined ? undefined : (status: number) => valid[String(status)] ?? valid.any,
   };

@@ -98,6 +98,8 @@ export interface AnalyzeOptions {
   ignore?: ReadonlySet<string>;
   /** Lifetime (seconds) for a status when the response gives no explicit freshness. */
   defaultLifetime?: (status: number) => number | undefined;
+  /** The operator serves stale responses (stale-while-revalidate/-if-error windows): keep those without freshness too. */
+  keepStale?: boolean;
   now?: number;
 }
 
@@ -166,7 +168,7 @@ export function analyzeResponse(
   const vary = ignore.has("vary") ? [] : varyNames(resFields);
   if (vary[0] === "*") return { storable: false, reason: "vary *" };
 
-  const cc: Directives = ignore.has("cache-control")
+  let cc: Directives = ignore.has("cache-control")
     ? parseCacheControl(undefined)
     : parseCacheControl(resFields.joined("cache-control"));
   const libCC = new Map(cc.map);
@@ -195,6 +197,12 @@ export function analyzeResponse(
     if (/^@\d+$/.test(t)) operatorLifetime = Math.max(0, Number(t.slice(1)) - now / 1000);
     else if (/^\d+$/.test(t)) operatorLifetime = Number(t);
     if (operatorLifetime === 0) return { storable: false, reason: "x-accel-expires 0" };
+    if (operatorLifetime !== undefined) {
+      // nginx: X-Accel-Expires replaces Cache-Control and Expires for the cache (the app
+      // addressing its own accelerator); Authorization and Vary still count.
+      libCC.clear();
+      cc = parseCacheControl(undefined);
+    }
   }
   if (operatorLifetime === undefined && !explicit) {
     operatorLifetime = options.defaultLifetime?.(status);
@@ -239,7 +247,8 @@ export function analyzeResponse(
     freshness.lifetime <= 0 &&
     !hasValidator &&
     (freshness.swr ?? 0) <= 0 &&
-    (freshness.sie ?? 0) <= 0
+    (freshness.sie ?? 0) <= 0 &&
+    !options.keepStale
   ) {
     return { storable: false, reason: "no freshness and no validator" };
   }
