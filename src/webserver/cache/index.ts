@@ -462,6 +462,15 @@ function cached(cfg: LocationCache, inner: ContentHandler): ContentHandler {
             collapsedTimeout = lock.timedOut;
             continue;
           }
+          if (lock?.leader) {
+            // Another fill may have finished between our lookup and the lock: look again.
+            const again = await cfg.zone.lookup(key, req.fields);
+            if (again.found !== rec) {
+              lock.release();
+              look = again;
+              continue;
+            }
+          }
           try {
             const out = await fill(cfg, inner, req, src, key, rec, !collapsedTimeout);
             if (isReroute(out.res)) return out.res;
@@ -490,6 +499,14 @@ function cached(cfg: LocationCache, inner: ContentHandler): ContentHandler {
         look = await cfg.zone.lookup(key, req.fields);
         collapsedTimeout = lock.timedOut;
         continue;
+      }
+      if (lock?.leader) {
+        const again = await cfg.zone.lookup(key, req.fields);
+        if (again.found !== undefined) {
+          lock.release();
+          look = again;
+          continue;
+        }
       }
       try {
         // A request that waited in vain (timed out) goes on its own and stores nothing (nginx).

@@ -59,6 +59,7 @@ export async function startWeb(
   web: Record<string, unknown>,
   origins: { origin: Origin; origin2?: Origin },
   dir = tempDir(t),
+  env: Record<string, string> = {},
 ): Promise<Web> {
   const port = await freePort();
   const file = join(dir, `web-${port}.json`);
@@ -71,6 +72,7 @@ export async function startWeb(
       ...process.env,
       CACHE_TEST_ORIGIN: origins.origin.address,
       CACHE_TEST_ORIGIN2: origins.origin2?.address ?? origins.origin.address,
+      ...env,
     },
   });
   await proc.waitForLine(/master ready/, { timeoutMs: 30_000 });
