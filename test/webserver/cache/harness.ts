@@ -50,6 +50,8 @@ export async function startOrigin(t: TestContext, port = 0): Promise<Origin> {
 export interface Web {
   port: number;
   proc: Spawned;
+  /** The config file it runs (a real brigade config: `brigade purge -c FILE` reads it). */
+  configFile: string;
   stop(): Promise<void>;
 }
 
@@ -79,6 +81,7 @@ export async function startWeb(
   return {
     port,
     proc,
+    configFile: file,
     stop: async () => {
       try {
         process.kill(proc.pid, "SIGTERM");

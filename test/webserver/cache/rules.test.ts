@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { spawnNode } from "../../helpers/process.ts";
 import { type Origin, request, startOrigin, startWeb, type Web, xcs } from "./harness.ts";
 
 const TOKEN = "test-token-0123456789";
