@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { join } from "node:path";
 import { test } from "node:test";
+import { freePort } from "../../helpers/process.ts";
 import { request, startOrigin, startWeb, tempDir, xcs } from "./harness.ts";
 
 const TOKEN = "test-token-0123456789";
@@ -17,9 +18,18 @@ test("cache with a disk tier, two workers", async (t) => {
   const cacheDir = join(dir, "cache");
   const origin = await startOrigin(t);
   const origin2 = await startOrigin(t);
+  const memPort = await freePort();
   const webConfig = {
     workers: 2,
     servers: [
+      {
+        // memory only: each worker its own copy, purges fanned out over the worker channel
+        listen: [`127.0.0.1:${memPort}`],
+        cache: true,
+        cacheZone: "mem",
+        cacheXStatusHeader: true,
+        locations: [{ match: "/" }, { match: "= /_cache", cacheAdmin: { token: TOKEN } }],
+      },
       {
         cache: true,
         cacheDir,
@@ -36,10 +46,15 @@ test("cache with a disk tier, two workers", async (t) => {
   let web = await startWeb(t, webConfig, { origin, origin2 }, dir, env);
 
   /** `n` requests at once, each on its own connection. */
-  const burst = (path: string, n: number, headers: Record<string, string> = {}) => {
+  const burst = (
+    path: string,
+    n: number,
+    headers: Record<string, string> = {},
+    port = web.port,
+  ) => {
     const agent = new http.Agent({ keepAlive: false, maxSockets: n });
     return Promise.all(
-      Array.from({ length: n }, () => request(web.port, path, { agent, headers })),
+      Array.from({ length: n }, () => request(port, path, { agent, headers })),
     ).finally(() => agent.destroy());
   };
 
@@ -85,6 +100,30 @@ test("cache with a disk tier, two workers", async (t) => {
       "no worker served the purged copy",
     );
     assert.equal(await origin.count("/purged"), 2);
+  });
+
+  await t.test("memory-only zone: collapsing per worker, purges reach both workers", async () => {
+    const path = "/mem?cc=max-age%3D60&delay=300&tag=m";
+    const replies = await burst(path, 40, {}, memPort);
+    const n = await origin.count("/mem");
+    assert.ok(n >= 1 && n <= 2, `one upstream request per worker at most, got ${n}`);
+    assert.ok(replies.every((r) => r.status === 200));
+    assert.equal(
+      new Set(replies.map((r) => r.headers["x-worker-pid"])).size,
+      2,
+      "both hold a copy",
+    );
+    const p = await request(memPort, "/_cache?tag=m", {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    assert.equal(p.status, 200);
+    const old = new Set(replies.map((r) => r.body));
+    const again = await burst(path, 16, {}, memPort);
+    assert.ok(
+      again.every((r) => !old.has(r.body)),
+      "no worker served its purged copy",
+    );
   });
 
   await t.test("stale-if-error: the upstream times out, then is killed", async () => {
