@@ -116,8 +116,8 @@ interface Srv {
   readonly named: ReadonlyMap<string, Loc>;
   readonly tls: { context: SecureContext; cert: Buffer; key: Buffer } | undefined;
   readonly redirectHttps: boolean;
-  /** The port of this server's first TLS listener (for the https redirect). */
-  readonly httpsPort: number | undefined;
+  /** This server's first TLS listener (for the https redirect): its key and configured port. */
+  readonly https: { key: string; port: number } | undefined;
 }
 
 /** A socket to bind, and how the engine serves it. */
@@ -169,6 +169,7 @@ export class Pipeline implements EngineHandler {
   private readonly logger: Logger;
   private readonly closers: (() => void | Promise<void>)[];
   private readonly reopeners: (() => void)[];
+  private readonly boundPorts = new Map<string, number>();
 
   /** Use `Pipeline.compile`. */
   constructor(parts: {
@@ -213,6 +214,14 @@ export class Pipeline implements EngineHandler {
   /** Compile the web section; throws ConfigError listing every problem found. */
   static async compile(input: PipelineInput): Promise<Pipeline> {
     return new Compiler(input).run();
+  }
+
+  /**
+   * The port a listener is bound to, once known (a configured port 0 is chosen by the OS): for
+   * redirects that name the port.
+   */
+  bound(key: string, port: number): void {
+    this.boundPorts.set(key, port);
   }
 
   /** Release what modules opened (log files); the pipeline must not be used after. */
@@ -289,8 +298,8 @@ export class Pipeline implements EngineHandler {
         }
       }
       if (srv.redirectHttps && req.scheme === "http") {
-        const port =
-          srv.httpsPort === undefined || srv.httpsPort === 443 ? "" : `:${srv.httpsPort}`;
+        const p = srv.https ? (this.boundPorts.get(srv.https.key) ?? srv.https.port) : 443;
+        const port = p === 443 ? "" : `:${p}`;
         const host = (req.host || srv.firstName).replace(/:\d+$/, "");
         const status = req.method === "GET" || req.method === "HEAD" ? 301 : 308;
         throw new HttpError(status, "https redirect", {
@@ -539,7 +548,9 @@ class Compiler {
   constructor(input: PipelineInput) {
     this.input = input;
     this.modules = input.modules ?? defaultModules;
-    this.templateNames = { vars: new Set(this.modules.flatMap((m) => m.variables ?? [])) };
+    this.templateNames = {
+      vars: new Set([...this.modules.flatMap((m) => m.variables ?? []), ...groupNames(input.web)]),
+    };
     this.moduleKeys = new Map(
       this.modules.map((m) => [
         m,
@@ -737,11 +748,11 @@ class Compiler {
     const names = block.serverName ?? [];
     const firstName = names.find((n) => !n.startsWith("~") && !n.includes("*")) ?? "";
     const httpsEntry = entries.find((e) => e.tls);
-    let httpsPort: number | undefined;
+    let https: Srv["https"];
     if (httpsEntry) {
       try {
         const spec = parseListen(httpsEntry.address);
-        if (spec.kind === "tcp") httpsPort = spec.port;
+        if (spec.kind === "tcp") https = { key: formatListen(spec), port: spec.port };
       } catch {
         // refused with the listeners
       }
@@ -773,7 +784,7 @@ class Compiler {
       named,
       tls,
       redirectHttps: block.tls?.redirect === true,
-      httpsPort,
+      https,
     };
   }
 
@@ -929,6 +940,21 @@ class Compiler {
     loc.content = handler;
     return loc;
   }
+}
+
+/**
+ * The named groups of every regex in the config (locations, server names, rewrite rules and any
+ * module's): each is a variable templates may use.
+ */
+function groupNames(value: unknown, out = new Set<string>()): Set<string> {
+  if (typeof value === "string") {
+    for (const m of value.matchAll(/\(\?P?<([A-Za-z_]\w*)>/g)) out.add(m[1]!);
+  } else if (Array.isArray(value)) {
+    for (const v of value) groupNames(v, out);
+  } else if (typeof value === "object" && value !== null) {
+    for (const v of Object.values(value)) groupNames(v, out);
+  }
+  return out;
 }
 
 /** A location's settings: its own, else the enclosing block's. */

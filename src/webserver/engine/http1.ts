@@ -13,7 +13,7 @@ import { createReadStream, readSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { pipeline, type Readable } from "node:stream";
-import { HttpError, type WebResponse } from "../exchange.ts";
+import { Fields, HttpError, type WebResponse } from "../exchange.ts";
 import type { Completion } from "../module.ts";
 import { defaultPage, noBodyStatus, reasonPhrase } from "../statusPages.ts";
 import {
@@ -40,13 +40,16 @@ interface Conn {
   active: number;
   idleSince: number;
   /** The body being read, failed with 408 when the client stalls. */
-  reading: Readable | undefined;
+  reading: StreamBody | undefined;
+  /** The parser failed after a request head: answer what is in flight, then close. */
+  broken: boolean;
 }
 
 class Http1Request extends EngineRequest {
   readonly connection;
   readonly body;
   readonly canTakeover: boolean;
+  readonly incoming: IncomingMessage;
   private readonly raw: string[];
 
   constructor(
@@ -61,6 +64,7 @@ class Http1Request extends EngineRequest {
     let hosts = 0;
     let length: string | undefined;
     let chunked = false;
+    let codings = "";
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       if (name.length === 4 && name.toLowerCase() === "host") {
@@ -70,9 +74,10 @@ class Http1Request extends EngineRequest {
         length = raw[i + 1];
       } else if (name.length === 17 && name.toLowerCase() === "transfer-encoding") {
         chunked = true;
+        codings += `${codings === "" ? "" : ","}${raw[i + 1]}`;
       }
     }
-    const version = req.httpVersion === "1.0" ? "1.0" : "1.1";
+    const version = req.httpVersionMinor === 0 ? "1.0" : "1.1";
     super({
       method: req.method ?? "GET",
       target: req.url ?? "/",
@@ -82,13 +87,26 @@ class Http1Request extends EngineRequest {
       mergeSlashes: opts.mergeSlashes,
     });
     this.raw = raw;
+    this.incoming = req;
     this.canTakeover = takeover;
     this.connection = connectionView(conn.base, conn.served - 1);
     const line = this.method.length + this.target.length + 10;
-    if (line > opts.maxRequestLine) {
+    if (req.httpVersionMajor !== 1) {
+      this.invalid = new HttpError(505, `HTTP/${req.httpVersion} on an HTTP/1 connection`, {
+        close: true,
+      });
+    } else if (line > opts.maxRequestLine) {
       this.invalid = new HttpError(414, "request line too long", { close: true });
     } else if (raw.length > 2 * opts.maxHeaders) {
       this.invalid = new HttpError(431, "too many header fields", { close: true });
+    } else if (chunked && transferProblem(codings, version) !== undefined) {
+      this.invalid = new HttpError(
+        transferProblem(codings, version)!,
+        `Transfer-Encoding "${codings}"`,
+        {
+          close: true,
+        },
+      );
     } else if (hosts > 1) {
       this.invalid = new HttpError(400, "more than one Host field", { close: true });
     } else if (hosts === 0 && version === "1.1") {
@@ -111,6 +129,22 @@ class Http1Request extends EngineRequest {
   }
 }
 
+/**
+ * What a request's Transfer-Encoding makes of it, as nginx answers: undefined when the body is
+ * chunked once, last (HTTP/1.1); 501 for a coding we do not implement (`gzip, chunked`,
+ * `xchunked`: RFC 9112 §6.1); 400 for `chunked` twice or any coding in HTTP/1.0, whose length
+ * could be read two ways (the smuggling families TE.TE and TE.CL).
+ */
+function transferProblem(codings: string, version: "1.0" | "1.1"): 400 | 501 | undefined {
+  if (version === "1.0") return 400;
+  const list = codings
+    .split(",")
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== "");
+  if (list.some((c) => c !== "chunked")) return 501;
+  return list.length === 1 ? undefined : 400;
+}
+
 /** Map a parser error to the status nginx (or the RFC, where they differ) answers. */
 function clientErrorStatus(
   err: NodeJS.ErrnoException & { rawPacket?: Buffer },
@@ -126,8 +160,6 @@ function clientErrorStatus(
       const lf = packet ? packet.indexOf(10) : -1;
       return lf < 0 || lf > opts.maxRequestLine ? 414 : 431;
     }
-    case "HPE_INVALID_VERSION":
-      return 505;
     default:
       return 400;
   }
@@ -140,6 +172,8 @@ export class Http1Engine {
   private readonly opts: EngineOptions;
   private readonly listener: string;
   private draining = false;
+  /** Connections dropped because the client stopped reading (send timeout). */
+  sendTimeouts = 0;
 
   constructor(listener: string, handler: EngineHandler, opts: EngineOptions) {
     this.listener = listener;
@@ -195,6 +229,7 @@ export class Http1Engine {
       active: 0,
       idleSince: performance.now(),
       reading: undefined,
+      broken: false,
     };
     this.conns.set(socket, conn);
     socket.once("close", () => this.conns.delete(socket));
@@ -210,11 +245,12 @@ export class Http1Engine {
   }
 
   private onBodyStart(conn: Conn, req: Http1Request, source: IncomingMessage): void {
-    if (req.body.empty) return;
+    if (req.body.empty || !(req.body instanceof StreamBody)) return;
+    const body = req.body;
     conn.progress.resetRead();
-    conn.reading = source;
+    conn.reading = body;
     const done = (): void => {
-      if (conn.reading === source) conn.reading = undefined;
+      if (conn.reading === body) conn.reading = undefined;
     };
     source.once("end", done);
     source.once("close", done);
@@ -233,7 +269,7 @@ export class Http1Engine {
       if (!res.writableFinished) ereq.abort(new Error("client closed the connection"));
     });
     this.handler.handle(ereq).then(
-      (outcome) => this.write(ereq, res, outcome),
+      (outcome) => this.write(ereq, res, outcome, req.socket, conn),
       (error: unknown) => {
         this.opts.logger.error("request handler failed", { error });
         res.destroy();
@@ -241,12 +277,30 @@ export class Http1Engine {
     );
   }
 
-  private write(req: Http1Request, res: ServerResponse, outcome: Outcome): void {
-    const r = outcome.response;
-    const socket = res.socket;
-    if (r.status === 444 || socket === null || socket.destroyed) {
+  private write(
+    req: Http1Request,
+    res: ServerResponse,
+    outcome: Outcome,
+    socket: Socket,
+    conn: Conn,
+  ): void {
+    let r = outcome.response;
+    if (conn.broken && !req.incoming.complete && req.invalid === undefined) {
+      // The body turned out malformed before we answered: the request was a bad one (nginx
+      // finds out the same way while discarding the body, and answers 400).
       releaseBody(r.body);
-      socket?.destroy();
+      const page = defaultPage(400, this.opts.serverHeader ?? "");
+      r = {
+        status: 400,
+        fields: new Fields(["content-type", "text/html"]),
+        body: { kind: "bytes", data: page },
+      };
+    }
+    // `res.socket` is null while a pipelined response waits for the ones before it: use the
+    // request's socket.
+    if (r.status === 444 || socket.destroyed) {
+      releaseBody(r.body);
+      socket.destroy();
       // nginx logs 499 for a client that went away before the response.
       const logged = r.status === 444 ? r : { ...r, status: 499 };
       this.finish(outcome, req, logged, 0, 0, r.status === 444 ? undefined : "client closed");
@@ -256,8 +310,9 @@ export class Http1Engine {
     const { list, length, keptLength } = outgoingFields(r, head, this.opts.serverHeader);
     const noBody = noBodyStatus(r.status);
     if (!noBody && length !== undefined && !keptLength) list.push("content-length", String(length));
-    if (outcome.close || this.draining || this.opts.keepaliveTimeout === 0) {
+    if (outcome.close || conn.broken || this.draining || this.opts.keepaliveTimeout === 0) {
       res.shouldKeepAlive = false;
+      if (!req.incoming.complete) linger(socket);
     }
     const reason = r.reason ?? reasonPhrase(r.status);
     try {
@@ -480,10 +535,13 @@ export class Http1Engine {
     const status = clientErrorStatus(err, this.opts);
     const base = conn?.base ?? connectionBase(socket, this.listener);
     this.handler.rejected(connectionView(base, conn?.served ?? 0), status, err.code ?? err.message);
-    // A response already under way on this connection (a pipelined request before the bad one)
-    // cannot be followed by ours: cut the connection.
-    if ((socket as { _httpMessage?: unknown })._httpMessage) {
-      socket.destroy();
+    // A request in flight on this connection (its head was fine, its body or a pipelined
+    // request after it is not): answer it, then close; ours cannot follow it.
+    const inFlight = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (inFlight) {
+      if (conn) conn.broken = true;
+      if (inFlight.headersSent) inFlight.once("finish", () => socket.destroySoon());
+      conn?.reading?.fail(new HttpError(400, "malformed request body", { close: true }));
       return;
     }
     const page = defaultPage(status, this.opts.serverHeader ?? "");
@@ -503,7 +561,7 @@ export class Http1Engine {
       if (conn.reading && o.bodyTimeout > 0 && conn.progress.readStalled(s, now, o.bodyTimeout)) {
         const reading = conn.reading;
         conn.reading = undefined;
-        reading.destroy(new HttpError(408, "client body timeout", { close: true }));
+        reading.fail(new HttpError(408, "client body timeout", { close: true }));
         continue;
       }
       if (
@@ -515,6 +573,7 @@ export class Http1Engine {
           client: conn.base.remoteAddress,
           timeout: o.sendTimeout / 1000,
         });
+        this.sendTimeouts++;
         s.destroy();
         continue;
       }
@@ -533,6 +592,30 @@ export class Http1Engine {
   destroyAll(): void {
     for (const conn of this.conns.values()) conn.socket.destroy();
   }
+}
+
+/** How long a closing connection keeps reading (and dropping) what the client still sends. */
+const LINGER_MS = 2000;
+
+/**
+ * nginx's lingering close: a connection closed while the client is still sending a request
+ * body (a 413, an early error) first only stops writing, and reads and drops the rest for a
+ * moment: closing with unread data would send a reset that can destroy our response before the
+ * client reads it. node:http closes such a connection with `destroySoon()`; this replaces it
+ * for this one socket.
+ */
+function linger(socket: Socket): void {
+  const s = socket as Socket & { destroySoon?: () => void };
+  s.destroySoon = () => {
+    if (s.writable) s.end();
+    const timer = setTimeout(() => s.destroy(), LINGER_MS);
+    timer.unref();
+    s.once("end", () => {
+      clearTimeout(timer);
+      s.destroy();
+    });
+    s.resume();
+  };
 }
 
 function headerBytes(res: ServerResponse): number {

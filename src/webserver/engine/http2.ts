@@ -28,7 +28,7 @@ interface Session {
   readonly base: ConnectionBase;
   readonly progress: Progress;
   served: number;
-  readonly reading: Set<ServerHttp2Stream>;
+  readonly reading: Set<StreamBody>;
 }
 
 class Http2Request extends EngineRequest {
@@ -106,6 +106,7 @@ export class Http2Engine {
   private readonly opts: EngineOptions;
   private readonly listener: string;
   private draining = false;
+  sendTimeouts = 0;
 
   constructor(listener: string, handler: EngineHandler, opts: EngineOptions) {
     this.listener = listener;
@@ -165,13 +166,13 @@ export class Http2Engine {
     stream.on("error", () => {});
     const req = new Http2Request(stream, headers, raw, s, this.opts, () => {
       if (!req.body.empty) {
-        s.reading.add(stream);
+        s.reading.add(req.body);
         s.progress.resetRead();
-        stream.once("end", () => s.reading.delete(stream));
+        stream.once("end", () => s.reading.delete(req.body));
       }
     });
     stream.once("close", () => {
-      s.reading.delete(stream);
+      s.reading.delete(req.body);
       if (!stream.sentHeaders || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
         req.abort(new Error("stream closed"));
       }
@@ -277,12 +278,11 @@ export class Http2Engine {
         o.bodyTimeout > 0 &&
         s.progress.readStalled(socket, now, o.bodyTimeout)
       ) {
-        for (const stream of s.reading) {
-          stream.destroy(new HttpError(408, "client body timeout"));
-        }
+        for (const body of s.reading) body.fail(new HttpError(408, "client body timeout"));
         s.reading.clear();
       }
       if (o.sendTimeout > 0 && s.progress.writeStalled(socket, now, o.sendTimeout)) {
+        this.sendTimeouts++;
         s.session.destroy();
       }
     }

@@ -92,6 +92,13 @@ export class WebEngine {
     return n;
   }
 
+  /** Connections dropped because their client stopped reading. */
+  get sendTimeouts(): number {
+    let n = 0;
+    for (const l of this.listening) n += l.h1.sendTimeouts + (l.h2?.sendTimeouts ?? 0);
+    return n;
+  }
+
   private sweep(): void {
     const now = performance.now();
     for (const l of this.listening) {
@@ -122,7 +129,10 @@ export class WebEngine {
       }
     }
     if (this.connectionCount > 0) {
+      // Look more often than the sweep does, so a stop ends as soon as the last one closes.
+      const poll = setInterval(() => this.sweep(), 50);
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      clearInterval(poll);
     }
     clearInterval(this.timer);
   }

@@ -6,7 +6,7 @@
  * `return 200` touches none of them.
  */
 import { randomUUID } from "node:crypto";
-import type { Readable } from "node:stream";
+import { type Readable, Transform } from "node:stream";
 import {
   Fields,
   HttpError,
@@ -136,9 +136,11 @@ export abstract class EngineRequest implements WebRequest {
 }
 
 /**
- * A request body over a Node readable (an IncomingMessage, an HTTP/2 stream). A declared length
- * is enforced by the parser; a body without one (chunked, HTTP/2) is counted against the limit
- * as it streams, failing with 413.
+ * A request body over a Node readable (an IncomingMessage, an HTTP/2 stream), read through a
+ * counting pass-through: a declared length is enforced by the parser, a body without one
+ * (chunked, HTTP/2) is counted against the limit as it streams and fails with 413; the engine
+ * fails a stalled body with 408 (`fail`). Failing stops reading without destroying the source,
+ * so the connection can still carry the error response.
  */
 export class StreamBody implements RequestBody {
   readonly length: number | undefined;
@@ -146,9 +148,12 @@ export class StreamBody implements RequestBody {
   consumed = false;
   /** Body bytes read so far. */
   received = 0;
+  /** The whole body arrived. */
+  ended = false;
   private readonly source: Readable;
   private readonly limit: () => number;
   private readonly onStart: () => void;
+  private out: Transform | undefined;
 
   constructor(
     source: Readable,
@@ -170,17 +175,38 @@ export class StreamBody implements RequestBody {
     this.onStart();
     const limit = this.limit();
     const check = limit > 0 && this.length === undefined;
-    this.source.on("data", (chunk: Buffer) => {
-      this.received += chunk.length;
-      if (check && this.received > limit) {
-        this.source.destroy(
-          new HttpError(413, "request body larger than the limit", { close: true }),
-        );
-      }
+    const source = this.source;
+    const out = new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        this.received += chunk.length;
+        if (check && this.received > limit) {
+          source.unpipe(out);
+          source.pause();
+          cb(new HttpError(413, "request body larger than the limit", { close: true }));
+          return;
+        }
+        cb(null, chunk);
+      },
     });
-    // "data" above switched the stream to flowing mode; the consumer's own reading decides.
+    this.out = out;
+    source.once("end", () => {
+      this.ended = true;
+    });
+    source.once("error", (e) => out.destroy(e));
+    source.once("aborted", () =>
+      out.destroy(new HttpError(400, "client closed the request body", { close: true })),
+    );
+    source.pipe(out);
+    return out;
+  }
+
+  /** Stop reading and fail the reader with `error` (the body timeout). */
+  fail(error: Error): void {
+    const out = this.out;
+    if (out === undefined || out.destroyed) return;
+    this.source.unpipe(out);
     this.source.pause();
-    return this.source;
+    out.destroy(error);
   }
 
   async buffer(): Promise<Buffer> {
