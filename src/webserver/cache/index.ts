@@ -143,7 +143,7 @@ async function zoneFor(
     ] as const) {
       if (known[k] !== spec[k]) {
         throw new Error(
-          `${scope.location.path}.${setting}: cache zone "${name}" is used with ${JSON.stringify(known[k])} elsewhere and ${JSON.stringify(spec[k])} here; locations sharing a zone share its storage (set it once on the server, or name another cacheZone)`,
+          `${setting}: cache zone "${name}" is used with ${JSON.stringify(known[k])} elsewhere and ${JSON.stringify(spec[k])} here; locations sharing a zone share its storage (set it once on the server, or name another cacheZone)`,
         );
       }
     }
@@ -190,23 +190,29 @@ export const cacheModule: WebModule<Settings> = {
     const s = scope.settings;
     const admin = scope.own.cacheAdmin as Settings["cacheAdmin"];
     if (s.cache !== true && admin === undefined) return undefined;
-    const zoneName = s.cacheZone ?? "default";
     const spec: ZoneSpec = {
       dir: s.cacheDir === undefined ? undefined : scope.resolvePath(s.cacheDir),
       memorySize: s.cacheMemorySize ?? 64 * 1024 * 1024,
       maxSize: s.cacheMaxSize ?? 1024 * 1024 * 1024,
       inactive: s.cacheInactive ?? 600,
     };
+    // Unnamed, locations share storage exactly when their storage settings agree; a named zone
+    // must be given the same settings wherever it is used.
+    const zoneName =
+      s.cacheZone ??
+      (spec.dir === undefined && spec.memorySize === 64 * 1024 * 1024
+        ? "default"
+        : `default ${JSON.stringify(spec)}`);
     if (spec.memorySize === 0 && spec.dir === undefined) {
       throw new Error(
-        `${scope.location.path}.cacheMemorySize: 0 leaves the cache zone "${zoneName}" no storage; set cacheDir or a memory size`,
+        "cacheMemorySize: 0 leaves the cache no storage; set cacheDir or a memory size",
       );
     }
     const compile = (t: string, setting: string): Template => {
       try {
         return compileTemplate(t);
       } catch (e) {
-        throw new Error(`${scope.location.path}.${setting}: ${(e as Error).message}`);
+        throw new Error(`${setting}: ${(e as Error).message}`);
       }
     };
     const key = compile(s.cacheKey ?? DEFAULT_KEY, "cacheKey");

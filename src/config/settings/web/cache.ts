@@ -3,9 +3,9 @@
  * location's content handler (normally the proxy). Inherited like nginx's `proxy_cache_*`
  * directives, each field on its own: a location sets what differs from its server.
  *
- * Zones: locations naming the same `cacheZone` share its storage; the storage fields
- * (`cacheDir`, `cacheMemorySize`, `cacheMaxSize`, `cacheInactive`) must then agree, which setting
- * them once on the server (or as `web.*` quick-start values) does.
+ * Zones: locations with the same storage fields (`cacheDir`, `cacheMemorySize`, `cacheMaxSize`,
+ * `cacheInactive`) share one storage; a `cacheZone` name shares it explicitly, and then the
+ * storage fields must agree wherever the name is used.
  */
 import {
   boolean,
@@ -114,7 +114,7 @@ export const cacheFields = {
   }),
   cacheZone: field({
     type: optional(string()),
-    doc: 'The storage this location uses; locations naming the same zone share it (their storage fields must agree). Default "default".',
+    doc: "A name for the storage this location uses: locations naming the same zone share it, and must then agree on its storage fields (`cacheDir`, `cacheMemorySize`, `cacheMaxSize`, `cacheInactive`). Unset: locations whose storage fields agree share one zone.",
     nginx: "proxy_cache (zone name)",
   }),
   cacheDir: field({
