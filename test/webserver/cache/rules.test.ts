@@ -368,6 +368,34 @@ test("cache rules (one worker)", async (t) => {
         `?url=${encodeURIComponent(`http://127.0.0.1:${web.port}${iv}`)}&mode=invalidate`,
       );
       assert.equal(xcs(await get(iv)), "REVALIDATED");
+      // brigade purge: the endpoint from --admin, or from the config file
+      const brigade = new URL("../../../bin/brigade.ts", import.meta.url).pathname;
+      const cli = async (...args: string[]) => {
+        const p = spawnNode(t, [brigade, "purge", ...args]);
+        const { code } = await p.exited;
+        return { code, output: p.output() };
+      };
+      const c1 = "/purge-cli1?cc=max-age%3D60";
+      const c2 = "/purge-cli2?cc=max-age%3D60&tag=cli";
+      await get(c1);
+      await get(c2);
+      const adminUrl = `http://127.0.0.1:${web.port}/_cache`;
+      const r1 = await cli(
+        `http://127.0.0.1:${web.port}${c1}`,
+        "--admin",
+        adminUrl,
+        "--token",
+        TOKEN,
+      );
+      assert.equal(r1.code, 0, r1.output);
+      assert.match(r1.output, /"purged":1/);
+      assert.equal(xcs(await get(c1)), "MISS");
+      const r2 = await cli("-c", web.configFile, "--tag", "cli");
+      assert.equal(r2.code, 0, r2.output);
+      assert.equal(xcs(await get(c2)), "MISS");
+      const r3 = await cli("-c", web.configFile, "--tag", "cli", "--token", "not-the-token-00000");
+      assert.equal(r3.code, 1);
+      assert.match(r3.output, /401/);
       const stats = await request(web.port, "/_cache", {
         headers: { authorization: `Bearer ${TOKEN}` },
       });
