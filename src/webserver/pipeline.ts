@@ -246,22 +246,23 @@ export class Pipeline implements EngineHandler {
     }
   }
 
-  private tableFor(conn: WebConnection): VhostTable<Srv> {
-    if (this.coveringKeys.has(conn.listener)) {
-      const local = conn.localAddress.includes(":")
-        ? `[${conn.localAddress}]:${conn.localPort}`
-        : `${conn.localAddress}:${conn.localPort}`;
+  private tableFor(listener: string, conn: () => WebConnection): VhostTable<Srv> {
+    if (this.coveringKeys.size > 0 && this.coveringKeys.has(listener)) {
+      const c = conn();
+      const local = c.localAddress.includes(":")
+        ? `[${c.localAddress}]:${c.localPort}`
+        : `${c.localAddress}:${c.localPort}`;
       const specific = this.tables.get(local);
       if (specific) return specific;
     }
-    const t = this.tables.get(conn.listener);
+    const t = this.tables.get(listener);
     if (t) return t;
     // Only reachable with a connection from a listener this pipeline did not plan.
     return this.tables.values().next().value!;
   }
 
   rejected(connection: WebConnection, status: number, reason: string): void {
-    const srv = this.tableFor(connection).defaultServer;
+    const srv = this.tableFor(connection.listener, () => connection).defaultServer;
     if (srv.root.logs.length === 0) return;
     const req = new RefusedRequest(connection, connection.tls ? "https" : "http");
     const res: WebResponse = { status, fields: new Fields(), body: { kind: "empty" } };
@@ -276,9 +277,8 @@ export class Pipeline implements EngineHandler {
     this.log(srv.root, req, res, done);
   }
 
-  async handle(req: EngineRequest): Promise<Outcome> {
-    const conn = req.connection;
-    const table = this.tableFor(conn);
+  handle(req: EngineRequest): Promise<Outcome> {
+    const table = this.tableFor(req.listenerKey, () => req.connection);
     const found = table.find(req.host);
     const srv = found?.server ?? table.defaultServer;
     req.serverName = srv.firstName;
@@ -286,10 +286,12 @@ export class Pipeline implements EngineHandler {
     try {
       if (req.invalid) throw req.invalid;
       if (found === undefined && req.host !== "") {
-        if (this.unknownHost === "close") return this.outcome(srv.root, req, drop(), true);
+        if (this.unknownHost === "close") {
+          return Promise.resolve(this.outcome(srv.root, req, drop(), true));
+        }
         if (this.unknownHost === "misdirected") throw new HttpError(421, "unknown host");
       }
-      const sni = conn.tls?.servername;
+      const sni = req.scheme === "https" ? req.connection.tls?.servername : undefined;
       if (found !== undefined && sni !== undefined && sni.toLowerCase() !== req.host) {
         const bySni = table.find(sni.toLowerCase())?.server ?? table.defaultServer;
         // A connection made for another server's certificate (HTTP/2 coalescing gone wrong).
@@ -308,7 +310,7 @@ export class Pipeline implements EngineHandler {
       }
     } catch (error) {
       const err = error instanceof HttpError ? error : new HttpError(500);
-      return this.finish(srv.root, req, this.errorResponse(err), err.close);
+      return Promise.resolve(this.finish(srv.root, req, this.errorResponse(err), err.close));
     }
     return this.run(req, srv);
   }
@@ -372,7 +374,7 @@ export class Pipeline implements EngineHandler {
           if (f?.captures) setCaptures(req, f.captures);
           if (loc.internal && !internal) throw new HttpError(404, "internal location");
           req.bodyLimit = loc.maxBody;
-          const length = req.body.length;
+          const length = req.declaredLength;
           if (loc.maxBody > 0 && length !== undefined && length > loc.maxBody) {
             throw new HttpError(413, "request body larger than the limit", { close: true });
           }
@@ -471,24 +473,50 @@ export class Pipeline implements EngineHandler {
     return { status: err.status, fields, body: { kind: "bytes", data: page } };
   }
 
-  /** Filters, then the outcome. */
-  private async finish(
+  /** Filters, then the outcome (without a promise when no filter makes one). */
+  private finish(
     loc: Loc,
     req: EngineRequest,
     response: WebResponse,
     close: boolean,
-  ): Promise<Outcome> {
+  ): Outcome | Promise<Outcome> {
     let res = response;
-    try {
-      for (const f of loc.filters) {
-        const r = f(req, res);
-        res = thenable(r) ? await r : r;
+    const filters = loc.filters;
+    for (let i = 0; i < filters.length; i++) {
+      let r: WebResponse | Promise<WebResponse>;
+      try {
+        r = filters[i]!(req, res);
+      } catch (error) {
+        return this.filterFailed(loc, req, error, close);
       }
-    } catch (error) {
-      this.logger.error("response filter failed", { error, path: req.path });
-      res = this.errorResponse(new HttpError(500));
+      if (thenable(r)) return this.finishAsync(loc, req, r, i + 1, close);
+      res = r;
     }
     return this.outcome(loc, req, res, close);
+  }
+
+  private async finishAsync(
+    loc: Loc,
+    req: EngineRequest,
+    pending: Promise<WebResponse>,
+    next: number,
+    close: boolean,
+  ): Promise<Outcome> {
+    try {
+      let res = await pending;
+      for (let i = next; i < loc.filters.length; i++) {
+        const r = loc.filters[i]!(req, res);
+        res = thenable(r) ? await r : r;
+      }
+      return this.outcome(loc, req, res, close);
+    } catch (error) {
+      return this.filterFailed(loc, req, error, close);
+    }
+  }
+
+  private filterFailed(loc: Loc, req: EngineRequest, error: unknown, close: boolean): Outcome {
+    this.logger.error("response filter failed", { error, path: req.path });
+    return this.outcome(loc, req, this.errorResponse(new HttpError(500)), close);
   }
 
   private outcome(loc: Loc, req: EngineRequest, res: WebResponse, close: boolean): Outcome {

@@ -219,6 +219,7 @@ test("access log: combined, template, JSON; per location or off; reopened on USR
   await request(s.port, "/quiet/req");
   await request(s.port, "/tpl/error/404");
   await request(s.port, "/json/req", { headers: { "User-Agent": "j" } });
+  await exchange(s.port, "BAD REQUEST\r\n\r\n", { untilClose: true });
   const read = (f: string) => {
     try {
       return readFileSync(join(s.dir, f), "utf8");
@@ -226,9 +227,11 @@ test("access log: combined, template, JSON; per location or off; reopened on USR
       return "";
     }
   };
-  await waitFor(() => read("server.log").split("\n").length >= 3, "the buffered server log", 5000);
+  await waitFor(() => read("server.log").split("\n").length >= 4, "the buffered server log", 5000);
   const lines = read("server.log").trim().split("\n");
-  assert.equal(lines.length, 2, lines.join("\n"));
+  assert.equal(lines.length, 3, lines.join("\n"));
+  // a request refused before it was parsed is logged by the default server
+  assert.match(lines[2]!, /^127\.0\.0\.1 - - \[[^\]]+\] "-" 400 0 "-" "-"$/);
   assert.match(
     lines[0]!,
     /^127\.0\.0\.1 - - \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET \/req\/\?a=1 HTTP\/1\.1" 200 \d+ "http:\/\/r\/" "ua \\x22quoted\\x22"$/,

@@ -13,6 +13,7 @@ import { createReadStream, readSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { pipeline, type Readable } from "node:stream";
+import type { RequestBody, WebConnection } from "../exchange.ts";
 import { Fields, HttpError, type WebResponse } from "../exchange.ts";
 import type { Completion } from "../module.ts";
 import { defaultPage, noBodyStatus, reasonPhrase } from "../statusPages.ts";
@@ -46,11 +47,18 @@ interface Conn {
 }
 
 class Http1Request extends EngineRequest {
-  readonly connection;
-  readonly body;
   readonly canTakeover: boolean;
   readonly incoming: IncomingMessage;
+  readonly listenerKey: string;
   private readonly raw: string[];
+  private readonly conn: Conn;
+  private readonly position: number;
+  private readonly chunked: boolean;
+  private readonly onBodyStart: (r: Http1Request) => void;
+  private view: WebConnection | undefined;
+  private bodyCache: RequestBody | undefined;
+  /** Called when the response closes (finished: written in full). */
+  onClose: ((finished: boolean) => void) | undefined;
 
   constructor(
     req: IncomingMessage,
@@ -89,7 +97,11 @@ class Http1Request extends EngineRequest {
     this.raw = raw;
     this.incoming = req;
     this.canTakeover = takeover;
-    this.connection = connectionView(conn.base, conn.served - 1);
+    this.conn = conn;
+    this.position = conn.served - 1;
+    this.listenerKey = conn.base.listener;
+    this.chunked = chunked;
+    this.onBodyStart = onBodyStart;
     const line = this.method.length + this.target.length + 10;
     if (req.httpVersionMajor !== 1) {
       this.invalid = new HttpError(505, `HTTP/${req.httpVersion} on an HTTP/1 connection`, {
@@ -112,16 +124,33 @@ class Http1Request extends EngineRequest {
     } else if (hosts === 0 && version === "1.1") {
       this.invalid = new HttpError(400, "HTTP/1.1 request without Host", { close: true });
     }
-    const declared = length === undefined ? undefined : Number(length);
-    this.body = takeover
-      ? noBody
-      : new StreamBody(
-          req,
-          declared,
-          !chunked && (declared === undefined || declared === 0),
-          () => this.bodyLimit,
-          () => onBodyStart(this),
-        );
+    this.declaredLength = length === undefined || chunked ? undefined : Number(length);
+  }
+
+  get connection(): WebConnection {
+    this.view ??= connectionView(this.conn.base, this.position);
+    return this.view;
+  }
+
+  get body(): RequestBody {
+    if (this.bodyCache === undefined) {
+      const declared = this.declaredLength;
+      this.bodyCache = this.canTakeover
+        ? noBody
+        : new StreamBody(
+            this.incoming,
+            declared,
+            !this.chunked && (declared === undefined || declared === 0),
+            () => this.bodyLimit,
+            () => this.onBodyStart(this),
+          );
+    }
+    return this.bodyCache;
+  }
+
+  /** Body bytes read (without making the body). */
+  get received(): number {
+    return this.bodyCache instanceof StreamBody ? this.bodyCache.received : 0;
   }
 
   protected rawFields(): string[] {
@@ -263,10 +292,13 @@ export class Http1Engine {
     const ereq = new Http1Request(req, conn, this.opts, false, (r) =>
       this.onBodyStart(conn, r, req),
     );
+    // One listener per response: node emits "close" after "finish" too.
     res.once("close", () => {
       conn.active--;
       conn.idleSince = performance.now();
-      if (!res.writableFinished) ereq.abort(new Error("client closed the connection"));
+      const finished = res.writableFinished;
+      if (!finished) ereq.abort(new Error("client closed the connection"));
+      ereq.onClose?.(finished);
     });
     this.handler.handle(ereq).then(
       (outcome) => this.write(ereq, res, outcome, req.socket, conn),
@@ -409,17 +441,14 @@ export class Http1Engine {
     r: WebResponse,
     bodyBytes: number,
   ): void {
-    let done = false;
-    const end = (error: string | undefined): void => {
-      if (done) return;
-      done = true;
-      this.finish(outcome, req, r, headerBytes(res) + (error ? 0 : bodyBytes), bodyBytes, error);
+    const end = (finished: boolean): void => {
+      req.onClose = undefined;
+      const head = headerBytes(res);
+      if (finished) this.finish(outcome, req, r, head + bodyBytes, bodyBytes, undefined);
+      else this.finish(outcome, req, r, head, 0, "client closed");
     };
-    if (res.writableFinished) end(undefined);
-    else {
-      res.once("finish", () => end(undefined));
-      res.once("close", () => end(res.writableFinished ? undefined : "client closed"));
-    }
+    if (res.writableFinished && res.closed) end(true);
+    else req.onClose = end;
   }
 
   private finish(
@@ -434,7 +463,7 @@ export class Http1Engine {
       status: r.status,
       bytesSent,
       bodyBytesSent,
-      bodyBytesReceived: req.body instanceof StreamBody ? req.body.received : 0,
+      bodyBytesReceived: req instanceof Http1Request ? req.received : 0,
       durationMs: performance.now() - req.hrStart,
       error,
     };

@@ -37,6 +37,10 @@ export abstract class EngineRequest implements WebRequest {
   path: string;
   query: string;
   abstract readonly body: RequestBody;
+  /** The listen key of the connection (what `connection.listener` says), without making the view. */
+  abstract readonly listenerKey: string;
+  /** The declared Content-Length (undefined: none, or chunked), without making the body. */
+  declaredLength: number | undefined;
   readonly startTime: number;
   /** performance.now() when the head was complete, for durations. */
   readonly hrStart: number;
@@ -63,6 +67,7 @@ export abstract class EngineRequest implements WebRequest {
     this.path = "/";
     this.query = "";
     this.host = "";
+    this.declaredLength = undefined;
     const parts = splitTarget(head.target);
     if (parts === undefined) {
       this.invalid = new HttpError(400, `bad request-target ${JSON.stringify(head.target)}`, {
@@ -253,6 +258,7 @@ export class RefusedRequest extends EngineRequest {
   readonly connection: WebConnection;
   readonly body: RequestBody = noBody;
   readonly canTakeover = false;
+  readonly listenerKey: string;
   constructor(connection: WebConnection, scheme: "http" | "https") {
     super({
       method: "",
@@ -263,6 +269,7 @@ export class RefusedRequest extends EngineRequest {
       mergeSlashes: true,
     });
     this.connection = connection;
+    this.listenerKey = connection.listener;
   }
   protected rawFields(): string[] {
     return [];
