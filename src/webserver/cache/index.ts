@@ -646,6 +646,9 @@ async function fill(
   for (const h of cfg.tagHeaders) res.fields.delete(h);
   res.fields.delete("x-accel-expires");
   if (!a.storable || !cfg.zone.used(key, cfg.minUses)) {
+    // A validation answered with a full response we may not store: the stored one is obsolete.
+    if (stale !== undefined && store && !errorStatuses.has(res.status))
+      await cfg.zone.deleteKey(key);
     return { res, stored: false, revalidated: false, staleServed: false, upstreamStatus };
   }
   const taken = await takeBody(res.body, cfg.maxEntrySize);
