@@ -329,7 +329,10 @@ export function evaluateRequest(
   const ttl = timeToLive(f, now);
   if (reqCC.map.has("no-cache")) return { use: "revalidate", why: "request" };
   const maxAge = seconds(reqCC, "max-age");
-  if (maxAge !== undefined && age > maxAge) return { use: "revalidate", why: "request" };
+  // max-age=0 always validates (a reload), even within the millisecond of a store.
+  if (maxAge !== undefined && (maxAge === 0 || age > maxAge)) {
+    return { use: "revalidate", why: "request" };
+  }
   const minFresh = seconds(reqCC, "min-fresh");
   if (minFresh !== undefined && ttl < minFresh) return { use: "revalidate", why: "request" };
   if (f.noCache) return { use: "revalidate", why: "no-cache" };

@@ -185,6 +185,19 @@ test("cache rules (one worker)", async (t) => {
     },
   );
 
+  await t.test(
+    "a validation answered by a response that may not be stored drops the old one",
+    async () => {
+      const path = "/obsolete?cc=max-age%3D0&etag=%22o1%22";
+      await get(path);
+      assert.equal(xcs(await get(path, { "cache-control": "max-stale" })), "STALE", "stored");
+      const r = await get(path, { "x-cc": "no-store", "x-etag": '"o2"' });
+      assert.equal(xcs(r), "EXPIRED");
+      const gone = await get(path, { "cache-control": "only-if-cached, max-stale" });
+      assert.equal(gone.status, 504);
+    },
+  );
+
   await t.test("a client's own conditional request is answered 304 from the cache", async () => {
     const path = "/cond?cc=max-age%3D60&etag=%22c1%22";
     await get(path);
