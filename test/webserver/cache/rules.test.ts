@@ -333,7 +333,7 @@ test("cache rules (one worker)", async (t) => {
     const r = await get(path);
     assert.equal(xcs(r), "UPDATING");
     assert.match(r.body, /n=1/);
-    for (let i = 0; i < 50 && (await origin.count("/swr-own")) < 2; i++) {
+    for (let i = 0; i < 250 && (await origin.count("/swr-own")) < 2; i++) {
       await new Promise((res) => setTimeout(res, 20));
     }
     assert.equal(await origin.count("/swr-own"), 2);

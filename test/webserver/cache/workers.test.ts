@@ -42,7 +42,7 @@ test("cache with a disk tier, two workers", async (t) => {
       },
     ],
   };
-  const env = { CACHE_TEST_TIMEOUT_MS: "500" };
+  const env = { CACHE_TEST_TIMEOUT_MS: "1500" };
   let web = await startWeb(t, webConfig, { origin, origin2 }, dir, env);
 
   /** `n` requests at once, each on its own connection. */
@@ -130,7 +130,7 @@ test("cache with a disk tier, two workers", async (t) => {
     const path = "/o2/sie?cc=max-age%3D0";
     const first = await request(web.port, path);
     assert.equal(xcs(first), "MISS");
-    const slow = await request(web.port, path, { headers: { "x-delay": "1500" } });
+    const slow = await request(web.port, path, { headers: { "x-delay": "4000" } });
     assert.equal(xcs(slow), "STALE");
     assert.equal(slow.body, first.body);
     assert.match(String(slow.headers["cache-status"]), /fwd-status=504; .*detail=stale-if-error/);
