@@ -165,7 +165,8 @@ export interface WebRequest {
   readonly connection: WebConnection;
   /**
    * The current path, percent-decoded once and normalised (no `.`/`..` segments, no `//`), always
-   * starting with `/` (nginx `$uri`). Rewrites change it; the original stays in `target`.
+   * starting with `/` (nginx `$uri`). Rewrites change it; the original stays in `target`. A
+   * CONNECT to an authority (`example.com:443`) has the path "/" and that authority's host.
    */
   path: string;
   /** The current query string without `?` ("" when none; nginx `$args`). */

@@ -68,7 +68,12 @@ export abstract class EngineRequest implements WebRequest {
     this.query = "";
     this.host = "";
     this.declaredLength = undefined;
-    const parts = splitTarget(head.target);
+    // CONNECT's authority form (`example.com:443`) has no path: it routes as "/", the host
+    // being the target's.
+    const authorityForm = head.method === "CONNECT" && !head.target.startsWith("/");
+    const parts = authorityForm
+      ? { path: "/", query: "", host: head.target }
+      : splitTarget(head.target);
     if (parts === undefined) {
       this.invalid = new HttpError(400, `bad request-target ${JSON.stringify(head.target)}`, {
         close: true,
