@@ -10,7 +10,7 @@
  * a purge answers only after every worker has dropped its copies.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, unlinkSync } from "node:fs";
+import { mkdirSync, readdirSync, rmdirSync, unlinkSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -179,9 +179,14 @@ export class PeerBus {
     for (const s of this.#peers.values()) s.destroy();
     this.#server.close();
     try {
-      unlinkSync(join(this.dir, this.#self));
+      unlinkSync(join(this.dir, this.#self)); // closing the server may have done it already
     } catch {
       // gone
+    }
+    try {
+      rmdirSync(this.dir); // the last worker out removes the directory
+    } catch {
+      // other workers are still there
     }
   }
 }

@@ -21,6 +21,7 @@
  *
  * A location with `cacheAdmin` is instead the admin endpoint of its zone (purge.ts).
  */
+import { channel } from "node:diagnostics_channel";
 import { isMainThread } from "node:worker_threads";
 import { type CacheValid, cacheFields } from "../../config/settings/web/cache.ts";
 import { Fields, type RequestBody, type WebRequest, type WebResponse } from "../exchange.ts";
@@ -121,6 +122,13 @@ interface ZoneSpec {
 }
 
 const DEFAULT_KEY = "$scheme://$host$request_uri";
+
+/**
+ * `brigade.cache` (node:diagnostics_channel): `{ zone, status, method, path, cacheStatus }` for
+ * every response through a cached location (`status`: nginx's word, or undefined for a method
+ * not cached); purges publish `{ zone, purge, count }` from purge.ts.
+ */
+export const cacheChannel = channel("brigade.cache");
 const errorStatuses = new Set([500, 502, 503, 504]);
 
 const isReroute = (r: WebResponse | Reroute): r is Reroute => "reroute" in r;
@@ -368,6 +376,15 @@ function label(
     if (cfg.xStatusHeader) res.fields.set("x-cache-status", status);
   }
   if (cfg.statusHeader) res.fields.append("cache-status", `brigade; ${detail}`);
+  if (cacheChannel.hasSubscribers) {
+    cacheChannel.publish({
+      zone: cfg.zone.name,
+      status,
+      method: req.method,
+      path: req.path,
+      cacheStatus: `brigade; ${detail}`,
+    });
+  }
   return res;
 }
 

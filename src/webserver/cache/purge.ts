@@ -12,6 +12,7 @@
  * Requests carry `Authorization: Bearer TOKEN`; anything else gets 401.
  */
 import { timingSafeEqual } from "node:crypto";
+import { channel } from "node:diagnostics_channel";
 import { Fields, type WebRequest, type WebResponse } from "../exchange.ts";
 import type { ContentHandler } from "../module.ts";
 import { normalizeUrl, urlTag } from "./store.ts";
@@ -93,6 +94,8 @@ export async function purge(zone: Zone, order: PurgeOrder): Promise<number> {
     n += inv ? await zone.invalidateTag(tag, at) : await zone.deleteTag(tag);
   }
   zone.stats.purged += n;
+  const ch = channel("brigade.cache");
+  if (ch.hasSubscribers) ch.publish({ zone: zone.name, purge: order, count: n });
   return n;
 }
 
