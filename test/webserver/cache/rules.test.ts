@@ -35,6 +35,8 @@ test("cache rules (one worker)", async (t) => {
             { match: "/minuses/", cacheMinUses: 2 },
             { match: "/swr/", cacheStaleWhileRevalidate: "60s" },
             { match: "/off/", cache: false },
+            { match: "/post/", cacheMethods: ["GET", "HEAD", "POST"] },
+            { match: "/getonly/", cacheMethods: ["GET"] },
             { match: "= /_cache", cacheAdmin: { token: TOKEN } },
           ],
         },
@@ -260,6 +262,32 @@ test("cache rules (one worker)", async (t) => {
     assert.equal(xcs(g2), "HIT");
     assert.match(g2.body, /method=GET/);
   });
+
+  await t.test(
+    "cacheMethods: POST cached under its own key with explicit freshness; GET only",
+    async () => {
+      const path = "/post/a?cc=max-age%3D60";
+      const p1 = await get(path, {}, "POST");
+      const p2 = await get(path, {}, "POST");
+      assert.equal(xcs(p1), "MISS");
+      assert.equal(xcs(p2), "HIT");
+      assert.match(p2.body, /method=POST/);
+      const g = await get(path);
+      assert.equal(xcs(g), "MISS", "a GET does not get the POST's response");
+      assert.match(g.body, /method=GET/);
+      // without explicit freshness a POST response is not stored
+      assert.equal((await twice("/post/b?lm=100000")).upstream, 1, "GET: heuristic");
+      await get("/post/c?lm=100000", {}, "POST");
+      await get("/post/c?lm=100000", {}, "POST");
+      assert.equal(await origin.count("/post/c"), 2);
+      // GET only: HEAD goes to the upstream as it is
+      const go = "/getonly/a?cc=max-age%3D60";
+      await get(go);
+      const h = await get(go, {}, "HEAD");
+      assert.equal(h.headers["cache-status"], undefined);
+      assert.equal(await origin.count("/getonly/a"), 2);
+    },
+  );
 
   await t.test(
     "request directives: no-cache, max-age, min-fresh, max-stale, only-if-cached",
