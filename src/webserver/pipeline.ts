@@ -31,6 +31,7 @@ import { createSecureContext, type SecureContext } from "node:tls";
 import { ConfigError, type Problem } from "../config/problems.ts";
 import type { Config } from "../config/schema.ts";
 import type { ListenEntry } from "../config/settings/web/core.ts";
+import { commonCoreFields } from "../config/settings/web/core.ts";
 import {
   compileRegex,
   type ErrorPage,
@@ -38,7 +39,12 @@ import {
   parseLocationMatch,
   parseServerName,
 } from "../config/settings/web/syntax.ts";
-import type { LocationBlock, ServerBlock } from "../config/settings/web.ts";
+import {
+  type LocationBlock,
+  moduleFields,
+  moduleServerFields,
+  type ServerBlock,
+} from "../config/settings/web.ts";
 import { formatPath, type Path } from "../config/types.ts";
 import type { Logger } from "../core/logger.ts";
 import { formatListen, type ListenSpec, parseListen } from "../process/listen.ts";
@@ -66,6 +72,9 @@ import { defaultPage } from "./statusPages.ts";
 import { compileTemplate, type TemplateNames } from "./variables.ts";
 
 type WebConfig = Config["web"];
+
+/** Fields a server block may inherit from the web section of the same name. */
+const blockFields = { ...commonCoreFields, ...moduleServerFields, ...moduleFields };
 
 /** Internal redirects and rewrites allowed per request (nginx's NGX_HTTP_MAX_URI_CHANGES). */
 const MAX_REROUTES = 10;
@@ -304,8 +313,12 @@ export class Pipeline implements EngineHandler {
         const port = p === 443 ? "" : `:${p}`;
         const host = (req.host || srv.firstName).replace(/:\d+$/, "");
         const status = req.method === "GET" || req.method === "HEAD" ? 301 : 308;
+        // The target as sent, without the scheme and authority of an absolute form.
+        const rest = req.target.startsWith("/")
+          ? req.target
+          : /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*(.*)$/.exec(req.target)?.[1] || "/";
         throw new HttpError(status, "https redirect", {
-          fields: Fields.from([["location", `https://${host}${port}${req.target}`]]),
+          fields: Fields.from([["location", `https://${host}${port}${rest}`]]),
         });
       }
     } catch (error) {
@@ -602,14 +615,13 @@ class Compiler {
     const blocks: { block: ServerBlock; path: Path }[] = synthetic
       ? [{ block: {} as ServerBlock, path: ["web"] }]
       : web.servers.map((block, i) => ({ block, path: ["web", "servers", i] }));
-    const httpLevel: Record<string, unknown> = {
-      root: web.root,
-      accessLog: web.accessLog,
-      clientMaxBodySize: web.clientMaxBodySize,
-      // The cache's quick start: `--cache-dir DIR` alone turns the cache on too.
-      cache: web.cache ?? (web.cacheDir === undefined ? undefined : true),
-      cacheDir: web.cacheDir,
-    };
+    // nginx's http block: a web-section setting named like a block field (`root`, `accessLog`,
+    // `clientMaxBodySize`, and any a module adds the same way) is what servers inherit.
+    const httpLevel: Record<string, unknown> = {};
+    const section = web as unknown as Record<string, unknown>;
+    for (const key of Object.keys(blockFields)) {
+      if (section[key] !== undefined) httpLevel[key] = section[key];
+    }
 
     const groups = new Map<string, ListenerGroup>();
     const servers: Srv[] = [];

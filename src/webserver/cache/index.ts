@@ -197,7 +197,9 @@ export const cacheModule: WebModule<Settings> = {
   async setup(scope) {
     const s = scope.settings;
     const admin = scope.own.cacheAdmin as Settings["cacheAdmin"];
-    if (s.cache !== true && admin === undefined) return undefined;
+    // A disk directory turns the cache on (`--cache-dir DIR`), unless `cache: false`.
+    const on = s.cache ?? s.cacheDir !== undefined;
+    if (!on && admin === undefined) return undefined;
     const spec: ZoneSpec = {
       dir: s.cacheDir === undefined ? undefined : scope.resolvePath(s.cacheDir),
       memorySize: s.cacheMemorySize ?? 64 * 1024 * 1024,

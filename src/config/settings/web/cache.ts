@@ -109,7 +109,7 @@ export const cacheIgnorable = [
 export const cacheFields = {
   cache: field({
     type: optional(boolean()),
-    doc: "Cache the responses of this location's content handler (normally `proxy`) as an RFC 9111 shared cache. Default off; `brigade web --proxy URL --cache` turns it on everywhere.",
+    doc: "Cache the responses of this location's content handler (normally `proxy`) as an RFC 9111 shared cache. Default off, or on where a `cacheDir` is set; `brigade web --proxy URL --cache` turns it on everywhere.",
     nginx: "proxy_cache",
   }),
   cacheZone: field({
@@ -119,7 +119,7 @@ export const cacheFields = {
   }),
   cacheDir: field({
     type: optional(string({ metavar: "DIR" })),
-    doc: "A directory for the zone's disk tier, shared by every worker (a response stored by one is a hit in the others) and kept across restarts. Relative to the config file's directory. Unset: memory only.",
+    doc: "A directory for the zone's disk tier, shared by every worker (a response stored by one is a hit in the others) and kept across restarts; it also turns `cache` on unless that is `false`. Relative to the config file's directory. Unset: memory only.",
     nginx: "proxy_cache_path",
   }),
   cacheMemorySize: field({
