@@ -66,10 +66,17 @@ test("problems deep in nested locations carry their full key path", () => {
     assert.fail("no error");
   } catch (e) {
     assert.ok(e instanceof ConfigError);
-    assert.deepEqual(e.message.split("\n"), [
-      'f.json: web.servers[0].locations[0].locations[0].locations[0].typo: unknown setting; expected one of "match", "internal", "clientMaxBodySize", "errorPages", "return", "rewrite", "root", "index", "addHeaders", "setHeaders", "removeHeaders", "expires", "cacheControl", "accessLog", "locations"',
+    const [typo, expires, ...rest] = e.message.split("\n");
+    // The list of known fields grows with each module: check its ends, not every name.
+    assert.match(
+      typo!,
+      /^f\.json: web\.servers\[0\]\.locations\[0\]\.locations\[0\]\.locations\[0\]\.typo: unknown setting; expected one of "match", "internal", .*"accessLog", "locations"$/,
+    );
+    assert.equal(
+      expires,
       'f.json: web.servers[0].locations[0].locations[0].locations[0].expires: expected a duration ("30d", "1h", -1), "modified 1h", "epoch", "max" or "off", found "soon"',
-    ]);
+    );
+    assert.deepEqual(rest, []);
   }
 });
 
