@@ -230,7 +230,7 @@ export const cacheModule: WebModule<Settings> = {
     const noStore = (s.cacheNoStore ?? []).map((t) => compile(t, "cacheNoStore"));
     const zone = await zoneFor(scope, zoneName, spec);
     if (admin !== undefined) {
-      return zone === undefined ? {} : { content: adminHandler(zone, admin.token, key) };
+      return zone === undefined ? {} : { content: adminHandler(zone, admin.token) };
     }
     if (zone === undefined) return {};
     const closing = new AbortController();

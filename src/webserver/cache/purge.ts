@@ -16,7 +16,6 @@ import { channel } from "node:diagnostics_channel";
 import { Fields, type WebRequest, type WebResponse } from "../exchange.ts";
 import type { ContentHandler } from "../module.ts";
 import { normalizeUrl, urlTag } from "./store.ts";
-import type { Template } from "./template.ts";
 import type { Zone } from "./zone.ts";
 
 export interface PurgeOrder {
@@ -99,7 +98,7 @@ export async function purge(zone: Zone, order: PurgeOrder): Promise<number> {
   return n;
 }
 
-export function adminHandler(zone: Zone, token: string, _key: Template): ContentHandler {
+export function adminHandler(zone: Zone, token: string): ContentHandler {
   const secret = Buffer.from(token);
   return async (req) => {
     if (!authorized(req, secret)) {
