@@ -58,43 +58,56 @@ test("cache with a disk tier, two workers", async (t) => {
     ).finally(() => agent.destroy());
   };
 
+  /** Bursts of `path` until both workers have answered (bounded); every reply. */
+  const untilBoth = async (path: string, port = web.port) => {
+    const replies: Awaited<ReturnType<typeof request>>[] = [];
+    const pids = new Set<unknown>();
+    for (let i = 0; i < 20 && pids.size < 2; i++) {
+      for (const r of await burst(path, 16, {}, port)) {
+        replies.push(r);
+        pids.add(r.headers["x-worker-pid"]);
+      }
+    }
+    assert.equal(pids.size, 2, "both workers answered");
+    return replies;
+  };
+
   await t.test("100 concurrent misses for one key: exactly one upstream request", async () => {
-    const path = "/collapse?cc=max-age%3D60&delay=300";
-    const replies = await burst(path, 100);
-    assert.equal(await origin.count("/collapse"), 1);
-    assert.ok(replies.every((r) => r.status === 200 && r.body === replies[0]!.body));
-    assert.equal(replies.filter((r) => xcs(r) === "MISS").length, 1);
-    const pids = new Set(replies.map((r) => r.headers["x-worker-pid"]));
-    assert.equal(pids.size, 2, "both workers took part (so the lock held across them)");
+    // Every attempt must make one upstream request. An attempt proves the lock holds across
+    // workers once both took part (the kernel decides who accepts what): up to three tries.
+    let both = false;
+    for (let attempt = 0; attempt < 3 && !both; attempt++) {
+      const path = `/collapse${attempt}?cc=max-age%3D60&delay=300`;
+      const replies = await burst(path, 100);
+      assert.equal(await origin.count(`/collapse${attempt}`), 1);
+      assert.ok(replies.every((r) => r.status === 200 && r.body === replies[0]!.body));
+      assert.equal(replies.filter((r) => xcs(r) === "MISS").length, 1);
+      both = new Set(replies.map((r) => r.headers["x-worker-pid"])).size === 2;
+    }
+    assert.ok(both, "both workers took part in one of three attempts");
   });
 
   await t.test("a response stored by one worker is a hit in the other", async () => {
     const path = "/shared?cc=max-age%3D60";
     const first = await request(web.port, path);
     assert.equal(xcs(first), "MISS");
-    const seen = new Set<string>();
-    for (let i = 0; i < 10 && seen.size < 2; i++) {
-      for (const r of await burst(path, 8)) {
-        assert.equal(xcs(r), "HIT");
-        assert.equal(r.body, first.body);
-        seen.add(String(r.headers["x-worker-pid"]));
-      }
+    for (const r of await untilBoth(path)) {
+      assert.equal(xcs(r), "HIT");
+      assert.equal(r.body, first.body);
     }
-    assert.ok(seen.has(String(first.headers["x-worker-pid"])));
-    assert.equal(seen.size, 2);
     assert.equal(await origin.count("/shared"), 1);
   });
 
   await t.test("a purge reaches every worker's memory tier", async () => {
     const path = "/purged?cc=max-age%3D60&tag=news";
     await request(web.port, path);
-    await burst(path, 16); // both workers now hold it in memory
+    await untilBoth(path); // both workers now hold it in memory
     const p = await request(web.port, "/_cache?tag=news", {
       method: "POST",
       headers: { authorization: `Bearer ${TOKEN}` },
     });
     assert.equal(p.status, 200);
-    const after = await burst(path, 16);
+    const after = await untilBoth(path);
     assert.ok(
       after.every((r) => /n=2/.test(r.body)),
       "no worker served the purged copy",
@@ -104,22 +117,17 @@ test("cache with a disk tier, two workers", async (t) => {
 
   await t.test("memory-only zone: collapsing per worker, purges reach both workers", async () => {
     const path = "/mem?cc=max-age%3D60&delay=300&tag=m";
-    const replies = await burst(path, 40, {}, memPort);
+    const replies = [...(await burst(path, 40, {}, memPort)), ...(await untilBoth(path, memPort))];
     const n = await origin.count("/mem");
     assert.ok(n >= 1 && n <= 2, `one upstream request per worker at most, got ${n}`);
     assert.ok(replies.every((r) => r.status === 200));
-    assert.equal(
-      new Set(replies.map((r) => r.headers["x-worker-pid"])).size,
-      2,
-      "both hold a copy",
-    );
     const p = await request(memPort, "/_cache?tag=m", {
       method: "POST",
       headers: { authorization: `Bearer ${TOKEN}` },
     });
     assert.equal(p.status, 200);
     const old = new Set(replies.map((r) => r.body));
-    const again = await burst(path, 16, {}, memPort);
+    const again = await untilBoth(path, memPort);
     assert.ok(
       again.every((r) => !old.has(r.body)),
       "no worker served its purged copy",
