@@ -32,6 +32,8 @@
  *    RFC 9110) and add `Age`.
  * 10. It does not know `Age` may not be replaced by a stale 304 value: on merge we take the 304's
  *    `Age` and `Date` (or none), never the old ones.
+ * 11. A request's `max-age=0` compares `age > 0`, so a response stored in the same millisecond
+ *    is served; we take `max-age=0` as "validate" always (a reload), as Squid and Varnish do.
  *
  * Operator rules beside the RFC (nginx's): per-status lifetimes when the upstream gives no
  * explicit freshness (`proxy_cache_valid`, which also makes statuses such as 302 or 500
