@@ -22,6 +22,8 @@
  * A location with `cacheAdmin` is instead the admin endpoint of its zone (purge.ts).
  */
 import { channel } from "node:diagnostics_channel";
+import { accessSync, constants, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { isMainThread } from "node:worker_threads";
 import { type CacheValid, cacheFields } from "../../config/settings/web/cache.ts";
 import { Fields, type RequestBody, type WebRequest, type WebResponse } from "../exchange.ts";
@@ -213,6 +215,10 @@ export const cacheModule: WebModule<Settings> = {
       (spec.dir === undefined && spec.memorySize === 64 * 1024 * 1024
         ? "default"
         : `default ${JSON.stringify(spec)}`);
+    if (spec.dir !== undefined) {
+      const bad = unwritable(spec.dir);
+      if (bad !== undefined) throw new Error(`cacheDir: ${bad}`);
+    }
     if (spec.memorySize === 0 && spec.dir === undefined) {
       throw new Error(
         "cacheMemorySize: 0 leaves the cache no storage; set cacheDir or a memory size",
@@ -262,6 +268,27 @@ export const cacheModule: WebModule<Settings> = {
 };
 
 export default cacheModule;
+
+/** Why `dir` cannot hold the disk tier (checked without creating anything), or undefined. */
+function unwritable(dir: string): string | undefined {
+  let probe = dir;
+  for (;;) {
+    try {
+      const st = statSync(probe);
+      if (!st.isDirectory()) return `${probe} is not a directory`;
+      accessSync(probe, constants.W_OK | constants.X_OK);
+      return undefined;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") {
+        return `cannot write ${probe} (${code ?? (e as Error).message})`;
+      }
+    }
+    const parent = dirname(probe);
+    if (parent === probe) return `no directory on the way to ${dir}`;
+    probe = parent;
+  }
+}
 
 /** A request like `req` for the inner handler (fields, method or signal changed). */
 function derive(

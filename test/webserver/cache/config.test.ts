@@ -3,6 +3,9 @@
  * setting's path before anything starts.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { resolveConfig } from "../../../src/config/load.ts";
 import { ConfigError } from "../../../src/config/problems.ts";
@@ -40,7 +43,11 @@ test("cacheValid: the shorthand forms are read; bad statuses and durations refus
   assert.throws(() => web(["200 soon"]), /cacheValid/);
 });
 
-test("a location sharing a zone with other storage, a bad key, a short admin token", async () => {
+test("a location sharing a zone with other storage, a bad key, a short admin token", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "brigade-cache-config-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, "a-file");
+  writeFileSync(file, "");
   const mismatch = await problems({
     servers: [
       {
@@ -74,6 +81,10 @@ test("a location sharing a zone with other storage, a bad key, a short admin tok
   assert.match(
     await problems({ servers: [{ cacheAdmin: { token: "short" } }] }),
     /cacheAdmin\.token: the admin token must be at least 16 characters/,
+  );
+  assert.match(
+    await problems({ servers: [{ cache: true, cacheDir: join(file, "cache") }] }),
+    /cacheDir: .*\/a-file is not a directory/,
   );
   assert.match(
     await problems({ servers: [{ cache: true, cacheMemorySize: 0 }] }),
