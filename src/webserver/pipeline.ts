@@ -99,7 +99,7 @@ export interface PipelineInput {
   source: string;
   /** The modules, in order (default: src/webserver/modules.ts). */
   modules?: readonly WebModule[];
-  /** Worker-wide services given to every module (`stats`: the worker's counters). */
+  /** Worker-wide services modules find in `scope.services` (`sharedState`, `stats`: the worker's). */
   services?: ReadonlyMap<string, unknown>;
 }
 
@@ -209,6 +209,8 @@ export class Pipeline implements EngineHandler {
     this.engineOptions = {
       headerTimeout: web.clientHeaderTimeout * 1000,
       bodyTimeout: web.clientBodyTimeout * 1000,
+      bodyMinRate: web.clientBodyMinRate,
+      bodyMinRateGrace: web.clientBodyMinRateGrace * 1000,
       keepaliveTimeout: web.keepaliveTimeout * 1000,
       keepaliveRequests: web.keepaliveRequests,
       sendTimeout: web.sendTimeout * 1000,
@@ -585,12 +587,13 @@ class Compiler {
   private readonly shared = new Map<string, Map<string, unknown>>();
   private readonly closers: (() => void | Promise<void>)[] = [];
   private readonly reopeners: (() => void)[] = [];
-  private readonly services = new Map<string, unknown>();
+  private readonly services: Map<string, unknown>;
   private readonly moduleKeys: Map<WebModule, string[]>;
   private readonly templateNames: TemplateNames;
 
   constructor(input: PipelineInput) {
     this.input = input;
+    this.services = new Map(input.services ?? []);
     this.modules = input.modules ?? defaultModules;
     this.templateNames = {
       vars: new Set([...this.modules.flatMap((m) => m.variables ?? []), ...groupNames(input.web)]),
@@ -602,7 +605,6 @@ class Compiler {
       ]),
     );
     for (const m of this.modules) this.shared.set(m.name, new Map());
-    for (const [k, v] of input.services ?? []) this.services.set(k, v);
   }
 
   private problem(path: Path, message: string): void {

@@ -139,14 +139,13 @@ test("--help lists each flag with its env var and default; --version", async (t)
   assert.match(v.stdout, /^\d+\.\d+\.\d+\n$/);
 });
 
-test("app without APP is refused before anything starts; a valid one reaches the tier", async (t) => {
+test("app without APP is refused before anything starts", async (t) => {
   const dir = tmp(t);
   const none = await brigade(["app"], dir);
   assert.equal(none.code, 2);
   assert.match(none.stderr, /^brigade app: app\.app: no app given/);
-  // Both tiers are real now: an app that is not there reaches the app tier, which stops with
-  // the app-load exit code (4).
+  // A named app reaches the tier, which finds it cannot be loaded: exit 4 (ExitCode.appLoad).
   const missing = await brigade(["app", "hello.ts", "--log-format", "text"], dir);
-  assert.equal(missing.code, 4);
+  assert.equal(missing.code, 4, missing.stderr);
   assert.match(missing.stderr, /the app cannot be loaded/);
 });

@@ -54,8 +54,8 @@ test("a location sharing a zone with other storage, a bad key, a short admin tok
         cache: true,
         cacheZone: "z",
         locations: [
-          { match: "/a/", cacheDir: "/tmp/x" },
-          { match: "/b/", cacheDir: "/tmp/y" },
+          { match: "/a/", cacheDir: join(dir, "x") },
+          { match: "/b/", cacheDir: join(dir, "y") },
         ],
       },
     ],
@@ -67,8 +67,8 @@ test("a location sharing a zone with other storage, a bad key, a short admin tok
       {
         cache: true,
         locations: [
-          { match: "/a/", cacheDir: "/tmp/x" },
-          { match: "/b/", cacheDir: "/tmp/y" },
+          { match: "/a/", cacheDir: join(dir, "x") },
+          { match: "/b/", cacheDir: join(dir, "y") },
         ],
       },
     ],
