@@ -441,7 +441,60 @@ function fromRecord(req: WebRequest, rec: ResponseRecord): WebResponse {
     }
     return { status: 304, fields: keep, body: { kind: "empty" } };
   }
-  return { status: rec.status, fields, body: { kind: "bytes", data: rec.body } };
+  return withRange(req, { status: rec.status, fields, body: { kind: "bytes", data: rec.body } });
+}
+
+/**
+ * A single byte range of a whole stored 200 (RFC 9110 §14): the cache fetched the whole
+ * response, so it answers the client's Range itself (nginx's range filter does this for cached
+ * responses). `If-Range` must match the ETag (strong) or the Last-Modified date exactly, else
+ * the whole response goes; several ranges get the whole response too (allowed); a range past
+ * the end gets 416.
+ */
+export function withRange(req: WebRequest, res: WebResponse): WebResponse {
+  if (res.status !== 200 || res.body.kind !== "bytes") return res;
+  if (!res.fields.has("accept-ranges")) res.fields.set("accept-ranges", "bytes");
+  const range = req.fields.get("range");
+  if (range === undefined || (req.method !== "GET" && req.method !== "HEAD")) return res;
+  const ifRange = req.fields.get("if-range");
+  if (ifRange !== undefined) {
+    const etag = res.fields.get("etag");
+    const lm = res.fields.get("last-modified");
+    const ok =
+      ifRange.trim().startsWith('"') || ifRange.trim().startsWith("W/")
+        ? etag !== undefined && !etag.startsWith("W/") && etag === ifRange.trim()
+        : lm !== undefined && lm === ifRange.trim();
+    if (!ok) return res;
+  }
+  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(range);
+  if (m === null || (m[1] === "" && m[2] === "")) return res;
+  const data = res.body.data;
+  const size = typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
+  let start: number;
+  let end: number;
+  if (m[1] === "") {
+    start = Math.max(0, size - Number(m[2]));
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start >= size || start > end) {
+    const fields = res.fields.clone();
+    fields.set("content-range", `bytes */${size}`);
+    fields.delete("content-type");
+    return { status: 416, fields, body: { kind: "empty" } };
+  }
+  const buf =
+    typeof data === "string"
+      ? Buffer.from(data)
+      : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  res.fields.set("content-range", `bytes ${start}-${end}/${size}`);
+  return {
+    status: 206,
+    fields: res.fields,
+    body: { kind: "bytes", data: buf.subarray(start, end + 1) },
+  };
 }
 
 const ttlText = (rec: ResponseRecord): string => `ttl=${Math.round(timeToLive(rec.freshness))}`;
@@ -720,7 +773,13 @@ async function fill(
   };
   await cfg.zone.store(rec, a.freshness.vary);
   res.body = { kind: "bytes", data: taken.bytes };
-  return { res, stored: true, revalidated: false, staleServed: false, upstreamStatus };
+  return {
+    res: withRange(req, res),
+    stored: true,
+    revalidated: false,
+    staleServed: false,
+    upstreamStatus,
+  };
 }
 
 function withoutTags(cfg: LocationCache, fields: Fields): string[] {

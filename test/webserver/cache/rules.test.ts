@@ -200,6 +200,32 @@ test("cache rules (one worker)", async (t) => {
     },
   );
 
+  await t.test(
+    "Range: the cache fetches the whole response and answers the range itself",
+    async () => {
+      const path = "/range?cc=max-age%3D60&etag=%22r1%22&size=1000";
+      const miss = await get(path, { range: "bytes=0-9" });
+      assert.equal(miss.status, 206);
+      assert.equal(miss.headers["content-range"], "bytes 0-9/1000");
+      assert.equal(miss.body.length, 10);
+      const log = await origin.log();
+      assert.ok(
+        !log.some((l) => l.includes("/range") && l.includes("range=bytes")),
+        "no Range upstream",
+      );
+      const hit = await get(path, { range: "bytes=-100" });
+      assert.equal(hit.status, 206);
+      assert.equal(xcs(hit), "HIT");
+      assert.equal(hit.headers["content-range"], "bytes 900-999/1000");
+      assert.equal((await get(path, { range: "bytes=990-" })).body.length, 10);
+      assert.equal((await get(path, { range: "bytes=5000-" })).status, 416);
+      assert.equal((await get(path, { range: "bytes=0-1", "if-range": '"r1"' })).status, 206);
+      assert.equal((await get(path, { range: "bytes=0-1", "if-range": '"old"' })).status, 200);
+      assert.equal((await get(path, { range: "bytes=0-1,5-6" })).status, 200, "several: the whole");
+      assert.equal(await origin.count("/range"), 1);
+    },
+  );
+
   await t.test("a client's own conditional request is answered 304 from the cache", async () => {
     const path = "/cond?cc=max-age%3D60&etag=%22c1%22";
     await get(path);
