@@ -13,7 +13,7 @@
  * and `$upstream_cache_status` / `X-Cache-Status` in nginx's words.
  *
  * The fill request is the client's with its conditionals and Range removed (the cache wants the
- * whole response; the range filter and our own 304 answer the client), HEAD turned into GET,
+ * whole response, and answers Range and conditionals itself from it), HEAD turned into GET,
  * and a signal of its own: a client that goes away does not abort a fill others wait for.
  *
  * A successful unsafe request (POST, PUT, DELETE, PATCH...: status below 400) invalidates the
