@@ -88,7 +88,8 @@ test("fills go without the client's conditionals and Range, HEAD as GET", async 
   const res = (await handler(
     request("HEAD", "/a", { "if-none-match": '"x"', range: "bytes=0-1", accept: "*/*" }),
   )) as WebResponse;
-  assert.equal(res.status, 200);
+  assert.equal(res.status, 206, "the range is answered from the whole response");
+  assert.equal(res.fields.get("content-range"), "bytes 0-1/5");
   assert.equal(seen.length, 1);
   assert.equal(seen[0]!.method, "GET");
   assert.equal(seen[0]!.fields.get("if-none-match"), undefined);
