@@ -17,7 +17,8 @@
 import { accessLog } from "./accessLog/index.ts";
 import { headers } from "./headers/index.ts";
 import type { WebModule } from "./module.ts";
+import { proxy } from "./proxy/index.ts";
 import { rewrite } from "./rewrite/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: modules of every settings type.
-export const modules: readonly WebModule<any>[] = [rewrite, headers, accessLog];
+export const modules: readonly WebModule<any>[] = [rewrite, proxy, headers, accessLog];
