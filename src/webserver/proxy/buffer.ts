@@ -134,37 +134,68 @@ export function fileBodyStream(body: { fd: number; length: number }): Readable {
   });
 }
 
+interface Watched {
+  stream: Readable;
+  ms: number;
+  last: number;
+  onTimeout: () => Error;
+}
+
 /**
- * Fail `stream` with `onTimeout()` when it waits more than `ms` for data. The clock runs only while
- * the stream is flowing (a consumer wants data) and stops while it is paused (the client is slow:
- * not the upstream's fault). Returns a function that stops watching.
+ * Between-reads timeouts for many streams on one timer (per location), rather than a timer per
+ * request: a stream is failed with `onTimeout()` when it has waited more than `ms` for data.
+ * The clock only runs while the stream is flowing (a consumer wants data); while it is paused
+ * (the client is slow, or the spool is full) it is not the upstream's fault. Precision: the
+ * sweep's interval (a quarter of the shortest timeout, 50 ms to 1 s).
  */
-export function watchIdle(stream: Readable, ms: number, onTimeout: () => Error): () => void {
-  if (ms <= 0) return () => {};
-  let timer: NodeJS.Timeout | undefined;
-  const arm = (): void => {
-    clearTimeout(timer);
-    timer = setTimeout(() => stream.destroy(onTimeout()), ms);
-    timer.unref();
-  };
-  const disarm = (): void => clearTimeout(timer);
-  const onData = (): void => {
-    if (stream.isPaused()) disarm();
-    else arm();
-  };
-  const stop = (): void => {
-    disarm();
-    stream.off("data", onData);
-    stream.off("resume", arm);
-    stream.off("pause", disarm);
-  };
-  stream.on("data", onData);
-  stream.on("resume", arm);
-  stream.on("pause", disarm);
-  stream.once("end", stop);
-  stream.once("close", stop);
-  if (stream.readableFlowing) arm();
-  return stop;
+export class IdleSweep {
+  private readonly watched = new Set<Watched>();
+  private readonly interval: number;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(shortestMs: number) {
+    this.interval = Math.max(50, Math.min(1000, Math.floor(shortestMs / 4)));
+  }
+
+  /** Watch `stream`; returns a function that stops watching (also done at its end or close). */
+  watch(stream: Readable, ms: number, onTimeout: () => Error): () => void {
+    if (ms <= 0) return () => {};
+    const w: Watched = { stream, ms, last: performance.now(), onTimeout };
+    const onData = (): void => {
+      w.last = performance.now();
+    };
+    const stop = (): void => {
+      this.watched.delete(w);
+      stream.off("data", onData);
+    };
+    stream.on("data", onData);
+    stream.once("end", stop);
+    stream.once("close", stop);
+    this.watched.add(w);
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => this.sweep(), this.interval);
+      this.timer.unref();
+    }
+    return stop;
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const w of this.watched) {
+      if (w.stream.isPaused() || w.stream.readableFlowing === false) {
+        w.last = now;
+        continue;
+      }
+      if (now - w.last >= w.ms) {
+        this.watched.delete(w);
+        w.stream.destroy(w.onTimeout());
+      }
+    }
+    if (this.watched.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
 }
 
 export interface SpoolOptions {

@@ -47,8 +47,8 @@ import {
   type BufferedBody,
   bufferRequestBody,
   fileBodyStream,
+  IdleSweep,
   Spool,
-  watchIdle,
 } from "./buffer.ts";
 import {
   addForwardedFor,
@@ -373,6 +373,7 @@ export const proxy: WebModule<Settings> = {
       s.proxyConnectTimeout === undefined ? undefined : s.proxyConnectTimeout * 1000;
     const sendMs = s.proxySendTimeout === undefined ? undefined : s.proxySendTimeout * 1000;
     const logger = scope.logger;
+    const idle = new IdleSweep(Math.min(readMs || streamMs, streamMs || readMs));
 
     if (!scope.serving) return { content: () => Promise.reject(new HttpError(500)) };
 
@@ -406,7 +407,7 @@ export const proxy: WebModule<Settings> = {
           });
         }
       }
-      if (e.kind === "aborted") {
+      if (e.kind === "aborted" || req.signal.aborted) {
         // The client went away: nothing to send (nginx's 499).
         return { status: 499, fields: new Fields(), body: { kind: "empty" } };
       }
@@ -488,7 +489,7 @@ export const proxy: WebModule<Settings> = {
       const passThrough = !buffering || eventStream || head.accelBuffering === "no";
       const idleMs =
         passThrough && (eventStream || head.accelBuffering === "no") ? streamMs : readMs;
-      const stopIdle = watchIdle(body, idleMs, () =>
+      const stopIdle = idle.watch(body, idleMs, () =>
         classifyError(
           Object.assign(new Error(`upstream sent nothing for ${idleMs} ms`), {
             code: "UND_ERR_BODY_TIMEOUT",

@@ -242,6 +242,10 @@ test("errors: refused 502, read timeout 504, both through error pages; a POST to
     });
   });
   const silent = await rawUpstream(t, () => {});
+  // Sends its head and the start of the body, then nothing.
+  const stalls = await rawUpstream(t, (socket) =>
+    socket.write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
+  );
   // Reads the request, then dies without answering.
   const dying = await rawUpstream(t, (socket) => socket.destroy());
   const good = await upstream(t);
@@ -260,6 +264,12 @@ test("errors: refused 502, read timeout 504, both through error pages; a POST to
         locations: [
           { match: "/refused", proxy: `http://127.0.0.1:${closed}` },
           { match: "/slow", proxy: `http://${silent.address}`, proxyReadTimeout: "600ms" },
+          {
+            match: "/stall",
+            proxy: `http://${stalls.address}`,
+            proxyReadTimeout: "600ms",
+            errorPages: [],
+          },
           { match: "/pair", proxy: "pair" },
           { match: "/retry", proxy: "pairRetry" },
           { match: "@err", return: { status: 200, body: "sorry: $upstream_status" } },
@@ -271,6 +281,13 @@ test("errors: refused 502, read timeout 504, both through error pages; a POST to
   assert.equal(refused.text, "sorry: 502");
   const slow = await request(s.port, "/slow");
   assert.equal(slow.text, "sorry: 504");
+  const stalled = await request(s.port, "/stall");
+  assert.equal(
+    stalled.status,
+    504,
+    "a body that stops is a read timeout, before anything was sent",
+  );
+  assert.doesNotMatch(stalled.text, /abc/);
   // Round-robin over (dying, good): GETs are retried on the good one, never failing.
   for (let i = 0; i < 4; i++) assert.equal((await get(`${s.url}/pair`)).status, 200);
   // POSTs that reached the dying peer are not sent again: 502 for those.
