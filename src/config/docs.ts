@@ -77,16 +77,16 @@ function code(text: string): string {
   return `\`${text}\``;
 }
 
+/** A table cell: a "|" (in `a | b` type names) would end the cell. */
+function cell(text: string): string {
+  return text.replace(/\|/g, "\\|");
+}
+
 /** Where the fields of a value of `type` found at `path` live: `a[]`, `a.<name>`, `a`. */
 function childPrefix(type: ValueType<unknown, unknown>, path: string): string {
   if (type.kind === "list") return `${path}[]`;
   if (type.recordKey !== undefined) return `${path}.${type.recordKey}`;
   return path;
-}
-
-/** A table cell: a "|" (in `a | b` type names) would end the cell. */
-function cell(text: string): string {
-  return text.replace(/\|/g, "\\|");
 }
 
 function fieldRows(
@@ -114,7 +114,7 @@ function fieldRows(
           ? "(none)"
           : "required"
         : JSON.stringify(f.default);
-    const nginx = f.nginx ? ` (nginx: ${code(f.nginx)})` : "";
+    const nginx = f.nginx ? ` nginx: ${code(f.nginx)}.` : "";
     out.push(
       `| ${code(path)} | ${cell(f.type.name)} | ${def} | ${cell(f.doc.replace(/\n/g, " "))}${nginx} |`,
     );

@@ -62,7 +62,7 @@ export interface Field<In, Out> {
   /** Without a default (and without `optional`), the field is required. */
   readonly default?: In;
   readonly doc: string;
-  /** The nginx directive or parameter this field stands for, if any (`root`, `add_header`; shown in the docs). */
+  /** The nginx directive or parameter this field stands for, if any (shown in the docs). */
   readonly nginx?: string;
 }
 
@@ -80,9 +80,9 @@ export function describeFound(value: unknown): string {
   return String(value);
 }
 
-const plainKey = /^[A-Za-z_$][\w$]*$/;
+const plainKey = /^[\w$-]+$/;
 
-/** `web.servers[1].locations[0].root`; a key that is not a plain name is quoted: `addHeaders["x-a"]`. */
+/** `web.servers[1].locations[0].root`; a key with other than letters, digits, "_", "$", "-" is quoted: `fields["a b"]`. */
 export function formatPath(path: Path): string {
   let out = "";
   for (const part of path) {
@@ -391,39 +391,26 @@ export function byShape<const A extends Partial<Record<Shape, AnyType>>>(
 }
 
 /**
- * An object whose keys are free (header names, status codes) or names (`web.upstreams: { app:
- * {...} }`), every value checked by `item`, errors pointing into the entry
- * (`web.upstreams.app.peers[0].weight`).
- *
- * `key` may refuse a key: it returns a message, or undefined when the key is fine. With
- * `keyName` or `keyPattern` the entries are *named*: keys must match `keyPattern` (default: a
- * letter, then letters, digits, `_`, `-` or `.`), so that a name can be used in logs, metrics and
- * references (`proxy: "app"`); `keyName` is how the key reads in the docs (`<name>`).
+ * A record of named entries, every value of the same type (`web.upstreams: { app: {...} }`).
+ * Keys must match `keyPattern` (default: a letter, then letters, digits, `_`, `-` or `.`), so
+ * that a name can be used in logs, metrics and references (`proxy: "app"`), or pass `key` (free
+ * keys such as header names). Errors point into the entry: `web.upstreams.app.peers[0].weight`.
  */
 export function record<In, Out>(
   item: ValueType<In, Out>,
   options: {
     name?: string;
-    key?: (key: string) => string | undefined;
     keyName?: string;
     keyPattern?: RegExp;
+    /** Checks a key instead of `keyPattern`: the problem, or undefined when the key is fine. */
+    key?: (key: string) => string | undefined;
   } = {},
 ): ValueType<Record<string, In>, Record<string, Out>> {
-  const named = options.keyName !== undefined || options.keyPattern !== undefined;
   const keyPattern = options.keyPattern ?? /^[A-Za-z][\w.-]*$/;
   const name = options.name ?? `record of ${item.name}`;
-  const expected = named ? `an object of named entries (${name})` : `an object (${name})`;
-  const keyProblem =
-    options.key ??
-    (named
-      ? (key: string) =>
-          keyPattern.test(key)
-            ? undefined
-            : `invalid name; expected a letter followed by letters, digits, "_", "-" or "."`
-      : undefined);
   return {
     name,
-    expected,
+    expected: `an object of named entries (${name})`,
     metavar: "",
     kind: "object",
     recordKey: options.keyName ?? "<name>",
@@ -437,12 +424,16 @@ export function record<In, Out>(
     },
     check(value, path, issues) {
       if (typeof value !== "object" || value === null || Array.isArray(value)) {
-        return mismatch(expected, value, path, issues);
+        return mismatch(`an object of named entries (${name})`, value, path, issues);
       }
       const out: Record<string, Out> = {};
       let ok = true;
       for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-        const bad = keyProblem?.(key);
+        const bad = options.key
+          ? options.key(key)
+          : keyPattern.test(key)
+            ? undefined
+            : `invalid name; expected a letter followed by letters, digits, "_", "-" or "."`;
         if (bad !== undefined) {
           issues.push({ path: [...path, key], message: bad });
           ok = false;
@@ -482,18 +473,25 @@ export function refine<In, Out, Out2 = Out>(
   };
 }
 
-/** Edit distance (Levenshtein), for did-you-mean. */
+/**
+ * Edit distance for did-you-mean: Levenshtein plus the transposition of two adjacent letters as
+ * one edit (optimal string alignment), the commonest typo ("hots" is one edit from "host").
+ */
 export function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost);
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      }
+      d[i]![j] = v;
     }
-    prev = cur;
   }
-  return prev[b.length]!;
+  return d[a.length]![b.length]!;
 }
 
 /** The closest candidate to `word`, if close enough to be a likely typo. */

@@ -31,6 +31,7 @@ import { createSecureContext, type SecureContext } from "node:tls";
 import { ConfigError, type Problem } from "../config/problems.ts";
 import type { Config } from "../config/schema.ts";
 import type { ListenEntry } from "../config/settings/web/core.ts";
+import { commonCoreFields } from "../config/settings/web/core.ts";
 import {
   compileRegex,
   type ErrorPage,
@@ -38,7 +39,12 @@ import {
   parseLocationMatch,
   parseServerName,
 } from "../config/settings/web/syntax.ts";
-import type { LocationBlock, ServerBlock } from "../config/settings/web.ts";
+import {
+  type LocationBlock,
+  moduleFields,
+  moduleServerFields,
+  type ServerBlock,
+} from "../config/settings/web.ts";
 import { formatPath, type Path } from "../config/types.ts";
 import type { Logger } from "../core/logger.ts";
 import { formatListen, type ListenSpec, parseListen } from "../process/listen.ts";
@@ -66,6 +72,9 @@ import { defaultPage } from "./statusPages.ts";
 import { compileTemplate, type TemplateNames } from "./variables.ts";
 
 type WebConfig = Config["web"];
+
+/** Fields a server block may inherit from the web section of the same name. */
+const blockFields = { ...commonCoreFields, ...moduleServerFields, ...moduleFields };
 
 /** Internal redirects and rewrites allowed per request (nginx's NGX_HTTP_MAX_URI_CHANGES). */
 const MAX_REROUTES = 10;
@@ -114,8 +123,8 @@ interface Srv {
   readonly named: ReadonlyMap<string, Loc>;
   readonly tls: { context: SecureContext; cert: Buffer; key: Buffer } | undefined;
   readonly redirectHttps: boolean;
-  /** The port of this server's first TLS listener (for the https redirect). */
-  readonly httpsPort: number | undefined;
+  /** This server's first TLS listener (for the https redirect): its key and configured port. */
+  readonly https: { key: string; port: number } | undefined;
 }
 
 /** A socket to bind, and how the engine serves it. */
@@ -167,6 +176,7 @@ export class Pipeline implements EngineHandler {
   private readonly logger: Logger;
   private readonly closers: (() => void | Promise<void>)[];
   private readonly reopeners: (() => void)[];
+  private readonly boundPorts = new Map<string, number>();
 
   /** Use `Pipeline.compile`. */
   constructor(parts: {
@@ -213,6 +223,14 @@ export class Pipeline implements EngineHandler {
     return new Compiler(input).run();
   }
 
+  /**
+   * The port a listener is bound to, once known (a configured port 0 is chosen by the OS): for
+   * redirects that name the port.
+   */
+  bound(key: string, port: number): void {
+    this.boundPorts.set(key, port);
+  }
+
   /** Release what modules opened (log files); the pipeline must not be used after. */
   async close(): Promise<void> {
     for (const fn of this.closers) {
@@ -235,22 +253,23 @@ export class Pipeline implements EngineHandler {
     }
   }
 
-  private tableFor(conn: WebConnection): VhostTable<Srv> {
-    if (this.coveringKeys.has(conn.listener)) {
-      const local = conn.localAddress.includes(":")
-        ? `[${conn.localAddress}]:${conn.localPort}`
-        : `${conn.localAddress}:${conn.localPort}`;
+  private tableFor(listener: string, conn: () => WebConnection): VhostTable<Srv> {
+    if (this.coveringKeys.size > 0 && this.coveringKeys.has(listener)) {
+      const c = conn();
+      const local = c.localAddress.includes(":")
+        ? `[${c.localAddress}]:${c.localPort}`
+        : `${c.localAddress}:${c.localPort}`;
       const specific = this.tables.get(local);
       if (specific) return specific;
     }
-    const t = this.tables.get(conn.listener);
+    const t = this.tables.get(listener);
     if (t) return t;
     // Only reachable with a connection from a listener this pipeline did not plan.
     return this.tables.values().next().value!;
   }
 
   rejected(connection: WebConnection, status: number, reason: string): void {
-    const srv = this.tableFor(connection).defaultServer;
+    const srv = this.tableFor(connection.listener, () => connection).defaultServer;
     if (srv.root.logs.length === 0) return;
     const req = new RefusedRequest(connection, connection.tls ? "https" : "http");
     const res: WebResponse = { status, fields: new Fields(), body: { kind: "empty" } };
@@ -265,9 +284,8 @@ export class Pipeline implements EngineHandler {
     this.log(srv.root, req, res, done);
   }
 
-  async handle(req: EngineRequest): Promise<Outcome> {
-    const conn = req.connection;
-    const table = this.tableFor(conn);
+  handle(req: EngineRequest): Promise<Outcome> {
+    const table = this.tableFor(req.listenerKey, () => req.connection);
     const found = table.find(req.host);
     const srv = found?.server ?? table.defaultServer;
     req.serverName = srv.firstName;
@@ -275,10 +293,12 @@ export class Pipeline implements EngineHandler {
     try {
       if (req.invalid) throw req.invalid;
       if (found === undefined && req.host !== "") {
-        if (this.unknownHost === "close") return this.outcome(srv.root, req, drop(), true);
+        if (this.unknownHost === "close") {
+          return Promise.resolve(this.outcome(srv.root, req, drop(), true));
+        }
         if (this.unknownHost === "misdirected") throw new HttpError(421, "unknown host");
       }
-      const sni = conn.tls?.servername;
+      const sni = req.scheme === "https" ? req.connection.tls?.servername : undefined;
       if (found !== undefined && sni !== undefined && sni.toLowerCase() !== req.host) {
         const bySni = table.find(sni.toLowerCase())?.server ?? table.defaultServer;
         // A connection made for another server's certificate (HTTP/2 coalescing gone wrong).
@@ -287,17 +307,21 @@ export class Pipeline implements EngineHandler {
         }
       }
       if (srv.redirectHttps && req.scheme === "http") {
-        const port =
-          srv.httpsPort === undefined || srv.httpsPort === 443 ? "" : `:${srv.httpsPort}`;
+        const p = srv.https ? (this.boundPorts.get(srv.https.key) ?? srv.https.port) : 443;
+        const port = p === 443 ? "" : `:${p}`;
         const host = (req.host || srv.firstName).replace(/:\d+$/, "");
         const status = req.method === "GET" || req.method === "HEAD" ? 301 : 308;
+        // The target as sent, without the scheme and authority of an absolute form.
+        const rest = req.target.startsWith("/")
+          ? req.target
+          : /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*(.*)$/.exec(req.target)?.[1] || "/";
         throw new HttpError(status, "https redirect", {
-          fields: Fields.from([["location", `https://${host}${port}${req.target}`]]),
+          fields: Fields.from([["location", `https://${host}${port}${rest}`]]),
         });
       }
     } catch (error) {
       const err = error instanceof HttpError ? error : new HttpError(500);
-      return this.finish(srv.root, req, this.errorResponse(err), err.close);
+      return Promise.resolve(this.finish(srv.root, req, this.errorResponse(err), err.close));
     }
     return this.run(req, srv);
   }
@@ -361,7 +385,7 @@ export class Pipeline implements EngineHandler {
           if (f?.captures) setCaptures(req, f.captures);
           if (loc.internal && !internal) throw new HttpError(404, "internal location");
           req.bodyLimit = loc.maxBody;
-          const length = req.body.length;
+          const length = req.declaredLength;
           if (loc.maxBody > 0 && length !== undefined && length > loc.maxBody) {
             throw new HttpError(413, "request body larger than the limit", { close: true });
           }
@@ -460,24 +484,50 @@ export class Pipeline implements EngineHandler {
     return { status: err.status, fields, body: { kind: "bytes", data: page } };
   }
 
-  /** Filters, then the outcome. */
-  private async finish(
+  /** Filters, then the outcome (without a promise when no filter makes one). */
+  private finish(
     loc: Loc,
     req: EngineRequest,
     response: WebResponse,
     close: boolean,
-  ): Promise<Outcome> {
+  ): Outcome | Promise<Outcome> {
     let res = response;
-    try {
-      for (const f of loc.filters) {
-        const r = f(req, res);
-        res = thenable(r) ? await r : r;
+    const filters = loc.filters;
+    for (let i = 0; i < filters.length; i++) {
+      let r: WebResponse | Promise<WebResponse>;
+      try {
+        r = filters[i]!(req, res);
+      } catch (error) {
+        return this.filterFailed(loc, req, error, close);
       }
-    } catch (error) {
-      this.logger.error("response filter failed", { error, path: req.path });
-      res = this.errorResponse(new HttpError(500));
+      if (thenable(r)) return this.finishAsync(loc, req, r, i + 1, close);
+      res = r;
     }
     return this.outcome(loc, req, res, close);
+  }
+
+  private async finishAsync(
+    loc: Loc,
+    req: EngineRequest,
+    pending: Promise<WebResponse>,
+    next: number,
+    close: boolean,
+  ): Promise<Outcome> {
+    try {
+      let res = await pending;
+      for (let i = next; i < loc.filters.length; i++) {
+        const r = loc.filters[i]!(req, res);
+        res = thenable(r) ? await r : r;
+      }
+      return this.outcome(loc, req, res, close);
+    } catch (error) {
+      return this.filterFailed(loc, req, error, close);
+    }
+  }
+
+  private filterFailed(loc: Loc, req: EngineRequest, error: unknown, close: boolean): Outcome {
+    this.logger.error("response filter failed", { error, path: req.path });
+    return this.outcome(loc, req, this.errorResponse(new HttpError(500)), close);
   }
 
   private outcome(loc: Loc, req: EngineRequest, res: WebResponse, close: boolean): Outcome {
@@ -537,7 +587,9 @@ class Compiler {
   constructor(input: PipelineInput) {
     this.input = input;
     this.modules = input.modules ?? defaultModules;
-    this.templateNames = { vars: new Set(this.modules.flatMap((m) => m.variables ?? [])) };
+    this.templateNames = {
+      vars: new Set([...this.modules.flatMap((m) => m.variables ?? []), ...groupNames(input.web)]),
+    };
     this.moduleKeys = new Map(
       this.modules.map((m) => [
         m,
@@ -562,11 +614,13 @@ class Compiler {
       : web.servers.map((block, i) => ({ block, path: ["web", "servers", i] }));
     // The upstream groups, for the proxy (and whatever else names a group).
     this.services.set("upstreams", web.upstreams);
-    const httpLevel: Record<string, unknown> = {
-      root: web.root,
-      accessLog: web.accessLog,
-      clientMaxBodySize: web.clientMaxBodySize,
-    };
+    // nginx's http block: a web-section setting named like a block field (`root`, `accessLog`,
+    // `clientMaxBodySize`, and any a module adds the same way) is what servers inherit.
+    const httpLevel: Record<string, unknown> = {};
+    const section = web as unknown as Record<string, unknown>;
+    for (const key of Object.keys(blockFields)) {
+      if (section[key] !== undefined) httpLevel[key] = section[key];
+    }
 
     const groups = new Map<string, ListenerGroup>();
     const servers: Srv[] = [];
@@ -751,11 +805,11 @@ class Compiler {
     const names = block.serverName ?? [];
     const firstName = names.find((n) => !n.startsWith("~") && !n.includes("*")) ?? "";
     const httpsEntry = entries.find((e) => e.tls);
-    let httpsPort: number | undefined;
+    let https: Srv["https"];
     if (httpsEntry) {
       try {
         const spec = parseListen(httpsEntry.address);
-        if (spec.kind === "tcp") httpsPort = spec.port;
+        if (spec.kind === "tcp") https = { key: formatListen(spec), port: spec.port };
       } catch {
         // refused with the listeners
       }
@@ -787,7 +841,7 @@ class Compiler {
       named,
       tls,
       redirectHttps: block.tls?.redirect === true,
-      httpsPort,
+      https,
     };
   }
 
@@ -943,6 +997,21 @@ class Compiler {
     loc.content = handler;
     return loc;
   }
+}
+
+/**
+ * The named groups of every regex in the config (locations, server names, rewrite rules and any
+ * module's): each is a variable templates may use.
+ */
+function groupNames(value: unknown, out = new Set<string>()): Set<string> {
+  if (typeof value === "string") {
+    for (const m of value.matchAll(/\(\?P?<([A-Za-z_]\w*)>/g)) out.add(m[1]!);
+  } else if (Array.isArray(value)) {
+    for (const v of value) groupNames(v, out);
+  } else if (typeof value === "object" && value !== null) {
+    for (const v of Object.values(value)) groupNames(v, out);
+  }
+  return out;
 }
 
 /** A location's settings: its own, else the enclosing block's. */

@@ -38,7 +38,12 @@ export default async function main(ctx: WorkerContext): Promise<void> {
       `the master gave ${ctx.listeners.length} listening sockets for ${pipeline.listeners.length} listeners`,
     );
   }
-  await Promise.all(pipeline.listeners.map((l, i) => engine.listen(l.plan, ctx.listeners[i]!)));
+  await Promise.all(
+    pipeline.listeners.map(async (l, i) => {
+      const address = await engine.listen(l.plan, ctx.listeners[i]!);
+      if (address !== null && typeof address === "object") pipeline.bound(l.plan.key, address.port);
+    }),
+  );
   ctx.onReopen(() => pipeline.reopen());
   ctx.onStop(async (graceful) => {
     await engine.stop(graceful);

@@ -279,7 +279,14 @@ export function exchange(
 export async function request(
   port: number,
   path: string,
-  opts: { host?: string; method?: string; headers?: Record<string, string>; body?: string } = {},
+  opts: {
+    host?: string;
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string;
+    /** The address to connect to (default 127.0.0.1). */
+    address?: string;
+  } = {},
 ): Promise<RawResponse> {
   const method = opts.method ?? "GET";
   let head = `${method} ${path} HTTP/1.1\r\nHost: ${opts.host ?? "localhost"}\r\nConnection: close\r\n`;
@@ -287,6 +294,7 @@ export async function request(
   if (opts.body !== undefined) head += `Content-Length: ${Buffer.byteLength(opts.body)}\r\n`;
   const ex = await exchange(port, `${head}\r\n${opts.body ?? ""}`, {
     head: [method === "HEAD"],
+    ...(opts.address ? { host: opts.address } : {}),
   });
   const r = ex.responses[0];
   if (!r) throw new Error(`no response to ${method} ${path}: ${JSON.stringify(ex.raw.toString())}`);

@@ -1,6 +1,7 @@
 /**
- * A test module answering the content phase with what the engine must be able to write: the
- * request as seen (`/req`), the body read back (`/body`), a file range (`/file/<size>`), a
+ * A test module answering the content phase with what the engine must be able to write (the
+ * first of these words in the path decides, so any prefix may stand before it): the request as
+ * seen (`/req`), the body read back (`/body`), a file range (`/file/<size>`), a
  * stream (`/stream/<chunks>`), a takeover echo (`/tunnel`, Upgrade and CONNECT), an error
  * (`/error/<status>`), a throw (`/throw`).
  */
@@ -9,6 +10,8 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { Fields, HttpError, response, type WebResponse } from "../../src/webserver/exchange.ts";
 import type { WebModule } from "../../src/webserver/module.ts";
+
+const words = new Set(["req", "body", "file", "stream", "tunnel", "error", "throw"]);
 
 export function probe(dir: string): WebModule {
   const files = new Map<number, string>();
@@ -28,7 +31,11 @@ export function probe(dir: string): WebModule {
     doc: "test content",
     setup: () => ({
       async content(req): Promise<WebResponse> {
-        const [, first, arg] = req.path.split("/");
+        // The first known word in the path decides (`/any/prefix/req/...` is `req`).
+        const parts = req.method === "CONNECT" ? ["", "tunnel"] : req.path.split("/");
+        const at = parts.findIndex((p) => words.has(p));
+        const first = at < 0 ? "" : parts[at];
+        const arg = at < 0 ? undefined : parts[at + 1];
         switch (first) {
           case "req":
             return response(

@@ -13,7 +13,8 @@ import { createReadStream, readSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { pipeline, type Readable } from "node:stream";
-import { HttpError, type WebResponse } from "../exchange.ts";
+import type { RequestBody, WebConnection } from "../exchange.ts";
+import { Fields, HttpError, type WebResponse } from "../exchange.ts";
 import type { Completion } from "../module.ts";
 import { defaultPage, noBodyStatus, reasonPhrase } from "../statusPages.ts";
 import {
@@ -41,14 +42,23 @@ interface Conn {
   idleSince: number;
   /** The body being read, failed with 408 when the client stalls. */
   reading: StreamBody | undefined;
+  /** The parser failed after a request head: answer what is in flight, then close. */
+  broken: boolean;
 }
 
 class Http1Request extends EngineRequest {
-  readonly connection;
-  readonly body;
   readonly canTakeover: boolean;
   readonly incoming: IncomingMessage;
+  readonly listenerKey: string;
   private readonly raw: string[];
+  private readonly conn: Conn;
+  private readonly position: number;
+  private readonly chunked: boolean;
+  private readonly onBodyStart: (r: Http1Request) => void;
+  private view: WebConnection | undefined;
+  private bodyCache: RequestBody | undefined;
+  /** Called when the response closes (finished: written in full). */
+  onClose: ((finished: boolean) => void) | undefined;
 
   constructor(
     req: IncomingMessage,
@@ -62,6 +72,7 @@ class Http1Request extends EngineRequest {
     let hosts = 0;
     let length: string | undefined;
     let chunked = false;
+    let codings = "";
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       if (name.length === 4 && name.toLowerCase() === "host") {
@@ -71,9 +82,10 @@ class Http1Request extends EngineRequest {
         length = raw[i + 1];
       } else if (name.length === 17 && name.toLowerCase() === "transfer-encoding") {
         chunked = true;
+        codings += `${codings === "" ? "" : ","}${raw[i + 1]}`;
       }
     }
-    const version = req.httpVersion === "1.0" ? "1.0" : "1.1";
+    const version = req.httpVersionMinor === 0 ? "1.0" : "1.1";
     super({
       method: req.method ?? "GET",
       target: req.url ?? "/",
@@ -85,32 +97,81 @@ class Http1Request extends EngineRequest {
     this.raw = raw;
     this.incoming = req;
     this.canTakeover = takeover;
-    this.connection = connectionView(conn.base, conn.served - 1);
+    this.conn = conn;
+    this.position = conn.served - 1;
+    this.listenerKey = conn.base.listener;
+    this.chunked = chunked;
+    this.onBodyStart = onBodyStart;
     const line = this.method.length + this.target.length + 10;
-    if (line > opts.maxRequestLine) {
+    if (req.httpVersionMajor !== 1) {
+      this.invalid = new HttpError(505, `HTTP/${req.httpVersion} on an HTTP/1 connection`, {
+        close: true,
+      });
+    } else if (line > opts.maxRequestLine) {
       this.invalid = new HttpError(414, "request line too long", { close: true });
     } else if (raw.length > 2 * opts.maxHeaders) {
       this.invalid = new HttpError(431, "too many header fields", { close: true });
+    } else if (chunked && transferProblem(codings, version) !== undefined) {
+      this.invalid = new HttpError(
+        transferProblem(codings, version)!,
+        `Transfer-Encoding "${codings}"`,
+        {
+          close: true,
+        },
+      );
     } else if (hosts > 1) {
       this.invalid = new HttpError(400, "more than one Host field", { close: true });
     } else if (hosts === 0 && version === "1.1") {
       this.invalid = new HttpError(400, "HTTP/1.1 request without Host", { close: true });
     }
-    const declared = length === undefined ? undefined : Number(length);
-    this.body = takeover
-      ? noBody
-      : new StreamBody(
-          req,
-          declared,
-          !chunked && (declared === undefined || declared === 0),
-          () => this.bodyLimit,
-          () => onBodyStart(this),
-        );
+    this.declaredLength = length === undefined || chunked ? undefined : Number(length);
+  }
+
+  get connection(): WebConnection {
+    this.view ??= connectionView(this.conn.base, this.position);
+    return this.view;
+  }
+
+  get body(): RequestBody {
+    if (this.bodyCache === undefined) {
+      const declared = this.declaredLength;
+      this.bodyCache = this.canTakeover
+        ? noBody
+        : new StreamBody(
+            this.incoming,
+            declared,
+            !this.chunked && (declared === undefined || declared === 0),
+            () => this.bodyLimit,
+            () => this.onBodyStart(this),
+          );
+    }
+    return this.bodyCache;
+  }
+
+  /** Body bytes read (without making the body). */
+  get received(): number {
+    return this.bodyCache instanceof StreamBody ? this.bodyCache.received : 0;
   }
 
   protected rawFields(): string[] {
     return this.raw;
   }
+}
+
+/**
+ * What a request's Transfer-Encoding makes of it, as nginx answers: undefined when the body is
+ * chunked once, last (HTTP/1.1); 501 for a coding we do not implement (`gzip, chunked`,
+ * `xchunked`: RFC 9112 §6.1); 400 for `chunked` twice or any coding in HTTP/1.0, whose length
+ * could be read two ways (the smuggling families TE.TE and TE.CL).
+ */
+function transferProblem(codings: string, version: "1.0" | "1.1"): 400 | 501 | undefined {
+  if (version === "1.0") return 400;
+  const list = codings
+    .split(",")
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== "");
+  if (list.some((c) => c !== "chunked")) return 501;
+  return list.length === 1 ? undefined : 400;
 }
 
 /** Map a parser error to the status nginx (or the RFC, where they differ) answers. */
@@ -128,8 +189,6 @@ function clientErrorStatus(
       const lf = packet ? packet.indexOf(10) : -1;
       return lf < 0 || lf > opts.maxRequestLine ? 414 : 431;
     }
-    case "HPE_INVALID_VERSION":
-      return 505;
     default:
       return 400;
   }
@@ -199,6 +258,7 @@ export class Http1Engine {
       active: 0,
       idleSince: performance.now(),
       reading: undefined,
+      broken: false,
     };
     this.conns.set(socket, conn);
     socket.once("close", () => this.conns.delete(socket));
@@ -232,13 +292,16 @@ export class Http1Engine {
     const ereq = new Http1Request(req, conn, this.opts, false, (r) =>
       this.onBodyStart(conn, r, req),
     );
+    // One listener per response: node emits "close" after "finish" too.
     res.once("close", () => {
       conn.active--;
       conn.idleSince = performance.now();
-      if (!res.writableFinished) ereq.abort(new Error("client closed the connection"));
+      const finished = res.writableFinished;
+      if (!finished) ereq.abort(new Error("client closed the connection"));
+      ereq.onClose?.(finished);
     });
     this.handler.handle(ereq).then(
-      (outcome) => this.write(ereq, res, outcome, req.socket),
+      (outcome) => this.write(ereq, res, outcome, req.socket, conn),
       (error: unknown) => {
         this.opts.logger.error("request handler failed", { error });
         res.destroy();
@@ -246,8 +309,25 @@ export class Http1Engine {
     );
   }
 
-  private write(req: Http1Request, res: ServerResponse, outcome: Outcome, socket: Socket): void {
-    const r = outcome.response;
+  private write(
+    req: Http1Request,
+    res: ServerResponse,
+    outcome: Outcome,
+    socket: Socket,
+    conn: Conn,
+  ): void {
+    let r = outcome.response;
+    if (conn.broken && !req.incoming.complete && req.invalid === undefined) {
+      // The body turned out malformed before we answered: the request was a bad one (nginx
+      // finds out the same way while discarding the body, and answers 400).
+      releaseBody(r.body);
+      const page = defaultPage(400, this.opts.serverHeader ?? "");
+      r = {
+        status: 400,
+        fields: new Fields(["content-type", "text/html"]),
+        body: { kind: "bytes", data: page },
+      };
+    }
     // `res.socket` is null while a pipelined response waits for the ones before it: use the
     // request's socket.
     if (r.status === 444 || socket.destroyed) {
@@ -262,7 +342,7 @@ export class Http1Engine {
     const { list, length, keptLength } = outgoingFields(r, head, this.opts.serverHeader);
     const noBody = noBodyStatus(r.status);
     if (!noBody && length !== undefined && !keptLength) list.push("content-length", String(length));
-    if (outcome.close || this.draining || this.opts.keepaliveTimeout === 0) {
+    if (outcome.close || conn.broken || this.draining || this.opts.keepaliveTimeout === 0) {
       res.shouldKeepAlive = false;
       if (!req.incoming.complete) linger(socket);
     }
@@ -361,17 +441,14 @@ export class Http1Engine {
     r: WebResponse,
     bodyBytes: number,
   ): void {
-    let done = false;
-    const end = (error: string | undefined): void => {
-      if (done) return;
-      done = true;
-      this.finish(outcome, req, r, headerBytes(res) + (error ? 0 : bodyBytes), bodyBytes, error);
+    const end = (finished: boolean): void => {
+      req.onClose = undefined;
+      const head = headerBytes(res);
+      if (finished) this.finish(outcome, req, r, head + bodyBytes, bodyBytes, undefined);
+      else this.finish(outcome, req, r, head, 0, "client closed");
     };
-    if (res.writableFinished) end(undefined);
-    else {
-      res.once("finish", () => end(undefined));
-      res.once("close", () => end(res.writableFinished ? undefined : "client closed"));
-    }
+    if (res.writableFinished && res.closed) end(true);
+    else req.onClose = end;
   }
 
   private finish(
@@ -386,7 +463,7 @@ export class Http1Engine {
       status: r.status,
       bytesSent,
       bodyBytesSent,
-      bodyBytesReceived: req.body instanceof StreamBody ? req.body.received : 0,
+      bodyBytesReceived: req instanceof Http1Request ? req.received : 0,
       durationMs: performance.now() - req.hrStart,
       error,
     };
@@ -487,10 +564,13 @@ export class Http1Engine {
     const status = clientErrorStatus(err, this.opts);
     const base = conn?.base ?? connectionBase(socket, this.listener);
     this.handler.rejected(connectionView(base, conn?.served ?? 0), status, err.code ?? err.message);
-    // A response already under way on this connection (a pipelined request before the bad one)
-    // cannot be followed by ours: cut the connection.
-    if ((socket as { _httpMessage?: unknown })._httpMessage) {
-      socket.destroy();
+    // A request in flight on this connection (its head was fine, its body or a pipelined
+    // request after it is not): answer it, then close; ours cannot follow it.
+    const inFlight = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (inFlight) {
+      if (conn) conn.broken = true;
+      if (inFlight.headersSent) inFlight.once("finish", () => socket.destroySoon());
+      conn?.reading?.fail(new HttpError(400, "malformed request body", { close: true }));
       return;
     }
     const page = defaultPage(status, this.opts.serverHeader ?? "");

@@ -35,6 +35,7 @@ class Http2Request extends EngineRequest {
   readonly connection;
   readonly body;
   readonly canTakeover = false;
+  readonly listenerKey: string;
   private readonly raw: string[];
 
   constructor(
@@ -62,6 +63,7 @@ class Http2Request extends EngineRequest {
     if (headers.host === undefined && typeof authority === "string") fields.push("host", authority);
     this.raw = fields;
     this.connection = connectionView(s.base, s.served - 1);
+    this.listenerKey = s.base.listener;
     if (this.method === "CONNECT") {
       this.invalid = new HttpError(501, "CONNECT over HTTP/2 is not supported", { close: false });
     } else if (this.target === "") {
@@ -71,6 +73,7 @@ class Http2Request extends EngineRequest {
     }
     const cl = headers["content-length"];
     const declared = cl === undefined ? undefined : Number(cl);
+    this.declaredLength = declared;
     this.body = new StreamBody(
       stream,
       declared,

@@ -37,6 +37,10 @@ export abstract class EngineRequest implements WebRequest {
   path: string;
   query: string;
   abstract readonly body: RequestBody;
+  /** The listen key of the connection (what `connection.listener` says), without making the view. */
+  abstract readonly listenerKey: string;
+  /** The declared Content-Length (undefined: none, or chunked), without making the body. */
+  declaredLength: number | undefined;
   readonly startTime: number;
   /** performance.now() when the head was complete, for durations. */
   readonly hrStart: number;
@@ -63,7 +67,13 @@ export abstract class EngineRequest implements WebRequest {
     this.path = "/";
     this.query = "";
     this.host = "";
-    const parts = splitTarget(head.target);
+    this.declaredLength = undefined;
+    // CONNECT's authority form (`example.com:443`) has no path: it routes as "/", the host
+    // being the target's.
+    const authorityForm = head.method === "CONNECT" && !head.target.startsWith("/");
+    const parts = authorityForm
+      ? { path: "/", query: "", host: head.target }
+      : splitTarget(head.target);
     if (parts === undefined) {
       this.invalid = new HttpError(400, `bad request-target ${JSON.stringify(head.target)}`, {
         close: true,
@@ -253,6 +263,7 @@ export class RefusedRequest extends EngineRequest {
   readonly connection: WebConnection;
   readonly body: RequestBody = noBody;
   readonly canTakeover = false;
+  readonly listenerKey: string;
   constructor(connection: WebConnection, scheme: "http" | "https") {
     super({
       method: "",
@@ -263,6 +274,7 @@ export class RefusedRequest extends EngineRequest {
       mergeSlashes: true,
     });
     this.connection = connection;
+    this.listenerKey = connection.listener;
   }
   protected rawFields(): string[] {
     return [];

@@ -32,7 +32,11 @@ export function outgoingFields(
       }
       continue;
     }
-    if (name === "server") hasServer = true;
+    if (name === "server") {
+      hasServer = true;
+      // An empty Server says "none" (the headers module's removeHeaders: ["Server"]).
+      if (src[i + 1] === "") continue;
+    }
     list.push(name, src[i + 1]!);
   }
   if (!hasServer && serverHeader !== undefined) list.push("server", serverHeader);

@@ -89,7 +89,11 @@ export const headers: WebModule<Settings> = {
       const ok = okStatuses.has(res.status);
       const fields = res.fields.clone();
       const out: WebResponse = { ...res, fields };
-      for (const name of remove) fields.delete(name);
+      for (const name of remove) {
+        // The engine adds Server itself; an empty one tells it not to.
+        if (name === "server") fields.set("server", "");
+        else fields.delete(name);
+      }
       if (ok && (expires || cacheControl !== undefined)) {
         let cc: string | undefined;
         if (expires) {
