@@ -7,6 +7,8 @@
  *
  * The slow-client case is bench/suites/slowclients.ts.
  */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { type RunningServer, startCommand, startNginx } from "../lib/peers.ts";
 import { benchFile, type Case, defineSuite } from "../lib/suite.ts";
 
@@ -76,23 +78,26 @@ export const cases: Case[] = [
   ),
   proxied(
     "brigade web",
-    "brigade web --proxy, 1 worker, defaults (request and response buffering, forwarding headers, keep-alive pool)",
+    "brigade web, 1 worker, proxy to an upstream group with keepalive.idle 64 (as nginx's), defaults otherwise (request and response buffering, forwarding headers)",
     (upstreamPort) =>
       startCommand({
         name: "brigade web",
         command: process.execPath,
-        args: [
-          benchFile("bin/brigade.ts"),
-          "web",
-          "--listen",
-          "127.0.0.1:{port}",
-          "--proxy",
-          `http://127.0.0.1:${upstreamPort}`,
-          "--workers",
-          "1",
-          "--log-level",
-          "warn",
-        ],
+        args: [benchFile("bin/brigade.ts"), "web", "-c", "{dir}/brigade.config.json"],
+        beforeSpawn(port, dir) {
+          const config = {
+            log: { level: "warn" },
+            web: {
+              workers: 1,
+              listen: [`127.0.0.1:${port}`],
+              upstreams: {
+                app: { peers: [`127.0.0.1:${upstreamPort}`], keepalive: { idle: 64 } },
+              },
+              servers: [{ proxy: "app" }],
+            },
+          };
+          writeFileSync(join(dir, "brigade.config.json"), JSON.stringify(config));
+        },
       }),
   ),
   proxied(
