@@ -128,6 +128,13 @@ function isReplayable(body: UpstreamRequest["body"]): boolean {
   );
 }
 
+/** Whether a response's Connection field says the peer closes the connection after it. */
+function closes(connection: string | string[] | undefined): boolean {
+  if (connection === undefined) return false;
+  const v = Array.isArray(connection) ? connection.join(",") : connection;
+  return /(?:^|,)\s*close\s*(?:,|$)/i.test(v);
+}
+
 /** The headers to hand to undici: framing headers dropped, names as given. */
 export function requestHeaders(
   headers: RequestHeaders | undefined,
@@ -462,11 +469,14 @@ export class PeerPool {
       state.headers = true;
       watchdog.stop();
       const body = res.body;
+      // A peer that says it closes (gunicorn's sync workers always do) must not be reused: the
+      // next request would fail on the dead socket and be replayed on a fresh one.
+      const closing = closes(res.headers.connection);
       let ended = false;
       body.once("end", () => {
         ended = true;
       });
-      body.once("close", () => (ended ? this.recycle(conn) : this.discard(conn)));
+      body.once("close", () => (ended && !closing ? this.recycle(conn) : this.discard(conn)));
       return {
         status: res.statusCode,
         headers: res.headers as Record<string, string | string[]>,
