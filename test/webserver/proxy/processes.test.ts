@@ -6,12 +6,14 @@
  * backup; the quick start `brigade web --proxy A --proxy B`.
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import net from "node:net";
+import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { modules } from "../../../src/webserver/modules.ts";
 import { requireTool, startGunicorn } from "../../helpers/peers.ts";
-import { waitFor } from "../../helpers/process.ts";
-import { startWeb, tempDir } from "../helpers.ts";
+import { spawnNode, waitFor } from "../../helpers/process.ts";
+import { bin, startWeb, tempDir } from "../helpers.ts";
 import { get, serve, upstream, upstreamProcess } from "./helpers.ts";
 
 const wsgiApp = `
@@ -249,4 +251,49 @@ test("quick start: brigade web --proxy A --proxy B is a round-robin group; with 
     return;
   }
   assert.equal((await get(`${base}/hello.txt`)).text, "static hello");
+});
+
+const appTier = new URL("../../../src/appserver/worker.ts", import.meta.url);
+
+test("brigade web in front of brigade app on a unix socket", async (t) => {
+  if (!existsSync(appTier)) {
+    t.skip("brigade app is not in this build yet (branch app)");
+    return;
+  }
+  const dir = tempDir(t, {
+    "app.ts": `export default {
+  async fetch(req: Request): Promise<Response> {
+    const body = await req.text();
+    return Response.json({
+      path: new URL(req.url).pathname,
+      method: req.method,
+      xff: req.headers.get("x-forwarded-for"),
+      body: body.length,
+    });
+  },
+};
+`,
+  });
+  const sock = join(dir, "app.sock");
+  const app = spawnNode(
+    t,
+    [bin, "app", join(dir, "app.ts"), "-w", "2", "-b", `unix:${sock}`, "--log-format", "text"],
+    {
+      cwd: dir,
+    },
+  );
+  await app.waitForLine(/master ready/, { timeoutMs: 30_000 });
+  const s = await serve(t, {
+    servers: [{ locations: [{ match: "/", proxy: `unix:${sock}` }] }],
+  } as never);
+  const r = JSON.parse(
+    (await get(`${s.url}/hello`, { headers: { "X-Forwarded-For": "203.0.113.7" } })).text,
+  );
+  assert.deepEqual(r, { path: "/hello", method: "GET", xff: "203.0.113.7, 127.0.0.1", body: 0 });
+  const post = JSON.parse(
+    (await get(`${s.url}/p`, { method: "POST", body: "x".repeat(50_000) })).text,
+  );
+  assert.equal(post.body, 50_000);
+  app.child.kill("SIGTERM");
+  await app.exited;
 });
