@@ -14,7 +14,6 @@
 import {
   close,
   closeSync,
-  createReadStream,
   mkdirSync,
   openSync,
   read,
@@ -123,14 +122,30 @@ export async function bufferRequestBody(
   };
 }
 
-/** A fresh stream over a buffered file body, from its start (one per attempt: a retry replays it). */
+/**
+ * A fresh stream over a buffered file body, from its start (one per attempt: a retry replays it).
+ * Positional reads on a descriptor it does not own: destroying the stream (undici does, once
+ * sent or on an error) leaves the file open for the next attempt; `close()` on the body ends it.
+ */
 export function fileBodyStream(body: { fd: number; length: number }): Readable {
-  return createReadStream("", {
-    fd: body.fd,
-    start: 0,
-    end: body.length - 1,
-    autoClose: false,
-    emitClose: true,
+  let position = 0;
+  return new Readable({
+    highWaterMark: READ_CHUNK,
+    read() {
+      const n = Math.min(READ_CHUNK, body.length - position);
+      if (n <= 0) {
+        this.push(null);
+        return;
+      }
+      const buf = Buffer.allocUnsafe(n);
+      read(body.fd, buf, 0, n, position, (err, got) => {
+        if (err) return this.destroy(err);
+        if (got === 0)
+          return this.destroy(new Error("request body temp file shorter than written"));
+        position += got;
+        this.push(got === n ? buf : buf.subarray(0, got));
+      });
+    },
   });
 }
 

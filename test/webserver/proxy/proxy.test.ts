@@ -4,10 +4,12 @@
  * errors and timeouts, X-Accel-Redirect, intercepted errors, WebSocket tunnels, event streams.
  */
 import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
 import net from "node:net";
+import { join } from "node:path";
 import { test } from "node:test";
 import { waitFor } from "../../helpers/process.ts";
-import { exchange, request } from "../helpers.ts";
+import { exchange, request, tempDir } from "../helpers.ts";
 import {
   type Echoed,
   get,
@@ -295,9 +297,49 @@ test("errors: refused 502, read timeout 504, both through error pages; a POST to
   for (let i = 0; i < 4; i++)
     posts.push((await get(`${s.url}/pair`, { method: "POST", body: "x" })).status);
   assert.deepEqual([...new Set(posts)].sort(), [200, 502], String(posts));
-  // With retry.nonIdempotent they are.
+  // With retry.nonIdempotent they are, also when the body was buffered in a temp file (replayed).
+  const big = Buffer.alloc(200_000, 7);
   for (let i = 0; i < 4; i++) {
-    assert.equal((await get(`${s.url}/retry`, { method: "POST", body: "x" })).status, 200);
+    const r = await get(`${s.url}/retry`, { method: "POST", body: i % 2 ? "x" : big });
+    assert.equal(r.status, 200);
+    assert.equal((JSON.parse(r.text) as Echoed).bodyBytes, i % 2 ? 1 : big.length);
+  }
+});
+
+test("the upstream variables in the access log: every attempt's peer and status", async (t) => {
+  const dying = await rawUpstream(t, (socket) => socket.destroy());
+  const good = await upstream(t);
+  const dir = tempDir(t);
+  const log = join(dir, "access.log");
+  const s = await serve(t, {
+    upstreams: { app: { peers: [dying.address, good.address], maxFails: 0 } },
+    servers: [
+      {
+        accessLog: {
+          path: log,
+          format:
+            "$request_uri|$status|$upstream_addr|$upstream_status|$upstream_response_time|$upstream_header_time|$upstream_response_length",
+          buffer: 0,
+        },
+        locations: [{ match: "/", proxy: "app" }],
+      },
+    ],
+  } as never);
+  for (let i = 0; i < 4; i++) assert.equal((await get(`${s.url}/v${i}`)).status, 200);
+  const lines = await waitFor(() => {
+    const text = existsSync(log) ? readFileSync(log, "utf8") : "";
+    const l = text.trim().split("\n").filter(Boolean);
+    return l.length >= 4 ? l : undefined;
+  }, "4 log lines");
+  const fields = lines.map((l) => l.split("|"));
+  const retried = fields.filter((f) => f[2] === `${dying.address}, ${good.address}`);
+  assert.ok(retried.length > 0, lines.join("\n"));
+  for (const f of retried) assert.equal(f[3], "502, 200");
+  for (const f of fields) {
+    assert.equal(f[1], "200");
+    assert.match(f[4]!, /^\d+\.\d{3}$/);
+    assert.match(f[5]!, /^\d+\.\d{3}$/);
+    assert.match(f[6]!, /^\d+$/);
   }
 });
 
@@ -372,14 +414,15 @@ test("X-Accel-Redirect goes to an internal location; intercepted errors get our 
 
 test("WebSocket echo through the proxy; a refused upgrade is relayed", async (t) => {
   const up = await wsEchoUpstream(t);
-  const s = await serve(t, oneLocation(`http://${up.address}`));
+  // A tunnel is a long-lived stream: the read timeout of ordinary requests does not cut it.
+  const s = await serve(t, oneLocation(`http://${up.address}`, { proxyReadTimeout: "300ms" }));
   const ws = new WebSocket(`ws://127.0.0.1:${s.port}/chat`);
   const messages: string[] = [];
   await new Promise<void>((resolve, reject) => {
     ws.onopen = () => ws.send("hello");
     ws.onmessage = (m) => {
       messages.push(String(m.data));
-      if (messages.length === 1) ws.send("x".repeat(300));
+      if (messages.length === 1) setTimeout(() => ws.send("x".repeat(300)), 900);
       else resolve();
     };
     ws.onerror = () => reject(new Error("websocket error"));
