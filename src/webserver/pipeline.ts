@@ -69,7 +69,7 @@ import { resolveDots } from "./path.ts";
 import { type LocationNode, LocationTree } from "./routing/locations.ts";
 import { type NameEntry, VhostTable } from "./routing/vhosts.ts";
 import { defaultPage } from "./statusPages.ts";
-import { compileTemplate, type TemplateNames } from "./variables.ts";
+import { compileTemplate, type Template, type TemplateNames } from "./variables.ts";
 
 type WebConfig = Config["web"];
 
@@ -105,7 +105,7 @@ interface Loc {
   readonly info: LocationInfo;
   readonly internal: boolean;
   readonly maxBody: number;
-  readonly errorPages: ReadonlyMap<number, ErrorPage>;
+  readonly errorPages: ReadonlyMap<number, ErrorPage & { render: Template }>;
   readonly serverRewrite: PhaseHandler[];
   readonly rewrite: PhaseHandler[];
   readonly access: PhaseHandler[];
@@ -433,10 +433,11 @@ export class Pipeline implements EngineHandler {
         if (page !== undefined) {
           errorPaged = true;
           override = page.status ?? err.status;
-          if (page.uri.startsWith("/") || page.uri.startsWith("@")) {
+          const uri = page.render({ req });
+          if (uri.startsWith("/") || uri.startsWith("@")) {
             try {
               const method = req.method === "GET" || req.method === "HEAD" ? undefined : "GET";
-              step = apply(method ? { reroute: page.uri, method } : { reroute: page.uri }, "other");
+              step = apply(method ? { reroute: uri, method } : { reroute: uri }, "other");
               continue;
             } catch (e) {
               this.logger.error("error page failed", { error: e, location: loc.info.path });
@@ -449,7 +450,7 @@ export class Pipeline implements EngineHandler {
             override = undefined;
             response = this.errorResponse(
               new HttpError(redirect, "error page", {
-                fields: Fields.from([["location", page.uri]]),
+                fields: Fields.from([["location", uri]]),
               }),
             );
             break;
@@ -460,7 +461,9 @@ export class Pipeline implements EngineHandler {
         break;
       }
     }
-    if (override !== undefined && override !== "response") response.status = override;
+    // A copy: the response may be a module's cached object.
+    if (override !== undefined && override !== "response")
+      response = { ...response, status: override };
     return this.finish(loc, req, response, close);
   }
 
@@ -927,11 +930,20 @@ class Compiler {
     serverNames: readonly string[],
     isRoot: boolean,
   ): Promise<Loc> {
+    const where: Path = pathOf(info.path);
+    let errorPages = new Map<number, ErrorPage & { render: Template }>();
+    try {
+      errorPages = errorPageMap(effective.errorPages as ErrorPage[] | undefined, (t) =>
+        compileTemplate(t, this.templateNames),
+      );
+    } catch (e) {
+      this.problem([...where, "errorPages"], (e as Error).message);
+    }
     const loc = {
       info,
       internal: own.internal === true,
       maxBody: (effective.clientMaxBodySize as number | undefined) ?? 0,
-      errorPages: errorPageMap(effective.errorPages as ErrorPage[] | undefined),
+      errorPages,
       serverRewrite: [] as PhaseHandler[],
       rewrite: [] as PhaseHandler[],
       access: [] as PhaseHandler[],
@@ -942,7 +954,6 @@ class Compiler {
     let content: { module: string; handler: ContentHandler } | undefined;
     let fallback: ContentHandler | undefined;
     const wrappers: ((inner: ContentHandler) => ContentHandler)[] = [];
-    const where: Path = pathOf(info.path);
     for (const module of this.modules) {
       const keys = this.moduleKeys.get(module)!;
       const settings: Record<string, unknown> = {};
@@ -1026,9 +1037,15 @@ function inherit(
   return out;
 }
 
-function errorPageMap(pages: ErrorPage[] | undefined): Map<number, ErrorPage> {
-  const m = new Map<number, ErrorPage>();
-  for (const p of pages ?? []) for (const c of p.codes) if (!m.has(c)) m.set(c, p);
+function errorPageMap(
+  pages: ErrorPage[] | undefined,
+  template: (text: string) => Template,
+): Map<number, ErrorPage & { render: Template }> {
+  const m = new Map<number, ErrorPage & { render: Template }>();
+  for (const p of pages ?? []) {
+    const page = { ...p, render: template(p.uri) };
+    for (const c of p.codes) if (!m.has(c)) m.set(c, page);
+  }
   return m;
 }
 
