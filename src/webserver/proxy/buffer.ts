@@ -11,15 +11,7 @@
  * - `watchIdle`: a between-reads timeout on a stream that only runs while the stream waits for
  *   the upstream (not while it is paused because the client is slow).
  */
-import {
-  close,
-  closeSync,
-  mkdirSync,
-  openSync,
-  read,
-  unlinkSync,
-  write,
-} from "node:fs";
+import { close, closeSync, mkdirSync, openSync, read, unlinkSync, write } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import type { RequestBody } from "../exchange.ts";
