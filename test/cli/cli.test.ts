@@ -91,6 +91,8 @@ test("print-config shows the effective config: defaults < file < env < flags", a
     },
     web: {
       listen: ["127.0.0.1:8080"],
+      proxy: [],
+      upstreams: {},
       clientMaxBodySize: 1048576,
       servers: [],
       unknownHost: "default",

@@ -135,7 +135,7 @@ test("bad values are reported with their key paths, all at once", () => {
       'web.upstreams.app.retry.on[1]: expected one of "error", "timeout", "invalidResponse", "http500", "http502", "http503", "http504", "http403", "http404", "http429", found "boom"',
       "web.upstreams.app.retry.tries: expected an integer ≥ 0, found -1",
       'web.upstreams.app.timeouts.connect: expected a duration (seconds, or "500ms", "30s", "5m", "1h"), found "soon"',
-      'web.upstreams["9bad"]: invalid name; expected a letter followed by letters, digits, "_", "-" or "."',
+      'web.upstreams.9bad: invalid name; expected a letter followed by letters, digits, "_", "-" or "."',
     ],
   );
 });
