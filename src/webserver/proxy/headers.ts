@@ -93,10 +93,17 @@ export function upstreamRequestFields(
   const setNames = plan.setNames;
   let xff: string | undefined;
   let forwarded: string | undefined;
+  // HTTP/2 may split Cookie into several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
+  const h2 = req.httpVersion === "2";
+  let cookie: string | undefined;
   for (let i = 0; i < src.length; i += 2) {
     const name = src[i]!;
     const value = src[i + 1]!;
     if (name === "host" || name === "content-length" || hopByHop.has(name)) continue;
+    if (h2 && name === "cookie") {
+      cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+      continue;
+    }
     if (named?.has(name)) continue;
     if (setNames.has(name)) continue;
     if (fwd.size > 0) {
@@ -120,6 +127,7 @@ export function upstreamRequestFields(
     }
     out.push(name, value);
   }
+  if (cookie !== undefined && !setNames.has("cookie")) out.push("cookie", cookie);
   if (fwd.size > 0) {
     const addr = req.connection.remoteAddress;
     if (fwd.has("x-forwarded-for")) {

@@ -5,11 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
+import http2 from "node:http2";
 import net from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
+import { requireTool } from "../../helpers/peers.ts";
 import { waitFor } from "../../helpers/process.ts";
-import { exchange, request, tempDir } from "../helpers.ts";
+import { exchange, request, selfSigned, startEngine, tempDir } from "../helpers.ts";
 import {
   type Echoed,
   get,
@@ -475,4 +477,50 @@ test("event streams pass through at once, and outlive the read timeout", async (
     if (events.length === 1) assert.equal(sentTwo, false);
   }
   assert.deepEqual(events, ["one", "two"], "not cut by the 500 ms read timeout");
+});
+
+test("an HTTP/2 client through the proxy: an HTTP/1.1 request upstream, cookies joined, https forwarded", async (t) => {
+  if (!requireTool(t, "openssl")) return;
+  const up = await upstream(t);
+  const dir = tempDir(t);
+  const { cert } = selfSigned(dir, "p", ["p.test"]);
+  const engine = await startEngine(
+    t,
+    {
+      servers: [
+        {
+          listen: [{ address: "127.0.0.1:0", tls: true }],
+          serverName: ["p.test"],
+          tls: { cert: "p.crt", key: "p.key" },
+          locations: [{ match: "/", proxy: `http://${up.address}` }],
+        },
+      ],
+    } as never,
+    { baseDir: dir },
+  );
+  const session = http2.connect(`https://127.0.0.1:${engine.port}`, {
+    servername: "p.test",
+    ca: readFileSync(cert),
+    checkServerIdentity: () => undefined,
+  });
+  t.after(() => session.destroy());
+  const text = await new Promise<string>((resolve, reject) => {
+    const stream = session.request({
+      ":path": "/h2?x=1",
+      ":authority": "p.test",
+      cookie: ["a=1", "b=2"],
+    });
+    let data = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (c: string) => {
+      data += c;
+    });
+    stream.on("end", () => resolve(data));
+    stream.on("error", reject);
+  });
+  const e = JSON.parse(text) as Echoed;
+  assert.equal(e.url, "/h2?x=1");
+  assert.equal(e.headers.cookie, "a=1; b=2");
+  assert.equal(e.headers["x-forwarded-proto"], "https");
+  assert.equal(e.headers.host, "p.test");
 });
