@@ -346,8 +346,14 @@ export const proxy: WebModule<Settings> = {
       cookiePath: compileReplace(scope, "proxyCookiePath", s.proxyCookiePath ?? [], false),
     };
 
-    const hashKey =
-      policy.type === "hash" && policy.key !== undefined ? scope.template(policy.key) : undefined;
+    let hashKey: ReturnType<typeof scope.template> | undefined;
+    if (policy.type === "hash" && policy.key !== undefined) {
+      try {
+        hashKey = scope.template(policy.key);
+      } catch (e) {
+        throw new Error(`proxy: upstream group "${dest.name}" policy.key: ${(e as Error).message}`);
+      }
+    }
     const stickyCookie = policy.type === "sticky" ? (policy.cookie ?? "srv_id") : undefined;
 
     const intercept = s.proxyInterceptErrors ?? false;
@@ -529,7 +535,10 @@ export const proxy: WebModule<Settings> = {
       return { status, fields, body: { kind: "stream", stream: spool, length: head.length } };
     };
 
-    const upgradeRequest = async (req: WebRequest, upgrade: string): Promise<WebResponse> => {
+    const upgradeRequest = async (
+      req: WebRequest,
+      upgrade: string,
+    ): Promise<WebResponse | Reroute> => {
       if (needsProxyVars) proxyVars(req);
       const path = upstreamPath(req, dest.uri, shape);
       const headers = upstreamRequestFields(req, reqPlan, upgrade);
@@ -566,9 +575,7 @@ export const proxy: WebModule<Settings> = {
       if (result.status !== 101 || !("socket" in result)) {
         const res = result as UpstreamResponse;
         res.body.once("close", () => lease.release());
-        const out = await respond(req, res, started, lease.setCookie);
-        if ("reroute" in out) return out as unknown as WebResponse;
-        return out;
+        return respond(req, res, started, lease.setCookie);
       }
       const up = result;
       req.vars.set("upstream_header_time", seconds(performance.now() - started));
