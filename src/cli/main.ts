@@ -220,8 +220,18 @@ export async function main(argv: string[]): Promise<number> {
       err(`${bad.message}\nbrigade ${first}: ${n} problem${n === 1 ? "" : "s"} in the config`);
       return failCode;
     }
+    // Like gunicorn's --check-config, an app that is named must also load.
+    if (config.app.app !== undefined) {
+      const { checkApp } = await import("../appserver/check.ts");
+      const problem = await checkApp(config.app.app, process.cwd(), config.app.chdir);
+      if (problem !== undefined) {
+        err(`${problem}\nbrigade check: the app (app.app) cannot be loaded`);
+        return ExitCode.failure;
+      }
+    }
     const where = file ? `config ${file}` : "no config file (defaults, env and flags)";
-    out(`brigade check: ok: ${where}`);
+    const app = config.app.app !== undefined ? `; app ${config.app.app} loads` : "";
+    out(`brigade check: ok: ${where}${app}`);
     return ExitCode.ok;
   }
   if (command.action === "print") {
