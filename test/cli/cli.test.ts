@@ -139,10 +139,13 @@ test("--help lists each flag with its env var and default; --version", async (t)
   assert.match(v.stdout, /^\d+\.\d+\.\d+\n$/);
 });
 
-test("app without APP is refused before anything starts", async (t) => {
+test("app without APP is refused before anything starts; a valid one reaches the tier", async (t) => {
   const dir = tmp(t);
   const none = await brigade(["app"], dir);
   assert.equal(none.code, 2);
   assert.match(none.stderr, /^brigade app: app\.app: no app given/);
-  // Both tiers are real now: test/appserver and test/webserver start them.
+  // A named app reaches the tier, which finds it cannot be loaded: exit 4 (ExitCode.appLoad).
+  const missing = await brigade(["app", "hello.ts", "--log-format", "text"], dir);
+  assert.equal(missing.code, 4, missing.stderr);
+  assert.match(missing.stderr, /the app cannot be loaded/);
 });

@@ -30,6 +30,7 @@ import {
 import { processSettings } from "./process.ts";
 import { upstreams } from "./upstream.ts";
 import { accessLogFields } from "./web/accessLog.ts";
+import { compressFields } from "./web/compress.ts";
 import { commonCoreFields, locationCoreFields, serverCoreFields } from "./web/core.ts";
 import { headersFields } from "./web/headers.ts";
 import { proxyFields, proxyTargetList } from "./web/proxy.ts";
@@ -42,6 +43,7 @@ export const moduleFields = {
   ...staticFields,
   ...proxyFields,
   ...headersFields,
+  ...compressFields,
   ...accessLogFields,
 };
 
@@ -110,6 +112,34 @@ export const web = {
     default: {},
     doc: 'Named upstream groups (nginx\'s `upstream` blocks) that a location\'s `proxy` refers to by name: `upstreams: { app: { peers: ["127.0.0.1:8000", "127.0.0.1:8001"] } }` and `proxy: "app"`. Their peers, balancing policy, health checks, retries, keep-alive pools and timeouts; see docs/upstream.md.',
     nginx: "upstream",
+  }),
+  autoindex: setting({
+    type: staticFields.autoindex.type,
+    default: undefined,
+    defaultText: "false",
+    doc: "List directories that have no index file (`brigade web --root . --autoindex`): the `autoindex` of servers and locations that set none.",
+    nginx: "autoindex (http block)",
+  }),
+  tryFiles: setting({
+    type: staticFields.tryFiles.type,
+    default: undefined,
+    defaultText: "(none)",
+    doc: "The `tryFiles` of servers and locations that set none; for a single-page app: `brigade web --root dist --try-files '$uri' --try-files /index.html`.",
+    nginx: "try_files (http block)",
+  }),
+  gzip: setting({
+    type: compressFields.gzip.type,
+    default: undefined,
+    defaultText: "false",
+    doc: "Compress responses with gzip on the fly (`--gzip`): the `gzip` of servers and locations that set none.",
+    nginx: "gzip (http block)",
+  }),
+  brotli: setting({
+    type: compressFields.brotli.type,
+    default: undefined,
+    defaultText: "false",
+    doc: "Compress responses with brotli on the fly (`--brotli`): the `brotli` of servers and locations that set none.",
+    nginx: "brotli (http block)",
   }),
   accessLog: setting({
     type: accessLogFields.accessLog.type,
