@@ -17,6 +17,7 @@ import { ExitCode } from "../core/exitCodes.ts";
 import type { Logger, LoggerOptions } from "../core/logger.ts";
 import type { BoundListener } from "./listen.ts";
 import type { FromWorker, ToWorker, WorkerInit, WorkerListen } from "./protocol.ts";
+import { SharedStore } from "./sharedState.ts";
 import { captureBlockedStack } from "./stack.ts";
 import { BLOCKED_REPORT_KEY } from "./worker.ts";
 
@@ -92,6 +93,8 @@ interface Proc {
 
 interface Rec {
   proc: Proc;
+  /** Unique for the pool's life: who holds shared-state counts. */
+  owner: number;
   id: number;
   generation: number;
   state: WorkerState;
@@ -138,6 +141,9 @@ export class WorkerPool {
   private bootFailures = 0;
   private stopping = false;
   private previous: { options: PoolOptions; generation: number; desired: number } | undefined;
+  private nextOwner = 1;
+  /** Counters shared by all workers (sharedState.ts); kept across reloads. */
+  readonly shared = new SharedStore();
 
   constructor(options: PoolOptions, logger: Logger, wake: () => void, hooks: PoolHooks = {}) {
     this.options = options;
@@ -247,6 +253,7 @@ export class WorkerPool {
     while (this.exits.length > 0) {
       const { rec, code, signal } = this.exits.shift()!;
       this.records.delete(rec);
+      this.shared.dropOwner(rec.owner);
       const booted = rec.readyAt !== undefined;
       const requested = rec.killReason !== undefined;
       let reason = rec.killReason ?? (signal ? `signal ${signal}` : `exit code ${code}`);
@@ -424,6 +431,7 @@ export class WorkerPool {
     };
     const rec: Rec = {
       proc: undefined as unknown as Proc,
+      owner: this.nextOwner++,
       id,
       generation: this.generation,
       state: "booting",
@@ -460,7 +468,10 @@ export class WorkerPool {
   private onMessage(rec: Rec, msg: FromWorker): void {
     rec.lastBeat = Date.now();
     rec.beaten = true;
-    if (msg.t === "hb") {
+    if (msg.t === "ss") {
+      const r = this.shared.serve(rec.owner, msg.q, performance.now());
+      if (r.length > 0) rec.proc.send({ t: "ss", r });
+    } else if (msg.t === "hb") {
       rec.stats = msg.stats;
       rec.rss = msg.rss;
       rec.heapUsed = msg.heapUsed;

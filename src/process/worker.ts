@@ -36,6 +36,7 @@ import inspector from "node:inspector";
 import { ExitCode } from "../core/exitCodes.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
 import type { FromWorker, ToWorker, WorkerInit, WorkerListen } from "./protocol.ts";
+import { type SharedState, SharedStateClient } from "./sharedState.ts";
 
 export type { WorkerListen } from "./protocol.ts";
 
@@ -75,6 +76,8 @@ export interface WorkerContext {
   onReopen(fn: () => void): void;
   /** Register a function whose result is logged when this worker is killed for a timeout. */
   onBlocked(fn: () => Record<string, unknown>): void;
+  /** Counters shared with every other worker of the master (sharedState.ts). */
+  readonly shared: SharedState;
 }
 
 /** Where the runtime puts the `onBlocked` collector, for the master to call through the debugger. */
@@ -110,6 +113,15 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
   const stats: WorkerStats = { requests: 0 };
   let readySent = false;
   let stopping = false;
+  const shared = new SharedStateClient({
+    send(q) {
+      channel.send({ t: "ss", q });
+      return true;
+    },
+    onDegraded(reason) {
+      logger.warn("shared state unavailable; limits fail open", { reason });
+    },
+  });
   let retired = false;
 
   const reopenFns: (() => void)[] = [];
@@ -176,7 +188,8 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
   };
 
   channel.onMessage((msg, handle) => {
-    if (msg.t === "stop") void stop(msg.graceful);
+    if (msg.t === "ss") shared.receive(msg.r);
+    else if (msg.t === "stop") void stop(msg.graceful);
     else if (msg.t === "reopen") {
       logger.reopen();
       for (const fn of reopenFns) {
@@ -194,6 +207,7 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
     }
   });
   channel.onLost(() => {
+    shared.lost();
     for (const list of waitingFor.values()) {
       for (const w of list.splice(0)) w.reject(new Error("the master is gone"));
     }
@@ -240,6 +254,7 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
     onBlocked(fn) {
       blockedFns.push(fn);
     },
+    shared,
   };
 
   let main: WorkerMain;

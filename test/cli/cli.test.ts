@@ -139,7 +139,7 @@ test("--help lists each flag with its env var and default; --version", async (t)
   assert.match(v.stdout, /^\d+\.\d+\.\d+\n$/);
 });
 
-test("app without APP is refused before anything starts; a valid one reaches the tier", async (t) => {
+test("app without APP is refused before anything starts", async (t) => {
   const dir = tmp(t);
   const none = await brigade(["app"], dir);
   assert.equal(none.code, 2);

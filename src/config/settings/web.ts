@@ -29,17 +29,25 @@ import {
 } from "../types.ts";
 import { processSettings } from "./process.ts";
 import { upstreams } from "./upstream.ts";
+import { accessFields, addressList } from "./web/access.ts";
 import { accessLogFields } from "./web/accessLog.ts";
+import { blockFields } from "./web/block.ts";
 import { compressFields } from "./web/compress.ts";
 import { commonCoreFields, locationCoreFields, serverCoreFields } from "./web/core.ts";
 import { headersFields } from "./web/headers.ts";
+import { limitsFields } from "./web/limits.ts";
 import { proxyFields, proxyTargetList } from "./web/proxy.ts";
+import { realipFields } from "./web/realip.ts";
 import { rewriteFields } from "./web/rewrite.ts";
 import { staticFields } from "./web/static.ts";
 
 /** Every module's location fields (also valid in server blocks), in module order. */
 export const moduleFields = {
+  ...realipFields,
   ...rewriteFields,
+  ...blockFields,
+  ...limitsFields,
+  ...accessFields,
   ...staticFields,
   ...proxyFields,
   ...headersFields,
@@ -183,6 +191,26 @@ export const web = {
     default: 60,
     doc: "How long a client may go without sending a byte of a request body being read; then 408 and the connection is closed.",
     nginx: "client_body_timeout",
+  }),
+  clientBodyMinRate: setting({
+    type: size(),
+    default: 0,
+    doc: "The slowest a request body may arrive, in bytes per second, once `clientBodyMinRateGrace` has passed (Apache's mod_reqtimeout `MinRate`): a body trickling in a byte at a time, each just inside `clientBodyTimeout`, gets 408. Time the server itself is not reading (the upstream is slow to take the body) does not count. 0 (the default): off; \"500\" is Apache's choice.",
+  }),
+  clientBodyMinRateGrace: setting({
+    type: duration(),
+    default: 10,
+    doc: "How long a request body may take before `clientBodyMinRate` applies: the body gets this long plus one second per `clientBodyMinRate` bytes received.",
+  }),
+  maxConnectionsPerAddress: setting({
+    type: integer({ min: 0 }),
+    default: 0,
+    doc: "The most connections one client address may hold open at once, across all workers (a slowloris from one address cannot take the server's connections); one more is closed at once. Counted from accept to close, by the peer address (before `realIpFrom`: behind a proxy, exempt the proxy). 0 (the default): no limit.",
+  }),
+  maxConnectionsExempt: setting({
+    type: addressList,
+    default: [],
+    doc: 'Addresses and networks `maxConnectionsPerAddress` does not apply to (your own proxies, a monitoring host): `["10.0.0.0/8", "::1"]`.',
   }),
   keepaliveTimeout: setting({
     type: duration(),
