@@ -22,6 +22,7 @@ import { compressModule } from "./compress/index.ts";
 import { headers } from "./headers/index.ts";
 import { limitsModule } from "./limits/index.ts";
 import type { WebModule } from "./module.ts";
+import { proxy } from "./proxy/index.ts";
 import { realipModule } from "./realip/index.ts";
 import { rewrite } from "./rewrite/index.ts";
 import { staticModule } from "./static/index.ts";
@@ -37,6 +38,7 @@ export const modules: readonly WebModule<any>[] = [
   limitsModule,
   accessModule,
   staticModule,
+  proxy,
   cacheModule,
   headers,
   compressModule,
