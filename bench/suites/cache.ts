@@ -5,13 +5,9 @@
  * thread pool; Varnish has threads rather than worker processes) and `brigade web` with the
  * cache (memory tier; and memory in front of a disk tier). After the warm-up every request is
  * a hit, so what is compared is the cost of answering from the cache.
- *
- * Brigade's proxy module is not written yet: its case runs the real master, worker, engine and
- * pipeline with the cache wrapping the test suite's minimal proxy handler
- * (test/fixtures/cache/web.ts), which hits never reach.
+ * Brigade's cases are the quick start: `brigade web --workers 1 --proxy URL --cache
+ * [--cache-dir DIR]`.
  */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { type RunningServer, startCommand, startNginx } from "../lib/peers.ts";
 import { benchFile, type Case, defineSuite } from "../lib/suite.ts";
 import { toolPath } from "../lib/tools.ts";
@@ -49,22 +45,18 @@ function brigade(disk: boolean): Case["start"] {
       startCommand({
         name: "brigade web",
         command: process.execPath,
-        args: [benchFile("test/fixtures/cache/web.ts"), "{dir}/web.json"],
-        env: { ...process.env, CACHE_TEST_ORIGIN: `127.0.0.1:${o.port}` },
-        beforeSpawn(port, dir) {
-          writeFileSync(
-            join(dir, "web.json"),
-            JSON.stringify({
-              log: { level: "warn" },
-              web: {
-                listen: [`127.0.0.1:${port}`],
-                workers: 1,
-                cache: true,
-                ...(disk ? { cacheDir: join(dir, "cache") } : {}),
-              },
-            }),
-          );
-        },
+        args: [
+          benchFile("bin/brigade.ts"),
+          "web",
+          "--listen",
+          "127.0.0.1:{port}",
+          "--workers",
+          "1",
+          "--proxy",
+          `http://127.0.0.1:${o.port}`,
+          "--cache",
+          ...(disk ? ["--cache-dir", "{dir}/cache"] : []),
+        ],
         timeoutMs: 30_000,
       }),
     );
@@ -125,12 +117,13 @@ export default defineSuite({
     },
     {
       name: "brigade cache",
-      description: "brigade web, 1 worker, cache in memory (64m)",
+      description: "brigade web --proxy URL --cache, 1 worker (memory tier, 64m)",
       start: brigade(false),
     },
     {
       name: "brigade cache+disk",
-      description: "brigade web, 1 worker, cache in memory in front of a disk tier",
+      description:
+        "brigade web --proxy URL --cache --cache-dir DIR, 1 worker (memory in front of disk)",
       start: brigade(true),
     },
   ],

@@ -1,7 +1,7 @@
 /**
  * Real processes for the cache tests: the tests' own origin (test/fixtures/cache/origin.ts) and
- * web servers (the real master and pipeline with the cache module, and a test-only proxy
- * content handler: test/fixtures/cache/web.ts), plus a small HTTP client with exact headers.
+ * `brigade web` (the real CLI, the cache around the proxy module), plus a small HTTP client with
+ * exact headers.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -11,6 +11,7 @@ import type { TestContext } from "node:test";
 import { freePort, type Spawned, spawnNode } from "../../helpers/process.ts";
 
 const fixtures = new URL("../../fixtures/cache/", import.meta.url).pathname;
+export const brigade = new URL("../../../bin/brigade.ts", import.meta.url).pathname;
 
 export function tempDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), "brigade-cache-"));
@@ -55,28 +56,49 @@ export interface Web {
   stop(): Promise<void>;
 }
 
-/** Start a web server with `web` (the config's web section, `listen` added) and the origins. */
+type Block = Record<string, unknown> & { locations?: Block[] };
+
+/**
+ * Every server and location proxies to the origin (`/o2/...` locations to `origin2`), except
+ * the cache admin endpoint and blocks that name their own `proxy`; servers tag each response
+ * with the worker's pid (`x-worker-pid`) and let X-Accel-Expires through to the cache.
+ */
+function proxied(block: Block, origin: string, origin2: string, isServer: boolean): Block {
+  const out: Block = { ...block };
+  const match = typeof block.match === "string" ? block.match : "";
+  if (out.cacheAdmin === undefined && out.proxy === undefined) {
+    out.proxy = match.startsWith("/o2/") ? origin2 : origin;
+  }
+  if (isServer) {
+    out.addHeaders = { "x-worker-pid": { value: "$pid", always: true } };
+    out.proxyPassHeaders = ["X-Accel-Expires"];
+  }
+  if (block.locations)
+    out.locations = block.locations.map((l) => proxied(l, origin, origin2, false));
+  return out;
+}
+
+/**
+ * Start `brigade web` (the real CLI) with `web` (the config's web section, `listen` added),
+ * every location proxied to the test's origins.
+ */
 export async function startWeb(
   t: TestContext,
   web: Record<string, unknown>,
   origins: { origin: Origin; origin2?: Origin },
   dir = tempDir(t),
-  env: Record<string, string> = {},
 ): Promise<Web> {
   const port = await freePort();
   const file = join(dir, `web-${port}.json`);
+  const o1 = `http://${origins.origin.address}`;
+  const o2 = `http://${(origins.origin2 ?? origins.origin).address}`;
+  const servers = (web.servers as Block[] | undefined)?.map((b) => proxied(b, o1, o2, true));
+  const section = servers ? { ...web, servers } : { ...web, proxy: [o1] };
   writeFileSync(
     file,
-    JSON.stringify({ log: { level: "warn" }, web: { listen: [`127.0.0.1:${port}`], ...web } }),
+    JSON.stringify({ log: { level: "info" }, web: { listen: [`127.0.0.1:${port}`], ...section } }),
   );
-  const proc = spawnNode(t, [join(fixtures, "web.ts"), file], {
-    env: {
-      ...process.env,
-      CACHE_TEST_ORIGIN: origins.origin.address,
-      CACHE_TEST_ORIGIN2: origins.origin2?.address ?? origins.origin.address,
-      ...env,
-    },
-  });
+  const proc = spawnNode(t, [brigade, "web", "-c", file]);
   await proc.waitForLine(/master ready/, { timeoutMs: 30_000 });
   return {
     port,

@@ -1,7 +1,7 @@
 /**
- * The cache's rules against real processes: a web server (real master, worker, engine and
- * pipeline; the cache wrapping a test-only proxy handler) in front of the test's own origin.
- * One worker, so every count is exact. Each test uses its own path.
+ * The cache's rules against real processes: `brigade web` (the cache around the proxy module) in
+ * front of the test's own origin. One worker, so every count is exact. Each test uses its own
+ * path.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";

@@ -36,14 +36,13 @@ test("cache with a disk tier, two workers", async (t) => {
         cacheXStatusHeader: true,
         locations: [
           { match: "/" },
-          { match: "/o2/", cacheStaleIfError: "1h" },
+          { match: "/o2/", cacheStaleIfError: "1h", proxyReadTimeout: "1500ms" },
           { match: "= /_cache", cacheAdmin: { token: TOKEN } },
         ],
       },
     ],
   };
-  const env = { CACHE_TEST_TIMEOUT_MS: "1500" };
-  let web = await startWeb(t, webConfig, { origin, origin2 }, dir, env);
+  let web = await startWeb(t, webConfig, { origin, origin2 }, dir);
 
   /** `n` requests at once, each on its own connection. */
   const burst = (
@@ -163,7 +162,7 @@ test("cache with a disk tier, two workers", async (t) => {
     const path = "/restart?cc=max-age%3D600";
     const before = await request(web.port, path);
     await web.stop();
-    web = await startWeb(t, webConfig, { origin, origin2: origin }, dir, env);
+    web = await startWeb(t, webConfig, { origin, origin2: origin }, dir);
     const after = await request(web.port, path);
     assert.equal(xcs(after), "HIT");
     assert.equal(after.body, before.body);
