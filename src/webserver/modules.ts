@@ -17,6 +17,7 @@
 import { accessModule } from "./access/index.ts";
 import { accessLog } from "./accessLog/index.ts";
 import { blockModule } from "./block/index.ts";
+import { cacheModule } from "./cache/index.ts";
 import { compressModule } from "./compress/index.ts";
 import { headers } from "./headers/index.ts";
 import { limitsModule } from "./limits/index.ts";
@@ -38,6 +39,7 @@ export const modules: readonly WebModule<any>[] = [
   accessModule,
   staticModule,
   proxy,
+  cacheModule,
   headers,
   compressModule,
   accessLog,

@@ -99,7 +99,7 @@ export interface PipelineInput {
   source: string;
   /** The modules, in order (default: src/webserver/modules.ts). */
   modules?: readonly WebModule[];
-  /** Worker-wide services modules find in `scope.services` (`sharedState`: the worker's). */
+  /** Worker-wide services modules find in `scope.services` (`sharedState`, `stats`: the worker's). */
   services?: ReadonlyMap<string, unknown>;
 }
 

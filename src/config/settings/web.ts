@@ -32,6 +32,7 @@ import { upstreams } from "./upstream.ts";
 import { accessFields, addressList } from "./web/access.ts";
 import { accessLogFields } from "./web/accessLog.ts";
 import { blockFields } from "./web/block.ts";
+import { cacheFields } from "./web/cache.ts";
 import { compressFields } from "./web/compress.ts";
 import { commonCoreFields, locationCoreFields, serverCoreFields } from "./web/core.ts";
 import { headersFields } from "./web/headers.ts";
@@ -50,6 +51,7 @@ export const moduleFields = {
   ...accessFields,
   ...staticFields,
   ...proxyFields,
+  ...cacheFields,
   ...headersFields,
   ...compressFields,
   ...accessLogFields,
@@ -120,6 +122,19 @@ export const web = {
     default: {},
     doc: 'Named upstream groups (nginx\'s `upstream` blocks) that a location\'s `proxy` refers to by name: `upstreams: { app: { peers: ["127.0.0.1:8000", "127.0.0.1:8001"] } }` and `proxy: "app"`. Their peers, balancing policy, health checks, retries, keep-alive pools and timeouts; see docs/upstream.md.',
     nginx: "upstream",
+  }),
+  cache: setting({
+    type: cacheFields.cache.type,
+    default: undefined,
+    defaultText: "off",
+    doc: "Cache responses (an RFC 9111 shared cache, in memory): the `cache` of servers and locations that set none. `brigade web --proxy http://127.0.0.1:8000 --cache`.",
+    nginx: "proxy_cache",
+  }),
+  cacheDir: setting({
+    type: cacheFields.cacheDir.type,
+    default: undefined,
+    doc: "Add a disk tier to the cache in this directory, shared by all workers and kept across restarts: the `cacheDir` of servers and locations that set none (`--cache-dir DIR`, which also turns `cache` on).",
+    nginx: "proxy_cache_path",
   }),
   autoindex: setting({
     type: staticFields.autoindex.type,
