@@ -17,11 +17,13 @@
 import { accessModule } from "./access/index.ts";
 import { accessLog } from "./accessLog/index.ts";
 import { blockModule } from "./block/index.ts";
+import { cacheModule } from "./cache/index.ts";
 import { compressModule } from "./compress/index.ts";
 import { forwardModule } from "./forward/index.ts";
 import { headers } from "./headers/index.ts";
 import { limitsModule } from "./limits/index.ts";
 import type { WebModule } from "./module.ts";
+import { proxy } from "./proxy/index.ts";
 import { realipModule } from "./realip/index.ts";
 import { rewrite } from "./rewrite/index.ts";
 import { staticModule } from "./static/index.ts";
@@ -37,6 +39,8 @@ export const modules: readonly WebModule<any>[] = [
   limitsModule,
   accessModule,
   staticModule,
+  proxy,
+  cacheModule,
   forwardModule,
   headers,
   compressModule,

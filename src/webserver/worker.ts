@@ -24,7 +24,10 @@ export default async function main(ctx: WorkerContext): Promise<void> {
     serving: true,
     logger: ctx.logger,
     source: data.source,
-    services: new Map([["sharedState", ctx.shared]]),
+    services: new Map<string, unknown>([
+      ["sharedState", ctx.shared],
+      ["stats", ctx.stats],
+    ]),
   });
   const stats = ctx.stats;
   const handler: EngineHandler = {

@@ -32,6 +32,53 @@ async function burst(port: number, path: string, n: number, parallel: number, fr
 
 const pidOf = (body: string) => body.match(/pid=(\d+)/)?.[1];
 
+/** One request over `agent` (keep-alive, one socket), from `from`. */
+function viaAgent(port: number, path: string, agent: http.Agent, from: string) {
+  return new Promise<{ status: number; body: string; retryAfter: string | undefined }>(
+    (resolve, reject) => {
+      const req = http.request(
+        { host: "127.0.0.1", port, path, agent, localAddress: from, timeout: 10_000 },
+        (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (c: string) => {
+            body += c;
+          });
+          res.on("end", () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              body,
+              retryAfter: res.headers["retry-after"] as string | undefined,
+            }),
+          );
+          res.on("error", reject);
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error(`${path} timed out`)));
+      req.on("error", reject);
+      req.end();
+    },
+  );
+}
+
+/**
+ * Keep-alive clients pinned to distinct workers: the kernel hands a new connection to whichever
+ * worker accepts first, so on a busy machine one worker can take them all. Open one-socket
+ * agents until `workers` distinct pids answered (bounded), and keep one agent per pid.
+ */
+async function pinnedClients(port: number, workers: number, from: string) {
+  const byPid = new Map<string, http.Agent>();
+  for (let i = 0; i < 60 && byPid.size < workers; i++) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const r = await viaAgent(port, "/probe", agent, from);
+    const pid = pidOf(r.body);
+    if (pid && !byPid.has(pid)) byPid.set(pid, agent);
+    else agent.destroy();
+  }
+  assert.equal(byPid.size, workers, "could not reach every worker with a connection");
+  return [...byPid.values()];
+}
+
 test("limits across two workers: rate, keys, delay, dry run, concurrency", async (t) => {
   // The auth server holds /hold requests until told, so requests stay in flight.
   const held: http.ServerResponse[] = [];
@@ -82,8 +129,16 @@ test("limits across two workers: rate, keys, delay, dry run, concurrency", async
   const p = web.port;
 
   await t.test("a rate limit holds across the workers (counts within 10%)", async () => {
-    // 1 r/m with a burst of 19: 20 of 100 pass, however the connections spread.
-    const got = await burst(p, "/limited", 100, 8, "127.0.0.2");
+    // 1 r/m with a burst of 19: 20 of 100 pass, with the requests alternating between two
+    // keep-alive connections held by the two workers.
+    const agents = await pinnedClients(p, 2, "127.0.0.2");
+    const got: Awaited<ReturnType<typeof viaAgent>>[] = [];
+    await Promise.all(
+      agents.map(async (agent) => {
+        for (let i = 0; i < 50; i++) got.push(await viaAgent(p, "/limited", agent, "127.0.0.2"));
+      }),
+    );
+    for (const agent of agents) agent.destroy();
     const passed = got.filter((g) => g.status === 200);
     const pids = new Set(passed.map((g) => pidOf(g.body)));
     const all = new Set(got.map((g) => g.status));

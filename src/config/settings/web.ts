@@ -28,14 +28,17 @@ import {
   type ValueType,
 } from "../types.ts";
 import { processSettings } from "./process.ts";
+import { upstreams } from "./upstream.ts";
 import { accessFields, addressList } from "./web/access.ts";
 import { accessLogFields } from "./web/accessLog.ts";
 import { blockFields } from "./web/block.ts";
+import { cacheFields } from "./web/cache.ts";
 import { compressFields } from "./web/compress.ts";
 import { commonCoreFields, locationCoreFields, serverCoreFields } from "./web/core.ts";
 import { forwardFields } from "./web/forward.ts";
 import { headersFields } from "./web/headers.ts";
 import { limitsFields } from "./web/limits.ts";
+import { proxyFields, proxyTargetList } from "./web/proxy.ts";
 import { realipFields } from "./web/realip.ts";
 import { rewriteFields } from "./web/rewrite.ts";
 import { staticFields } from "./web/static.ts";
@@ -48,6 +51,8 @@ export const moduleFields = {
   ...limitsFields,
   ...accessFields,
   ...staticFields,
+  ...proxyFields,
+  ...cacheFields,
   ...forwardFields,
   ...headersFields,
   ...compressFields,
@@ -107,6 +112,31 @@ export const web = {
     default: undefined,
     doc: "Serve files from this directory: the `root` of servers and locations that set none (nginx's `root` in the `http` block). With no `servers`, `brigade web --root ./public` serves it on `web.listen`.",
     nginx: "root (http block)",
+  }),
+  proxy: setting({
+    type: proxyTargetList,
+    default: [],
+    doc: "The quick start's upstream: with no `servers`, `brigade web --proxy http://127.0.0.1:8000` proxies every request there (repeat `--proxy` for a round-robin group of several). With `--root` too, files under the root are served first and everything else is proxied (nginx's `try_files $uri $uri/ @proxy`). In a config file, use `web.upstreams` and a location's `proxy` instead.",
+    nginx: "proxy_pass",
+  }),
+  upstreams: setting({
+    type: upstreams,
+    default: {},
+    doc: 'Named upstream groups (nginx\'s `upstream` blocks) that a location\'s `proxy` refers to by name: `upstreams: { app: { peers: ["127.0.0.1:8000", "127.0.0.1:8001"] } }` and `proxy: "app"`. Their peers, balancing policy, health checks, retries, keep-alive pools and timeouts; see docs/upstream.md.',
+    nginx: "upstream",
+  }),
+  cache: setting({
+    type: cacheFields.cache.type,
+    default: undefined,
+    defaultText: "off",
+    doc: "Cache responses (an RFC 9111 shared cache, in memory): the `cache` of servers and locations that set none. `brigade web --proxy http://127.0.0.1:8000 --cache`.",
+    nginx: "proxy_cache",
+  }),
+  cacheDir: setting({
+    type: cacheFields.cacheDir.type,
+    default: undefined,
+    doc: "Add a disk tier to the cache in this directory, shared by all workers and kept across restarts: the `cacheDir` of servers and locations that set none (`--cache-dir DIR`, which also turns `cache` on).",
+    nginx: "proxy_cache_path",
   }),
   autoindex: setting({
     type: staticFields.autoindex.type,
