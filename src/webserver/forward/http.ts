@@ -98,12 +98,27 @@ export function outgoingFields(req: WebRequest, target: Target, o: OutgoingOptio
   return out;
 }
 
-/** The origin's response as ours: hop-by-hop fields dropped, `Via` added, the body streamed. */
+/** Bodies of a declared length up to this are read whole before the answer starts. */
+const SMALL_BODY = 64 * 1024;
+
+function readAll(body: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    body.on("data", (c: Buffer) => chunks.push(c));
+    body.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    body.once("error", reject);
+  });
+}
+
+/**
+ * The origin's response as ours: hop-by-hop fields dropped, `Via` added, the body streamed (or,
+ * when small and of a declared length, read whole first).
+ */
 export function incomingResponse(
   method: string,
   res: UpstreamResponse,
   via: string | undefined,
-): WebResponse {
+): WebResponse | Promise<WebResponse> {
   const headers = res.headers;
   const conn = headers.connection;
   const drop = named(conn === undefined ? [] : Array.isArray(conn) ? conn : [conn]);
@@ -143,6 +158,11 @@ export function incomingResponse(
       return { status, fields, body: { kind: "stream", stream: Readable.from([]) } };
     }
     return { status, fields, body: { kind: "empty" } };
+  }
+  if (length !== undefined && length <= SMALL_BODY) {
+    // Read whole, then written with the head in one go: no stream pipe per small response
+    // (most of what a proxy relays), and a short body is a 502 rather than a cut answer.
+    return readAll(res.body).then((data) => ({ status, fields, body: { kind: "bytes", data } }));
   }
   return { status, fields, body: { kind: "stream", stream: res.body, length } };
 }

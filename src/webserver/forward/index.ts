@@ -50,7 +50,7 @@ import { failedToConnect, incomingResponse, OriginPools, outgoingFields } from "
 import { DestinationRules, describeRefusal } from "./networks.ts";
 import { LOOKUP_SERVICE, type Lookup, ResolveError, Resolver, systemLookup } from "./resolve.ts";
 import { domainMatcher, parseAbsolute, parseConnect, portMatcher, type Target } from "./target.ts";
-import { dialFirst, parentConnect, runTunnel } from "./tunnel.ts";
+import { DownRelay, dialFirst, parentConnect, runTunnel } from "./tunnel.ts";
 
 type Settings = ObjectOut<typeof forwardFields>;
 
@@ -260,7 +260,7 @@ export const forwardModule: WebModule<Settings> = {
     const resolver = sharedOf(scope, `resolver:${dnsMs}`, () => new Resolver(lookup, dnsMs));
     const pools = sharedOf(scope, `pools:${connectMs}:${readMs}`, () => {
       const p = new OriginPools({
-        idle: 32,
+        idle: 256,
         idleTimeout: 4000,
         maxRequests: 1000,
         connectTimeout: connectMs,
@@ -505,7 +505,11 @@ export const forwardModule: WebModule<Settings> = {
         }
         if (res === undefined) return failure(req, lastError, target.hostPort);
       }
-      return incomingResponse(req.method, res, via);
+      try {
+        return await incomingResponse(req.method, res, via);
+      } catch (error) {
+        return failure(req, error, `reading the response of ${target.hostPort}`);
+      }
     };
 
     const connect = async (
@@ -544,6 +548,7 @@ export const forwardModule: WebModule<Settings> = {
         if (items.length > 0) state.release(items);
       };
       let upstream: Awaited<ReturnType<typeof dialFirst>>;
+      let relay: DownRelay | undefined;
       let upHead: Buffer = Buffer.alloc(0);
       try {
         if (parent !== undefined) {
@@ -558,7 +563,8 @@ export const forwardModule: WebModule<Settings> = {
           );
           req.vars.set("forward_addr", `${upstream.address}:${parent.port}`);
         } else {
-          upstream = await dialFirst(dest, target.port, connectMs);
+          relay = new DownRelay();
+          upstream = await dialFirst(dest, target.port, connectMs, relay);
           req.vars.set(
             "forward_addr",
             upstream.address.includes(":")
@@ -597,10 +603,18 @@ export const forwardModule: WebModule<Settings> = {
             req.signal.removeEventListener("abort", abandon);
             socket.off("error", idle);
             let stop: (() => void) | undefined;
-            const stats = await runTunnel(conn, socket, head, upHead, tunnelLimits, (fn) => {
-              stop = fn;
-              tunnels.add(fn);
-            });
+            const stats = await runTunnel(
+              conn,
+              socket,
+              head,
+              upHead,
+              tunnelLimits,
+              (fn) => {
+                stop = fn;
+                tunnels.add(fn);
+              },
+              relay,
+            );
             if (stop) tunnels.delete(stop);
             release();
             req.vars.set("forward_bytes_up", String(stats.up));

@@ -4,9 +4,9 @@
  * closes, with half-close passed on, backpressure both ways, an idle timeout, and a byte limit.
  * What a tunnel carried is counted for the log.
  */
-import type { Socket } from "node:net";
+import { connect as netConnect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { dial, UpstreamError } from "../../upstream/index.ts";
+import { classifyError, dial, UpstreamError } from "../../upstream/index.ts";
 
 /** Why a tunnel ended, for `$forward_end`. */
 export type TunnelEnd = "closed" | "idle timeout" | "byte limit" | "error" | "worker stopping";
@@ -122,22 +122,107 @@ export function parentConnect(
   });
 }
 
-/** Connect to the first of `addresses` that answers, each within `timeoutMs`. */
+/** Bytes read from a destination per read, into a buffer reused while writes keep up. */
+const CHUNK = 64 * 1024;
+
+/**
+ * The destination-to-client direction without a fresh buffer per read: the destination socket
+ * reads into one buffer (`onread`), each read is written to the client at once, and only when a
+ * write is left queued (the client is slower) does the buffer go with it and a new one is made.
+ * Downloads through a tunnel are most of what a proxy carries; this spares node's allocation and
+ * stream machinery per 64 KiB. What arrives before the tunnel runs (a server that speaks first)
+ * is kept, and reading pauses until then.
+ */
+export class DownRelay {
+  private buf = Buffer.allocUnsafe(CHUNK);
+  private sink: Duplex | undefined;
+  private count: ((n: number) => boolean) | undefined;
+  private readonly early: Buffer[] = [];
+  readonly buffer = (): Buffer => this.buf;
+  readonly callback = (n: number, buf: Buffer): boolean => {
+    const chunk = buf.subarray(0, n);
+    const sink = this.sink;
+    if (sink === undefined) {
+      this.early.push(Buffer.from(chunk));
+      return false;
+    }
+    if (!this.count!(n)) return false;
+    const ok = sink.write(chunk);
+    // A write left queued holds our buffer: read into a new one.
+    if (sink.writableLength > 0) this.buf = Buffer.allocUnsafe(CHUNK);
+    return ok;
+  };
+
+  /** Start relaying to `sink`; `count(n)` is told of each read and returns false to stop. */
+  attach(sink: Duplex, count: (n: number) => boolean): void {
+    this.sink = sink;
+    this.count = count;
+    for (const b of this.early.splice(0)) if (count(b.length)) sink.write(b);
+  }
+}
+
+/**
+ * Connect to the first of `addresses` that answers, each within `timeoutMs` (errors classified
+ * as the upstream engine's `dial` does); with `relay`, the socket reads through it.
+ */
 export async function dialFirst(
   addresses: readonly string[],
   port: number,
   timeoutMs: number,
+  relay?: DownRelay,
 ): Promise<{ socket: Socket; address: string }> {
   let last: unknown;
   for (const address of addresses) {
     try {
-      const socket = await dial({ kind: "tcp", host: address, port }, timeoutMs);
+      const socket = relay
+        ? await connectWith(address, port, timeoutMs, relay)
+        : await dial({ kind: "tcp", host: address, port }, timeoutMs);
       return { socket, address };
     } catch (error) {
       last = error;
     }
   }
   throw last;
+}
+
+function connectWith(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  relay: DownRelay,
+): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const peer = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+    const socket = netConnect({
+      host,
+      port,
+      noDelay: true,
+      onread: { buffer: relay.buffer, callback: relay.callback },
+    });
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            socket.destroy();
+            reject(
+              new UpstreamError("timeout", "connect", {
+                message: `connect timed out after ${timeoutMs} ms`,
+                peer,
+                sent: false,
+                code: "ETIMEDOUT",
+              }),
+            );
+          }, timeoutMs)
+        : undefined;
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      resolve(socket);
+    });
+    socket.once("error", (err) => {
+      clearTimeout(timer);
+      reject(classifyError(err, { peer, connected: false }));
+    });
+  });
 }
 
 /**
@@ -152,6 +237,7 @@ export function runTunnel(
   upHead: Buffer,
   limits: TunnelLimits,
   onStop: (stop: () => void) => void,
+  relay?: DownRelay,
 ): Promise<TunnelStats> {
   return new Promise((resolve) => {
     const stats: TunnelStats = { up: 0, down: 0, end: "closed" };
@@ -172,8 +258,17 @@ export function runTunnel(
     };
     const over = (): boolean => limits.maxBytes > 0 && stats.up + stats.down > limits.maxBytes;
 
-    client.on("close", onClosed);
-    upstream.on("close", onClosed);
+    // A side fully closed takes the other with it: nothing more can be delivered either way
+    // (the client's connection does not stay half-open once it sent its FIN).
+    client.on("close", () => {
+      upstream.destroy();
+      onClosed();
+    });
+    upstream.on("close", () => {
+      // What the client has not read yet still goes: end, not destroy.
+      if (!client.destroyed) client.end();
+      onClosed();
+    });
     client.on("error", () => cut("error"));
     upstream.on("error", () => cut("error"));
     // Half-close: the side that finished sending lets the other know, and both go on until each
@@ -189,11 +284,20 @@ export function runTunnel(
       if (over()) return cut("byte limit");
       if (!upstream.write(chunk)) client.pause();
     });
-    upstream.on("data", (chunk: Buffer) => {
-      stats.down += chunk.length;
-      if (over()) return cut("byte limit");
-      if (!client.write(chunk)) upstream.pause();
-    });
+    if (relay) {
+      relay.attach(client, (n) => {
+        stats.down += n;
+        if (!over()) return true;
+        cut("byte limit");
+        return false;
+      });
+    } else {
+      upstream.on("data", (chunk: Buffer) => {
+        stats.down += chunk.length;
+        if (over()) return cut("byte limit");
+        if (!client.write(chunk)) upstream.pause();
+      });
+    }
     upstream.on("drain", () => client.resume());
     client.on("drain", () => upstream.resume());
     const sock = client as Partial<Socket>;
