@@ -285,8 +285,11 @@ export const forwardModule: WebModule<Settings> = {
 
     const viaOf = (req: WebRequest): string => `${pseudonym}:${req.connection.localPort}`;
 
-    /** Steps 3 and 4: credentials, loops. */
-    const admit = async (req: WebRequest, client: string): Promise<WebResponse | undefined> => {
+    /** Step 3: credentials (only when `forwardAuth` is on). */
+    const authenticate = async (
+      req: WebRequest,
+      client: string,
+    ): Promise<WebResponse | undefined> => {
       if (auth !== undefined) {
         const header = req.fields.get("proxy-authorization");
         const cred = parseBasic(header);
@@ -322,15 +325,21 @@ export const forwardModule: WebModule<Settings> = {
         }
         req.vars.set("remote_user", cred.user);
       }
-      if (viaOn) {
+      return undefined;
+    };
+
+    /** Step 4: a loop (our own Via entry on the request). */
+    const looped = (req: WebRequest, client: string): WebResponse | undefined => {
+      const via = req.fields.joined("via");
+      if (viaOn && via !== undefined) {
         const mine = viaOf(req);
-        for (const entry of (req.fields.joined("via") ?? "").split(",")) {
+        for (const entry of via.split(",")) {
           const by = entry.trim().split(/\s+/)[1];
           if (by === mine) {
             log.warn("forwarding loop", {
               client,
               target: req.target,
-              via: req.fields.joined("via"),
+              via,
             });
             return answer(
               req,
@@ -345,10 +354,10 @@ export const forwardModule: WebModule<Settings> = {
     };
 
     /** Steps 6 and 7: the name, then the addresses. The allowed addresses, or the refusal. */
-    const destination = async (
+    const destination = (
       req: WebRequest,
       target: Target,
-    ): Promise<string[] | WebResponse> => {
+    ): string[] | WebResponse | Promise<string[] | WebResponse> => {
       const isName = target.family === 0;
       const denied = isName ? denyDomain(target.host) : denyDomains.includes("*") ? "*" : undefined;
       if (denied !== undefined) {
@@ -375,12 +384,20 @@ export const forwardModule: WebModule<Settings> = {
         }
       }
       if (isName && parent !== undefined) return [];
-      let addresses: string[];
-      try {
-        addresses = isName ? await resolver.resolve(target.host) : [target.host];
-      } catch (error) {
-        return failure(req, error, `resolving ${target.host}`);
-      }
+      if (!isName) return networks(req, target, [target.host]);
+      return resolver.resolve(target.host).then(
+        (addresses) => networks(req, target, addresses),
+        (error: unknown) => failure(req, error, `resolving ${target.host}`),
+      );
+    };
+
+    /** Step 7's check: the addresses that may be connected to, or the refusal. */
+    const networks = (
+      req: WebRequest,
+      target: Target,
+      addresses: string[],
+    ): string[] | WebResponse => {
+      const isName = target.family === 0;
       const allowed: string[] = [];
       let refusal: string | undefined;
       for (const a of addresses) {
@@ -437,7 +454,8 @@ export const forwardModule: WebModule<Settings> = {
           maxForwards = n - 1;
         }
       }
-      const dest = await destination(req, target);
+      const d = destination(req, target);
+      const dest = d instanceof Promise ? await d : d;
       if (!Array.isArray(dest)) return dest;
       const via = viaOn ? `1.1 ${viaOf(req)} (brigade)` : undefined;
       const headers = outgoingFields(req, target, {
@@ -528,7 +546,8 @@ export const forwardModule: WebModule<Settings> = {
           `CONNECT to port ${target.port} is refused (forwardConnectPorts: ${connectPortsText})`,
         );
       }
-      const dest = await destination(req, target);
+      const d = destination(req, target);
+      const dest = d instanceof Promise ? await d : d;
       if (!Array.isArray(dest)) return dest;
       const items: CountItem[] =
         perClient > 0 ? [{ rule: tunnelRule, key: client || "unix:" }] : [];
@@ -626,7 +645,7 @@ export const forwardModule: WebModule<Settings> = {
     };
 
     return {
-      async content(req): Promise<WebResponse> {
+      content(req): WebResponse | Promise<WebResponse> {
         const client = clientOf(req);
         if (!clients(client === "" ? undefined : client)) {
           log.info("forward proxy client refused", {
@@ -652,9 +671,11 @@ export const forwardModule: WebModule<Settings> = {
         const target = isConnect ? parseConnect(req.target) : parseAbsolute(req.target);
         if (typeof target === "string") return answer(req, 400, "http_request_error", target);
         req.vars.set("forward_target", target.hostPort);
-        const refused = await admit(req, client);
-        if (refused !== undefined) return refused;
-        return isConnect ? connect(req, target, client) : forwardHttp(req, target, client);
+        const go = (): WebResponse | Promise<WebResponse> =>
+          looped(req, client) ??
+          (isConnect ? connect(req, target, client) : forwardHttp(req, target, client));
+        if (auth === undefined) return go();
+        return authenticate(req, client).then((refused) => refused ?? go());
       },
     };
   },

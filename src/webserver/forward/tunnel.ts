@@ -126,6 +126,13 @@ export function parentConnect(
 const CHUNK = 64 * 1024;
 
 /**
+ * The read buffer every relay of this thread shares: a read fills it and the callback writes
+ * it out at once (libuv asks for the buffer right before the read, and calls back right after),
+ * so it is free again unless that write was left queued.
+ */
+let spare = Buffer.allocUnsafe(CHUNK);
+
+/**
  * The destination-to-client direction without a fresh buffer per read: the destination socket
  * reads into one buffer (`onread`), each read is written to the client at once, and only when a
  * write is left queued (the client is slower) does the buffer go with it and a new one is made.
@@ -134,11 +141,10 @@ const CHUNK = 64 * 1024;
  * is kept, and reading pauses until then.
  */
 export class DownRelay {
-  private buf = Buffer.allocUnsafe(CHUNK);
   private sink: Duplex | undefined;
   private count: ((n: number) => boolean) | undefined;
   private readonly early: Buffer[] = [];
-  readonly buffer = (): Buffer => this.buf;
+  readonly buffer = (): Buffer => spare;
   readonly callback = (n: number, buf: Buffer): boolean => {
     const chunk = buf.subarray(0, n);
     const sink = this.sink;
@@ -148,8 +154,8 @@ export class DownRelay {
     }
     if (!this.count!(n)) return false;
     const ok = sink.write(chunk);
-    // A write left queued holds our buffer: read into a new one.
-    if (sink.writableLength > 0) this.buf = Buffer.allocUnsafe(CHUNK);
+    // A write left queued holds the buffer: every relay reads into a new one from now on.
+    if (sink.writableLength > 0) spare = Buffer.allocUnsafe(CHUNK);
     return ok;
   };
 
@@ -266,7 +272,7 @@ export function runTunnel(
     });
     upstream.on("close", () => {
       // What the client has not read yet still goes: end, not destroy.
-      if (!client.destroyed) client.end();
+      if (!client.destroyed && !client.writableEnded) client.end();
       onClosed();
     });
     client.on("error", () => cut("error"));
@@ -277,7 +283,7 @@ export function runTunnel(
       if (!upstream.destroyed) upstream.end();
     });
     upstream.on("end", () => {
-      if (!client.destroyed) client.end();
+      if (!client.destroyed && !client.writableEnded) client.end();
     });
     client.on("data", (chunk: Buffer) => {
       stats.up += chunk.length;
