@@ -1,11 +1,13 @@
 /**
- * forward: the forward proxy (Squid's job), a content handler. In a server or location with
+ * forward: the forward proxy (Squid's job), an access and a content handler. In a server or location with
  * `forwardProxy: true`, an absolute-form request for an `http:` URL is forwarded to its origin
  * and the response relayed (keep-alive to the client, pooled connections to origins), and a
  * `CONNECT host:port` opens a tunnel. docs/forward-proxy.md is the guide and the security model.
  *
  * Every request goes through the same checks, in this order, each refusal a clear answer with
- * the rule named in its body and a `Proxy-Status` field (RFC 9209):
+ * the rule named in its body and a `Proxy-Status` field (RFC 9209). Steps 1 to 6 need no DNS and
+ * run in the access phase, before the content phase and whatever wraps it (the cache: a hit is
+ * served only to a client that passed them); 7 to 9 in the content phase:
  *
  *   1. the client: `forwardClients` (default loopback only)                         403
  *   2. the target: absolute-form `http:` URL, or CONNECT's `host:port`              400
@@ -73,6 +75,8 @@ type ProxyError =
 
 const defaultClients = ["127.0.0.0/8", "::1", "unix"];
 const SHARED_STATE_SERVICE = "sharedState";
+/** The var the access phase sets once a request passed every check. */
+const ADMITTED = "forward_admitted";
 const pseudonym = hostname() || "brigade";
 
 let processLocal: LocalSharedState | undefined;
@@ -354,10 +358,8 @@ export const forwardModule: WebModule<Settings> = {
     };
 
     /** Steps 6 and 7: the name, then the addresses. The allowed addresses, or the refusal. */
-    const destination = (
-      req: WebRequest,
-      target: Target,
-    ): string[] | WebResponse | Promise<string[] | WebResponse> => {
+    /** Step 6: the name against the domain lists. */
+    const domains = (req: WebRequest, target: Target): WebResponse | undefined => {
       const isName = target.family === 0;
       const denied = isName ? denyDomain(target.host) : denyDomains.includes("*") ? "*" : undefined;
       if (denied !== undefined) {
@@ -383,6 +385,15 @@ export const forwardModule: WebModule<Settings> = {
           );
         }
       }
+      return undefined;
+    };
+
+    /** Step 7: the addresses to connect to (resolved once), or the refusal. */
+    const destination = (
+      req: WebRequest,
+      target: Target,
+    ): string[] | WebResponse | Promise<string[] | WebResponse> => {
+      const isName = target.family === 0;
       if (isName && parent !== undefined) return [];
       if (!isName) return networks(req, target, [target.host]);
       return resolver.resolve(target.host).then(
@@ -419,11 +430,8 @@ export const forwardModule: WebModule<Settings> = {
       return allowed;
     };
 
-    const forwardHttp = async (
-      req: WebRequest,
-      target: Target,
-      client: string,
-    ): Promise<WebResponse> => {
+    /** Step 5 for http, and the methods a proxy answers itself. */
+    const httpChecks = (req: WebRequest, target: Target): WebResponse | undefined => {
       if (!httpPorts(target.port)) {
         return answer(
           req,
@@ -437,22 +445,26 @@ export const forwardModule: WebModule<Settings> = {
           allow: "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH",
         });
       }
+      // RFC 9110 §7.6.2: the last hop answers OPTIONS with Max-Forwards: 0 itself.
+      if (req.method === "OPTIONS" && req.fields.get("max-forwards")?.trim() === "0") {
+        return {
+          status: 200,
+          fields: Fields.from({ allow: "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, CONNECT" }),
+          body: { kind: "empty" },
+        };
+      }
+      return domains(req, target);
+    };
+
+    const forwardHttp = async (
+      req: WebRequest,
+      target: Target,
+      client: string,
+    ): Promise<WebResponse> => {
       let maxForwards: number | undefined;
       if (req.method === "OPTIONS" && req.fields.has("max-forwards")) {
         const n = Number(req.fields.get("max-forwards"));
-        if (Number.isInteger(n) && n >= 0) {
-          if (n === 0) {
-            // RFC 9110 §7.6.2: the last hop answers for itself.
-            return {
-              status: 200,
-              fields: Fields.from({
-                allow: "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, CONNECT",
-              }),
-              body: { kind: "empty" },
-            };
-          }
-          maxForwards = n - 1;
-        }
+        if (Number.isInteger(n) && n > 0) maxForwards = n - 1;
       }
       const d = destination(req, target);
       const dest = d instanceof Promise ? await d : d;
@@ -530,11 +542,8 @@ export const forwardModule: WebModule<Settings> = {
       }
     };
 
-    const connect = async (
-      req: WebRequest,
-      target: Target,
-      client: string,
-    ): Promise<WebResponse> => {
+    /** Step 5 for CONNECT. */
+    const connectChecks = (req: WebRequest, target: Target): WebResponse | undefined => {
       if (!req.canTakeover) {
         return answer(req, 501, "http_request_error", "CONNECT is served over HTTP/1.1 only");
       }
@@ -546,6 +555,14 @@ export const forwardModule: WebModule<Settings> = {
           `CONNECT to port ${target.port} is refused (forwardConnectPorts: ${connectPortsText})`,
         );
       }
+      return domains(req, target);
+    };
+
+    const connect = async (
+      req: WebRequest,
+      target: Target,
+      client: string,
+    ): Promise<WebResponse> => {
       const d = destination(req, target);
       const dest = d instanceof Promise ? await d : d;
       if (!Array.isArray(dest)) return dest;
@@ -644,38 +661,70 @@ export const forwardModule: WebModule<Settings> = {
       };
     };
 
+    /** What the access phase found, for the content phase. */
+    const admitted = new WeakMap<WebRequest, { target: Target; client: string }>();
+
+    /**
+     * Steps 1 to 6, in the access phase: before the content phase and whatever wraps it (a
+     * cache hit is served to an allowed, authenticated client only).
+     */
+    const access = (
+      req: WebRequest,
+    ): WebResponse | undefined | Promise<WebResponse | undefined> => {
+      const client = clientOf(req);
+      if (!clients(client === "" ? undefined : client)) {
+        log.info("forward proxy client refused", { client: client || "unix:", target: req.target });
+        return answer(
+          req,
+          403,
+          "http_request_denied",
+          `the client ${client || "unix:"} is not allowed to use this proxy (forwardClients)`,
+        );
+      }
+      const isConnect = req.method === "CONNECT";
+      if (!isConnect && req.target.startsWith("/")) {
+        return answer(
+          req,
+          400,
+          "http_request_error",
+          "this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port",
+        );
+      }
+      const target = isConnect ? parseConnect(req.target) : parseAbsolute(req.target);
+      if (typeof target === "string") return answer(req, 400, "http_request_error", target);
+      req.vars.set("forward_target", target.hostPort);
+      const rest = (): WebResponse | undefined => {
+        const refused =
+          looped(req, client) ?? (isConnect ? connectChecks(req, target) : httpChecks(req, target));
+        if (refused === undefined) {
+          admitted.set(req, { target, client });
+          // For a request derived from this one (the cache's fill has its own object, the vars
+          // go with it): not a variable anyone else sets.
+          req.vars.set(ADMITTED, "1");
+        }
+        return refused;
+      };
+      if (auth === undefined) return rest();
+      return authenticate(req, client).then((refused) => refused ?? rest());
+    };
+
     return {
+      access,
       content(req): WebResponse | Promise<WebResponse> {
-        const client = clientOf(req);
-        if (!clients(client === "" ? undefined : client)) {
-          log.info("forward proxy client refused", {
-            client: client || "unix:",
-            target: req.target,
-          });
-          return answer(
-            req,
-            403,
-            "http_request_denied",
-            `the client ${client || "unix:"} is not allowed to use this proxy (forwardClients)`,
-          );
+        let a = admitted.get(req);
+        if (a === undefined && req.vars.get(ADMITTED) === "1") {
+          const target =
+            req.method === "CONNECT" ? parseConnect(req.target) : parseAbsolute(req.target);
+          if (typeof target !== "string") a = { target, client: clientOf(req) };
         }
-        const isConnect = req.method === "CONNECT";
-        if (!isConnect && req.target.startsWith("/")) {
-          return answer(
-            req,
-            400,
-            "http_request_error",
-            "this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port",
-          );
+        if (a === undefined) {
+          // Not through this location's access phase (cannot happen in the pipeline's order;
+          // never forward unchecked).
+          return answer(req, 500, "proxy_internal_error", "the request was not checked");
         }
-        const target = isConnect ? parseConnect(req.target) : parseAbsolute(req.target);
-        if (typeof target === "string") return answer(req, 400, "http_request_error", target);
-        req.vars.set("forward_target", target.hostPort);
-        const go = (): WebResponse | Promise<WebResponse> =>
-          looped(req, client) ??
-          (isConnect ? connect(req, target, client) : forwardHttp(req, target, client));
-        if (auth === undefined) return go();
-        return authenticate(req, client).then((refused) => refused ?? go());
+        return req.method === "CONNECT"
+          ? connect(req, a.target, a.client)
+          : forwardHttp(req, a.target, a.client);
       },
     };
   },

@@ -9,7 +9,13 @@ import type { Duplex } from "node:stream";
 import { classifyError, dial, UpstreamError } from "../../upstream/index.ts";
 
 /** Why a tunnel ended, for `$forward_end`. */
-export type TunnelEnd = "closed" | "idle timeout" | "byte limit" | "error" | "worker stopping";
+export type TunnelEnd =
+  | "closed"
+  | "reset"
+  | "idle timeout"
+  | "byte limit"
+  | "error"
+  | "worker stopping";
 
 export interface TunnelStats {
   /** Client to destination, the client's first bytes (past the CONNECT head) included. */
@@ -275,8 +281,10 @@ export function runTunnel(
       if (!client.destroyed && !client.writableEnded) client.end();
       onClosed();
     });
-    client.on("error", () => cut("error"));
-    upstream.on("error", () => cut("error"));
+    const onError = (error: NodeJS.ErrnoException): void =>
+      cut(error.code === "ECONNRESET" || error.code === "EPIPE" ? "reset" : "error");
+    client.on("error", onError);
+    upstream.on("error", onError);
     // Half-close: the side that finished sending lets the other know, and both go on until each
     // has said it is done.
     client.on("end", () => {

@@ -103,7 +103,7 @@ test("CONNECT: curl --proxytunnel to an HTTPS server; the tunnel is logged at it
     if (line === "") await new Promise((r) => setTimeout(r, 100));
   }
   const m =
-    /^CONNECT 127\.0\.0\.1:(\d+) HTTP\/1\.1 200 127\.0\.0\.1:\1 127\.0\.0\.1:\1 up=(\d+) down=(\d+) closed sent=(\d+)$/.exec(
+    /^CONNECT 127\.0\.0\.1:(\d+) HTTP\/1\.1 200 127\.0\.0\.1:\1 127\.0\.0\.1:\1 up=(\d+) down=(\d+) (?:closed|reset) sent=(\d+)$/.exec(
       line,
     );
   assert.ok(m, line);
@@ -446,4 +446,30 @@ test("a parent proxy: http and CONNECT go through it, with its credentials; a lo
     `Via: 1.1 ${mine} (brigade)`,
   ]);
   assert.equal(loop.status, 508);
+});
+
+test("with the cache module: forwarded responses are cached, hits only for clients that pass the checks", async (t) => {
+  if (!requireTool(t, "curl")) return;
+  const origin = await startOrigin(t, (req, res) => {
+    res.setHeader("cache-control", "max-age=60");
+    res.end(`cached ${req.url}`);
+  });
+  const proxy = await startProxy(t, {
+    forwardProxy: true,
+    forwardAllowDestinations: loopback,
+    forwardClients: ["127.0.0.1"],
+    cache: true,
+  });
+  const url = `http://127.0.0.1:${origin.port}/c`;
+  const first = await curl(["-x", proxy.url, url]);
+  assert.equal(first.status, 200);
+  const second = await curl(["-x", proxy.url, url]);
+  assert.equal(second.status, 200);
+  assert.match(header(second.out, "cache-status") ?? "", /hit/);
+  assert.match(second.out, /cached \/c/);
+  assert.equal(origin.seen.length, 1);
+  // A client the proxy refuses gets its 403, not the stored response.
+  const outside = await curl(["-x", proxy.url, url, "--interface", "127.0.0.2"]);
+  assert.equal(outside.status, 403);
+  assert.doesNotMatch(outside.out, /cached/);
 });
