@@ -7,7 +7,7 @@
  * - access phase (issue 9): realip, access (allow/deny), auth basic, auth request, limits,
  *   after `rewrite`;
  * - content: static (defaultContent), proxy (issue 5), cache (wrapContent, issue: cache),
- *   forward (the forward proxy's content handler, in);
+ *   forward (the forward proxy: its checks in the access phase, then its content handler);
  * - filters: `headers`, then compression (gzip/brotli) last, so that it compresses the final
  *   body and sees the final headers;
  * - log: `accessLog` (metrics beside it).
