@@ -441,6 +441,11 @@ export class H1Parser {
     return this.state === S_HEAD && this.buf.length === this.pos;
   }
 
+  /** True after {@link stop}, a CONNECT, a 101, a tunnel or a close-delimited response. */
+  get stopped(): boolean {
+    return this.state === S_STOPPED;
+  }
+
   /** True once the head of a message is being received (some of it arrived). */
   get inHead(): boolean {
     return this.state === S_HEAD && this.buf.length > this.pos;
@@ -567,8 +572,10 @@ export class H1Parser {
     const head = this.head;
     let i = s;
     while (i < e && TOKEN[b[i]!] === 1) i++;
-    if (i === s || i === e || b[i] !== SP)
+    if (i === s || i === e || b[i] !== SP) {
+      if (i < e && b[i] === CR) this.fail(400, "bare-cr", "a CR without LF in the request line");
       this.fail(400, "bad-method", "malformed method in the request line");
+    }
     head.method = methodName(b, s, i);
     const ts = ++i;
     while (i < e && TARGET[b[i]!] === 1) i++;
@@ -690,6 +697,7 @@ export class H1Parser {
       if (c === SP || c === HTAB)
         this.fail(400, "obs-fold", "obsolete line folding (or whitespace before the first field)");
       if (c === COLON) this.fail(400, "empty-name", "a field with an empty name");
+      if (c === CR) this.fail(400, "bare-cr", "a CR without LF");
       this.fail(400, "bad-name", "a field name with a byte outside token");
     }
     if (i === e) this.fail(400, "no-colon", "a field line without a colon");

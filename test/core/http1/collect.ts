@@ -26,6 +26,11 @@ export interface Message {
   framing: string;
   keepAlive: boolean;
   host: string;
+  port: number;
+  form: string;
+  reason: string;
+  upgrade: string;
+  expectContinue: boolean;
 }
 
 export interface Outcome {
@@ -90,6 +95,11 @@ export function collect(
           framing: h.framing,
           keepAlive: h.keepAlive,
           host: h.host,
+          port: h.port,
+          form: h.form,
+          reason: h.reason,
+          upgrade: h.upgrade,
+          expectContinue: h.expectContinue,
         });
         head = undefined;
         if (h.status === 0 || h.status >= 200) {
@@ -113,7 +123,11 @@ export function collect(
       partial: false,
     };
   }
-  return { messages, error: undefined, partial: head !== undefined || !parser.idle };
+  return {
+    messages,
+    error: undefined,
+    partial: head !== undefined || !(parser.idle || parser.stopped),
+  };
 }
 
 /**
