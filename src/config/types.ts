@@ -57,6 +57,8 @@ export interface Field<In, Out> {
   /** Without a default (and without `optional`), the field is required. */
   readonly default?: In;
   readonly doc: string;
+  /** The nginx directive this field stands for, if any (`root`, `add_header`). */
+  readonly nginx?: string;
 }
 
 export type InOf<T> = T extends ValueType<infer I, unknown> ? I : never;
@@ -73,11 +75,14 @@ export function describeFound(value: unknown): string {
   return String(value);
 }
 
-/** `web.servers[1].locations[0].root` */
+const plainKey = /^[A-Za-z_$][\w$]*$/;
+
+/** `web.servers[1].locations[0].root`; a key that is not a plain name is quoted: `addHeaders["x-a"]`. */
 export function formatPath(path: Path): string {
   let out = "";
   for (const part of path) {
     if (typeof part === "number") out += `[${part}]`;
+    else if (!plainKey.test(part)) out += `[${JSON.stringify(part)}]`;
     else out += out === "" ? part : `.${part}`;
   }
   return out;
@@ -198,7 +203,10 @@ export function optional<In, Out>(
  */
 export function list<In, Out>(item: ValueType<In, Out>): ValueType<In[] | In, Out[]> {
   const plural = /^[a-z ]+$/.test(item.name)
-    ? item.name.replace(/(s|ss)$/, "$1e").concat("s")
+    ? item.name
+        .replace(/(s|ss)$/, "$1e")
+        .replace(/([^aeiou])y$/, "$1ie")
+        .concat("s")
     : `(${item.name})`;
   return {
     name: `list of ${plural}`,
@@ -304,6 +312,142 @@ export function object<const F extends FieldRecord>(
         else out[key] = r;
       }
       return ok ? (out as ObjectOut<F>) : invalid;
+    },
+  };
+}
+
+/**
+ * A type defined in terms of itself (a location holds locations): `get` is called at check time.
+ * It has no `fields` of its own, so docs describe the structure once, where it first appears.
+ */
+export function lazy<In, Out>(
+  spec: { name: string; expected: string; kind: "list" | "object" },
+  get: () => ValueType<In, Out>,
+): ValueType<In, Out> {
+  return {
+    name: spec.name,
+    expected: spec.expected,
+    metavar: "",
+    kind: spec.kind,
+    fromString: (text) => get().fromString(text),
+    check: (value, path, issues) => get().check(value, path, issues),
+  };
+}
+
+type Shape = "string" | "number" | "boolean" | "list" | "object";
+type AnyType = ValueType<unknown, unknown>;
+type ShapeIn<A> = { [K in keyof A]: A[K] extends ValueType<infer I, unknown> ? I : never }[keyof A];
+type ShapeOut<A> = {
+  [K in keyof A]: A[K] extends ValueType<unknown, infer O> ? O : never;
+}[keyof A];
+
+function shapeOf(value: unknown): Shape | undefined {
+  if (Array.isArray(value)) return "list";
+  if (value === null) return undefined;
+  const t = typeof value;
+  if (t === "string" || t === "number" || t === "boolean") return t;
+  return t === "object" ? "object" : undefined;
+}
+
+/**
+ * A value that may take several shapes, each checked by its own type: `{ string: shorthand,
+ * object: full }`. A value of no listed shape is refused with `expected`. From a flag or an env
+ * var the text goes to the `string` alternative (or `number` / `boolean`, when the text is one).
+ */
+export function byShape<const A extends Partial<Record<Shape, AnyType>>>(
+  alternatives: A,
+  spec: { name: string; expected: string; metavar?: string },
+): ValueType<ShapeIn<A>, ShapeOut<A>> {
+  const alts = alternatives as Partial<Record<Shape, AnyType>>;
+  const onlyStructured = Object.keys(alts).every((k) => k === "list" || k === "object");
+  return {
+    name: spec.name,
+    expected: spec.expected,
+    metavar: spec.metavar ?? "VALUE",
+    kind: onlyStructured ? "object" : "scalar",
+    // The object form's fields, for docs (`listen[].address`).
+    ...(alts.object?.fields ? { fields: alts.object.fields } : {}),
+    fromString(text) {
+      for (const k of ["number", "boolean"] as const) {
+        const alt = alts[k];
+        if (!alt) continue;
+        const v = alt.fromString(text);
+        if (typeof v === k) return v;
+      }
+      return alts.string ? alts.string.fromString(text) : text;
+    },
+    check(value, path, issues) {
+      const shape = shapeOf(value);
+      const alt = shape === undefined ? undefined : alts[shape];
+      if (!alt) return mismatch(spec.expected, value, path, issues);
+      return alt.check(value, path, issues) as ShapeOut<A> | Invalid;
+    },
+  };
+}
+
+/**
+ * An object whose keys are free (header names, status codes), each value checked by `value`.
+ * `key` may refuse a key: it returns a message, or undefined when the key is fine.
+ */
+export function record<In, Out>(
+  value: ValueType<In, Out>,
+  spec: { name: string; key?: (key: string) => string | undefined },
+): ValueType<Record<string, In>, Record<string, Out>> {
+  return {
+    name: spec.name,
+    expected: `an object (${spec.name})`,
+    metavar: "",
+    kind: "object",
+    fromString: (text) => {
+      try {
+        return JSON.parse(text);
+      } catch {
+        return text;
+      }
+    },
+    check(input, path, issues) {
+      if (typeof input !== "object" || input === null || Array.isArray(input)) {
+        return mismatch(`an object (${spec.name})`, input, path, issues);
+      }
+      const out: Record<string, Out> = {};
+      let ok = true;
+      for (const [k, v] of Object.entries(input)) {
+        const bad = spec.key?.(k);
+        if (bad !== undefined) {
+          issues.push({ path: [...path, k], message: bad });
+          ok = false;
+          continue;
+        }
+        const r = value.check(v, [...path, k], issues);
+        if (r === invalid) ok = false;
+        else out[k] = r;
+      }
+      return ok ? out : invalid;
+    },
+  };
+}
+
+/**
+ * `type`, then `then` on its output: return the (possibly transformed) value, or
+ * `problem(message)` to refuse it at the value's path. For rules a type alone cannot say (a regex
+ * that must compile, a shorthand string parsed into its object form).
+ */
+export function refine<In, Out, Out2 = Out>(
+  type: ValueType<In, Out>,
+  then: (value: Out, problem: (message: string) => Invalid) => Out2 | Invalid,
+  spec: { name?: string; expected?: string } = {},
+): ValueType<In, Out2> {
+  return {
+    ...(type as unknown as ValueType<In, Out2>),
+    name: spec.name ?? type.name,
+    expected: spec.expected ?? type.expected,
+    check(value, path, issues) {
+      const v = type.check(value, path, issues);
+      if (v === invalid) return invalid;
+      return then(v, (message) => {
+        issues.push({ path, message });
+        return invalid;
+      });
     },
   };
 }

@@ -235,7 +235,15 @@ export interface TakeoverBody {
   onSocket(socket: Duplex, head: Buffer): void;
 }
 
-/** A response: status, fields and body. Filters may replace any part. */
+/**
+ * A response: status, fields and body. Filters may replace any part.
+ *
+ * Framing is the engine's: it drops `content-length`, `transfer-encoding`, `connection` and
+ * `keep-alive` from `fields` and writes its own from the body, except that a `content-length`
+ * set on a response with an `empty` body to a HEAD request, or on a 304, is kept (it states the
+ * length of the representation, as a proxied HEAD or a revalidation needs). Status 444 (nginx's)
+ * sends nothing: the engine closes the connection (HTTP/2: resets the stream).
+ */
 export interface WebResponse {
   status: number;
   /** Reason phrase; default the standard one. */
