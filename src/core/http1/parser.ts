@@ -72,7 +72,7 @@ export class ParseError extends Error {
 export interface ParserLimits {
   /** Bytes of the request line or status line, empty lines before it included (414). */
   maxStartLine: number;
-  /** Bytes of the header section (and, separately, of the trailer section) (431). */
+  /** Bytes of the whole head, start line included (431); the trailer section has the same limit. */
   maxHeaderBytes: number;
   /** Fields in the header section (and in the trailer section) (431). */
   maxHeaderCount: number;
@@ -554,6 +554,7 @@ export class H1Parser {
         if (this.kind === "request") this.requestLine(b, s, e);
         else this.statusLine(b, s, e);
         this.startLineDone = true;
+        this.headerBytes = lf + 1 - this.pos;
         continue;
       }
       this.headerBytes += lf + 1 - s;

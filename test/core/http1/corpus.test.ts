@@ -14,56 +14,9 @@
  * reach the same outcome however the bytes arrive.
  */
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { test } from "node:test";
-import type { ParserLimits } from "../../../src/core/http1/parser.ts";
-import { collect, type Outcome, unescapeRaw } from "./collect.ts";
-
-const root = join(import.meta.dirname, "corpus");
-
-interface Expectation {
-  doc: string;
-  limits?: Partial<ParserLimits>;
-  methods?: string[];
-  eof?: boolean;
-  messages: Record<string, unknown>[] | number;
-  status?: number;
-  code?: string;
-}
-
-export interface CorpusCase {
-  kind: "request" | "response";
-  valid: boolean;
-  name: string;
-  raw: Buffer;
-  expect: Expectation;
-}
-
-/** Every corpus case, for this test and for the engine and differential tests. */
-export function corpusCases(): CorpusCase[] {
-  const out: CorpusCase[] = [];
-  for (const [dir, kind] of [
-    ["requests", "request"],
-    ["responses", "response"],
-  ] as const) {
-    for (const group of ["valid", "invalid"] as const) {
-      const path = join(root, dir, group);
-      for (const file of readdirSync(path).sort()) {
-        if (!file.endsWith(".http")) continue;
-        const name = file.slice(0, -5);
-        out.push({
-          kind,
-          valid: group === "valid",
-          name: `${dir}/${group}/${name}`,
-          raw: unescapeRaw(readFileSync(join(path, file), "latin1")),
-          expect: JSON.parse(readFileSync(join(path, `${name}.json`), "utf8")) as Expectation,
-        });
-      }
-    }
-  }
-  return out;
-}
+import { collect, type Outcome } from "./collect.ts";
+import { type CorpusCase, corpusCases } from "./corpus.ts";
 
 function run(c: CorpusCase, cuts?: number[]): Outcome {
   return collect(c.raw, {
