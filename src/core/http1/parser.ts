@@ -543,13 +543,19 @@ export class H1Parser {
       }
       this.scan = lf + 1;
       const s = this.lineStart;
+      // Checks in the order the partial-line checks above make them, so that the outcome never
+      // depends on how the bytes were cut: length (up to the LF), then the line's content.
+      if (!this.startLineDone) {
+        if (lf - this.pos > this.limits.maxStartLine) {
+          this.fail(414, "start-line-too-long", "the request line is too long");
+        }
+      } else if (this.headerBytes + (lf - s) > this.limits.maxHeaderBytes) {
+        this.fail(431, "headers-too-large", "the header section is too large");
+      }
       if (lf === s || b[lf - 1] !== CR) this.fail(400, "bare-lf", "a line ends in LF without CR");
       const e = lf - 1;
       this.lineStart = lf + 1;
       if (!this.startLineDone) {
-        if (lf + 1 - this.pos > this.limits.maxStartLine) {
-          this.fail(414, "start-line-too-long", "the request line is too long");
-        }
         if (e === s) continue; // empty lines before the start line are ignored (RFC 9112 §2.2)
         if (this.kind === "request") this.requestLine(b, s, e);
         else this.statusLine(b, s, e);
@@ -558,9 +564,6 @@ export class H1Parser {
         continue;
       }
       this.headerBytes += lf + 1 - s;
-      if (this.headerBytes > this.limits.maxHeaderBytes) {
-        this.fail(431, "headers-too-large", "the header section is too large");
-      }
       if (e === s) {
         this.pos = lf + 1;
         return this.headDone();
@@ -937,15 +940,16 @@ export class H1Parser {
     if (this.scan < this.pos) this.scan = this.pos;
     const lf = this.findLf();
     const limits = this.limits;
+    // The same checks in the same order whether the line is complete or not (see parseHead):
+    // the first byte (refused early rather than waiting for the line), the length, the content.
+    if (HEX[b[this.pos]!]! > 15) this.fail(400, "bad-chunk-size", "malformed chunk size");
     if (lf === -1) {
       if (b.length - this.pos > limits.maxChunkLine)
         this.fail(400, "chunk-line-too-long", "a chunk-size line is too long");
-      // Refuse a bad size byte early rather than waiting for the line.
-      if (HEX[b[this.pos]!]! > 15) this.fail(400, "bad-chunk-size", "malformed chunk size");
       return NEED_MORE;
     }
     const s = this.pos;
-    if (lf + 1 - s > limits.maxChunkLine)
+    if (lf - s > limits.maxChunkLine)
       this.fail(400, "chunk-line-too-long", "a chunk-size line is too long");
     if (lf === s || b[lf - 1] !== CR)
       this.fail(400, "bare-lf", "a chunk-size line ends in LF without CR");
@@ -1065,14 +1069,14 @@ export class H1Parser {
       }
       this.scan = lf + 1;
       const s = this.lineStart;
+      if (this.headerBytes + (lf - s) > this.limits.maxHeaderBytes) {
+        this.fail(431, "trailers-too-large", "the trailer section is too large");
+      }
       if (lf === s || b[lf - 1] !== CR)
         this.fail(400, "bare-lf", "a trailer line ends in LF without CR");
       const e = lf - 1;
       this.lineStart = lf + 1;
       this.headerBytes += lf + 1 - s;
-      if (this.headerBytes > this.limits.maxHeaderBytes) {
-        this.fail(431, "trailers-too-large", "the trailer section is too large");
-      }
       if (e === s) {
         this.pos = lf + 1;
         this.fieldCount = 0;

@@ -1,0 +1,101 @@
+/**
+ * Writing response heads: status lines prepared once per status, field names written in their
+ * usual capitalisation (cached), field values checked for CR/LF/NUL (a module bug must never
+ * become response splitting), and the `Date` field computed once per second.
+ */
+import { STATUS_CODES } from "node:http";
+import { TOKEN } from "../../../core/http1/chars.ts";
+
+const statusLines11: string[] = [];
+for (let s = 100; s < 600; s++) {
+  statusLines11[s] = `HTTP/1.1 ${s} ${STATUS_CODES[s] ?? "Unknown"}\r\n`;
+}
+
+/** `HTTP/1.1 <status> <reason>\r\n`; throws on a status outside 100-599 or a reason with CR/LF. */
+export function statusLine(status: number, reason: string | undefined): string {
+  if (!Number.isInteger(status) || status < 100 || status > 599) {
+    throw new Error(`invalid response status ${status}`);
+  }
+  if (reason === undefined) return statusLines11[status]!;
+  if (BAD_VALUE.test(reason)) throw new Error(`invalid reason phrase ${JSON.stringify(reason)}`);
+  return `HTTP/1.1 ${status} ${reason}\r\n`;
+}
+
+/** Default reason phrase. */
+export function reasonOf(status: number): string {
+  return STATUS_CODES[status] ?? "Unknown";
+}
+
+/** Anything but HTAB, SP, VCHAR and obs-text (RFC 9110 §5.5). */
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+const canonical = new Map<string, string>();
+const special: Record<string, string> = {
+  etag: "ETag",
+  te: "TE",
+  www_authenticate: "WWW-Authenticate",
+  "www-authenticate": "WWW-Authenticate",
+  "content-md5": "Content-MD5",
+  dnt: "DNT",
+  "x-xss-protection": "X-XSS-Protection",
+};
+
+function isToken(name: string): boolean {
+  if (name.length === 0) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c > 0x7f || TOKEN[c] !== 1) return false;
+  }
+  return true;
+}
+
+/**
+ * The name as written on the wire (`content-type` -> `Content-Type`), validated: throws for a name
+ * that is not a token. Cached, bounded (names from a hostile upstream cannot grow it forever).
+ */
+export function wireName(name: string): string {
+  const cached = canonical.get(name);
+  if (cached !== undefined) return cached;
+  if (!isToken(name)) throw new Error(`invalid response field name ${JSON.stringify(name)}`);
+  let out = special[name];
+  if (out === undefined) {
+    out = "";
+    let up = true;
+    for (let i = 0; i < name.length; i++) {
+      const ch = name[i]!;
+      out += up ? ch.toUpperCase() : ch;
+      up = ch === "-";
+    }
+  }
+  if (canonical.size < 2000) canonical.set(name, out);
+  return out;
+}
+
+/** Throws for a value that would break the head (CR, LF, NUL, other controls). */
+export function checkValue(name: string, value: string): void {
+  if (BAD_VALUE.test(value)) {
+    throw new Error(`invalid characters in the value of response field ${name}`);
+  }
+}
+
+let dateLine = "";
+let dateUntil = 0;
+
+/** `Date: <IMF-fixdate>\r\n` for now, recomputed at most once per second. */
+export function currentDateLine(now = Date.now()): string {
+  if (now >= dateUntil) {
+    dateLine = `Date: ${new Date(now).toUTCString()}\r\n`;
+    dateUntil = (Math.floor(now / 1000) + 1) * 1000;
+  }
+  return dateLine;
+}
+
+/** Fields the engine owns: dropped from a response's fields and written from the body. */
+export function isFramingField(name: string): boolean {
+  return (
+    name === "content-length" ||
+    name === "transfer-encoding" ||
+    name === "connection" ||
+    name === "keep-alive"
+  );
+}
