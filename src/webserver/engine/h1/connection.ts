@@ -122,6 +122,8 @@ export class Connection implements BodySource {
   private driving = false;
   private again = false;
   private readPaused = false;
+  /** Why we closed the connection ourselves, for the Completion of a response cut short. */
+  private closeReason: string | undefined = undefined;
 
   constructor(engine: H1Engine, socket: Socket, id: number, listener: string) {
     this.engine = engine;
@@ -156,7 +158,10 @@ export class Connection implements BodySource {
     this.clearTimer();
     switch (kind) {
       case T_HEADER:
-        this.fail(408, "client header timeout");
+        // A partial head gets its 408; a connection that never sent a byte (a browser's
+        // speculative connection) is just closed, as nginx does.
+        if (this.parser.inHead) this.fail(408, "client header timeout");
+        else this.destroy("client header timeout");
         break;
       case T_BODY: {
         this.mustClose = true;
@@ -225,6 +230,9 @@ export class Connection implements BodySource {
         new HttpError(400, "the client closed the connection during the body", { close: true }),
       );
     }
+    // Like nginx (499): a client that closes its side while its request is being handled has
+    // gone; whoever works for it (an upstream request) may stop. A response still goes out.
+    if (this.sending === undefined) this.req.abort("client closed the connection");
   }
 
   private onClose(): void {
@@ -240,7 +248,7 @@ export class Connection implements BodySource {
     const s = this.sending;
     if (s) {
       s.stream?.destroy();
-      this.complete(s, "client closed the connection");
+      this.complete(s, this.closeReason ?? "client closed the connection");
     }
   }
 
@@ -515,7 +523,8 @@ export class Connection implements BodySource {
       if (!hasDate) head += currentDateLine();
       if (!hasServer && this.engine.serverLine !== "") head += this.engine.serverLine;
       if (body.kind === "takeover") {
-        // no framing fields: the connection becomes the tunnel
+        // No length: the connection becomes the tunnel. A 101 names what it switches to.
+        if (status === 101) head += "Connection: upgrade\r\n";
       } else if (status < 200 || status === 204) {
         // no Content-Length at all (RFC 9110 §8.6)
       } else if (
@@ -883,7 +892,8 @@ export class Connection implements BodySource {
     }
   }
 
-  destroy(_why?: string): void {
+  destroy(why?: string): void {
+    if (why !== undefined) this.closeReason ??= why;
     if (!this.socket.destroyed) this.socket.destroy();
   }
 

@@ -1,0 +1,89 @@
+/**
+ * The engine's timeouts, each made short and checked by what happens (a 408, a close, the
+ * Completion's error), never by how long it took.
+ */
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { test } from "node:test";
+import { HttpError, response } from "../../../../src/webserver/exchange.ts";
+import type { Completion } from "../../../../src/webserver/module.ts";
+import { exchange, header, startEngine } from "./helpers.ts";
+
+const short = { header: 150, body: 150, keepAlive: 150, send: 150, linger: 150 };
+
+test("header timeout: a partial head gets 408 and the connection is closed", async (t) => {
+  const { port } = await startEngine(t, { timeouts: short, handler: () => response(200, "x") });
+  const x = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n");
+  assert.equal(x.responses[0]?.status, 408);
+  assert.equal(header(x.responses[0], "connection"), "close");
+  assert.equal(x.closed, true);
+});
+
+test("header timeout with nothing sent: closed without a response", async (t) => {
+  const { port } = await startEngine(t, { timeouts: short, handler: () => response(200, "x") });
+  const x = await exchange(port, []);
+  assert.equal(x.raw.length, 0);
+  assert.equal(x.closed, true);
+});
+
+test("keep-alive timeout: an idle connection is closed after its response", async (t) => {
+  const { port } = await startEngine(t, { timeouts: short, handler: () => response(200, "x") });
+  const x = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  assert.equal(x.responses.length, 1);
+  assert.equal(header(x.responses[0], "connection"), undefined);
+  assert.equal(x.closed, true);
+});
+
+test("keepAlive 0 disables keep-alive", async (t) => {
+  const { port } = await startEngine(t, {
+    timeouts: { ...short, keepAlive: 0 },
+    handler: () => response(200, "x"),
+  });
+  const x = await exchange(
+    port,
+    "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+  );
+  assert.equal(x.responses.length, 1);
+  assert.equal(header(x.responses[0], "connection"), "close");
+  assert.equal(x.closed, true);
+});
+
+test("body timeout: a stalled body fails its read with 408, answered, connection closed", async (t) => {
+  const errors: unknown[] = [];
+  const { port } = await startEngine(t, {
+    timeouts: short,
+    handler: async (req) => {
+      try {
+        return response(200, await req.body.buffer());
+      } catch (err) {
+        errors.push(err);
+        throw err;
+      }
+    },
+  });
+  const x = await exchange(port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345");
+  assert.equal(x.responses[0]?.status, 408);
+  assert.equal(x.closed, true);
+  assert.ok(errors[0] instanceof HttpError && errors[0].status === 408);
+});
+
+test("send timeout: a client that stops reading is dropped, and the log hears why", async (t) => {
+  const big = Buffer.alloc(32 * 1024 * 1024, 0x61);
+  let completed!: (c: Completion) => void;
+  const done = new Promise<Completion>((r) => {
+    completed = r;
+  });
+  const { port } = await startEngine(t, {
+    timeouts: short,
+    handler: () => response(200, big),
+    complete: (_req, _res, c) => completed(c),
+  });
+  const client = connect(port, "127.0.0.1");
+  t.after(() => client.destroy());
+  client.on("error", () => {});
+  client.pause(); // never reads
+  client.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  const c = await done;
+  assert.equal(c.error, "send timeout");
+  assert.ok(c.bytesSent > 0);
+});
