@@ -46,6 +46,8 @@ export interface WorkerContext {
   readonly signal: AbortSignal;
   /** Register a stop function: stop accepting, finish in-flight work, resolve. */
   onStop(fn: (graceful: boolean) => Promise<void> | void): void;
+  /** Register a function called on USR1 after the error log is reopened (other log files). */
+  onReopen(fn: () => void): void;
 }
 
 export type WorkerMain = (ctx: WorkerContext) => void | Promise<void>;
@@ -72,6 +74,7 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
   const logger = createLogger(init.log).child({ tier: init.name, worker: init.id });
   const abort = new AbortController();
   const stopFns: ((graceful: boolean) => Promise<void> | void)[] = [];
+  const reopenFns: (() => void)[] = [];
   const stats: WorkerStats = { requests: 0 };
   let readySent = false;
   let stopping = false;
@@ -107,7 +110,16 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
 
   channel.onMessage((msg) => {
     if (msg.t === "stop") void stop(msg.graceful);
-    else if (msg.t === "reopen") logger.reopen();
+    else if (msg.t === "reopen") {
+      logger.reopen();
+      for (const fn of reopenFns) {
+        try {
+          fn();
+        } catch (error) {
+          logger.error("reopen function failed", { error });
+        }
+      }
+    }
   });
   channel.onLost(() => {
     logger.warn("master is gone; stopping");
@@ -129,6 +141,9 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
     },
     onStop(fn) {
       stopFns.push(fn);
+    },
+    onReopen(fn) {
+      reopenFns.push(fn);
     },
   };
 

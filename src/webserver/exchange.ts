@@ -241,7 +241,9 @@ export interface TakeoverBody {
  * Framing is the engine's: it drops `content-length`, `transfer-encoding`, `connection` and
  * `keep-alive` from `fields` and writes its own from the body, except that a `content-length`
  * set on a response with an `empty` body to a HEAD request, or on a 304, is kept (it states the
- * length of the representation, as a proxied HEAD or a revalidation needs). Status 444 (nginx's)
+ * length of the representation, as a proxied HEAD or a revalidation needs). The engine adds
+ * `server` unless the response has one; a `server` field with an empty value means none at all.
+ * Status 444 (nginx's)
  * sends nothing: the engine closes the connection (HTTP/2: resets the stream).
  */
 export interface WebResponse {

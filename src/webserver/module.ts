@@ -47,6 +47,7 @@
 import type { Field } from "../config/types.ts";
 import type { Logger } from "../core/logger.ts";
 import type { WebRequest, WebResponse } from "./exchange.ts";
+import type { Template } from "./variables.ts";
 
 /** Restart routing with `uri` (a path with an optional `?query`, or `@name` for a named location). */
 export interface Reroute {
@@ -141,6 +142,12 @@ export interface LocationScope<S = Record<string, unknown>> {
   readonly logger: Logger;
   /** Resolve a path from the config relative to the config file's directory (or the cwd). */
   resolvePath(path: string): string;
+  /**
+   * Compile a setting's text with `$variables` (variables.ts: nginx's names, `$http_*`, captures,
+   * and the `variables` modules declare) into a function of the request. Throws an Error naming
+   * an unknown variable, with a did-you-mean: let it propagate from `setup`.
+   */
+  template(text: string, options?: { escape?: (value: string) => string }): Template;
   /** Worker-wide services (shared state, upstream groups, ...), by name; see each provider. */
   readonly services: ReadonlyMap<string, unknown>;
   /** Called when the worker stops (or the pipeline is replaced): release what setup opened. */

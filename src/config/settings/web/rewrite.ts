@@ -14,7 +14,7 @@ import {
   refine,
   string,
 } from "../../types.ts";
-import { compileRegex, parseRewriteShorthand, rewriteFlags } from "./syntax.ts";
+import { compileRegex, parseRewriteShorthand, type RewriteFlag, rewriteFlags } from "./syntax.ts";
 
 const returnObject = refine(
   object(
@@ -46,7 +46,16 @@ const returnObject = refine(
         : v,
 );
 
-type ReturnOut = { status: number; body?: string; url?: string; contentType?: string };
+/** `return`, normalised. */
+export type ReturnSettings = { status: number; body?: string; url?: string; contentType?: string };
+type ReturnOut = ReturnSettings;
+
+/** One `rewrite` rule, normalised. */
+export interface RewriteRule {
+  regex: string;
+  replacement: string;
+  flag?: RewriteFlag | undefined;
+}
 
 const redirectCodes = [301, 302, 303, 307, 308];
 
