@@ -196,6 +196,7 @@ export class Pipeline implements EngineHandler {
           : "brigade";
     this.signature = serverHeader ?? "";
     this.engineOptions = {
+      engine: web.engine,
       headerTimeout: web.clientHeaderTimeout * 1000,
       bodyTimeout: web.clientBodyTimeout * 1000,
       keepaliveTimeout: web.keepaliveTimeout * 1000,

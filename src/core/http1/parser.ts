@@ -119,6 +119,8 @@ export class Head {
   host = "";
   /** Request: the port given with the host, or -1. */
   port = -1;
+  /** Request: the `Host` field as received, undefined when absent. */
+  hostField: string | undefined = undefined;
   framing: Framing = "none";
   /** The declared length when `framing` is "length", else -1. */
   contentLength = -1;
@@ -769,10 +771,15 @@ export class H1Parser {
     }
   }
 
-  /** The codings of the Transfer-Encoding fields: 0 plain chunked, else fails (request) / 502. */
+  /**
+   * The Transfer-Encoding fields, as one list: plain `chunked` once and last, or this fails.
+   * Malformed syntax is a 400; `chunked` anywhere but last is a 400 (RFC 9112 §6.3 rule 4:
+   * `chunked, gzip`, or `chunked` then another field); otherwise a coding we do not decode is a
+   * 501 (RFC 9112 §6.1, as nginx: `xchunked`, `gzip`, `gzip, chunked`). The same answers as the
+   * node:http engine. Every outcome but plain chunked closes the connection.
+   */
   private checkTransferCoding(values: string[]): void {
     const codings = values.join(",").split(",");
-    let chunked = 0;
     let other = false;
     for (let k = 0; k < codings.length; k++) {
       const c = codings[k]!.trim();
@@ -780,6 +787,7 @@ export class H1Parser {
         this.fail(400, "bad-transfer-encoding", "an empty element in Transfer-Encoding");
       const semi = c.indexOf(";");
       const name = (semi === -1 ? c : c.slice(0, semi).trimEnd()).toLowerCase();
+      if (name === "") this.fail(400, "bad-transfer-encoding", "a malformed transfer coding");
       for (let i = 0; i < name.length; i++) {
         const ch = name.charCodeAt(i);
         if (ch > 0xff || TOKEN[ch] !== 1)
@@ -787,18 +795,15 @@ export class H1Parser {
       }
       if (name === "chunked") {
         if (semi !== -1) this.fail(400, "bad-transfer-encoding", "chunked takes no parameters");
-        chunked++;
-        if (k !== codings.length - 1) {
+        if (k !== codings.length - 1)
           this.fail(400, "chunked-not-last", "chunked is not the final transfer coding");
-        }
       } else {
         other = true;
       }
     }
-    if (chunked === 0)
-      this.fail(400, "chunked-not-last", "Transfer-Encoding without chunked as the final coding");
     if (other)
       this.fail(501, "unsupported-transfer-coding", "a transfer coding other than chunked");
+    // Here chunked is the one last coding: twice would have failed as "not last".
   }
 
   private headDone(): ParseEvent {
@@ -815,6 +820,7 @@ export class H1Parser {
       if (this.hostCount > 1) this.fail(400, "duplicate-host", "more than one Host field");
       if (this.hostCount === 0 && head.versionMinor === 1)
         this.fail(400, "missing-host", "HTTP/1.1 request without Host");
+      head.hostField = this.hostValue;
       if (this.hostValue !== undefined) {
         const a = parseAuthority(this.hostValue, false);
         if (a === undefined) this.fail(400, "bad-host", "malformed Host");

@@ -4,6 +4,7 @@
  * issue 10) and the pipeline. An engine parses requests, builds `EngineRequest`s, asks the
  * handler for an `Outcome`, writes its response, and reports a `Completion`.
  */
+import type { Socket } from "node:net";
 import type { SecureContext } from "node:tls";
 import type { Logger } from "../../core/logger.ts";
 import type { WebConnection, WebResponse } from "../exchange.ts";
@@ -27,6 +28,8 @@ export interface EngineHandler {
 
 /** Timeouts in milliseconds, sizes in bytes. */
 export interface EngineOptions {
+  /** The HTTP/1.x engine: node:http (http1.ts) or Brigade's own (h1/). */
+  engine: "node" | "brigade";
   headerTimeout: number;
   bodyTimeout: number;
   keepaliveTimeout: number;
@@ -57,4 +60,17 @@ export interface ListenerPlan {
   /** The listen key (`formatListen`): what `WebConnection.listener` says. */
   key: string;
   tls: ListenerTls | undefined;
+}
+
+/** An HTTP/1.x engine as the listener drives it (node:http's, or Brigade's own). */
+export interface Http1Server {
+  /** Serve an accepted connection (TLS: after the handshake, for `http/1.1` by ALPN). */
+  attach(socket: Socket): void;
+  startTracking(): void;
+  readonly connectionCount: number;
+  readonly sendTimeouts: number;
+  /** Timeouts and draining, with performance.now(). */
+  sweep(now: number): void;
+  drain(): void;
+  destroyAll(): void;
 }

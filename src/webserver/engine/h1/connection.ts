@@ -1,23 +1,25 @@
 /**
- * One HTTP/1.x client connection: parse, hand each request to the pipeline, write its response,
- * repeat (keep-alive, pipelining), with every timeout and limit of the engine.
+ * One HTTP/1.x client connection of Brigade's own engine: parse, hand each request to the
+ * pipeline, write its response, repeat (keep-alive, pipelining), with every timeout and limit of
+ * the web server.
  *
  * Requests on a connection are served strictly one after another: the next head is not parsed
  * until the current response is written (pipelined bytes wait in the parser, and the socket is
- * paused when they pile up), so responses can never come out of order and a slow response
- * applies backpressure to the client. Framing is ours alone: whatever the response's fields say,
- * `Content-Length` / chunked / close are written from the body (see WebResponse).
+ * paused when they pile up), so responses never come out of order and a slow response applies
+ * backpressure to the client. Framing is ours alone: whatever a response's fields say,
+ * `Content-Length` / chunked / close are written from its body (see WebResponse).
  *
- * Timeouts (nginx's meaning, checked by the engine's sweep against a deadline per connection):
- * header (the whole head, from its first byte or from the accept), body (between two reads of a
- * body being read), keep-alive (idle between requests), send (between two writes that make
- * progress), linger (after we close our side, how long we read and drop what the client still
- * sends, so that it sees our error response rather than a reset).
+ * Timeouts (nginx's meaning), as deadlines checked by the engine's sweep:
+ * - header: the whole head, from the accept (first request) or from its first byte;
+ * - body: between two reads of a body being read (the module's read fails with 408);
+ * - keep-alive: idle between requests;
+ * - send: output waiting in the socket without moving (the client stopped reading);
+ * - linger: after we close our side, how long we keep reading and dropping what the client still
+ *   sends, so that it sees our error response rather than a reset.
  */
 import { close as closeFd, read as readFd } from "node:fs";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
-import type { TLSSocket } from "node:tls";
 import {
   BODY,
   END,
@@ -26,24 +28,22 @@ import {
   NEED_MORE,
   ParseError,
 } from "../../../core/http1/parser.ts";
-import {
-  type Body,
-  HttpError,
-  type WebConnection,
-  type WebResponse,
-  type WebTls,
-} from "../../exchange.ts";
+import { type Body, Fields, HttpError, type WebResponse } from "../../exchange.ts";
 import type { Completion } from "../../module.ts";
-import type { H1Engine } from "./engine.ts";
-import { checkValue, currentDateLine, isFramingField, statusLine, wireName } from "./head.ts";
+import { defaultPage } from "../../statusPages.ts";
+import { type ConnectionBase, connectionBase, connectionView } from "../connection.ts";
+import { releaseBody } from "../respond.ts";
+import type { Outcome } from "../types.ts";
+import type { BrigadeHttp1Engine } from "./engine.ts";
+import { checkName, checkValue, currentDateLine, isFramingField, statusLine } from "./head.ts";
 import { type BodySink, type BodySource, H1Request } from "./request.ts";
 
-export const T_NONE = 0;
-export const T_HEADER = 1;
-export const T_BODY = 2;
-export const T_KEEPALIVE = 3;
-export const T_SEND = 4;
-export const T_LINGER = 5;
+const T_NONE = 0;
+const T_HEADER = 1;
+const T_BODY = 2;
+const T_KEEPALIVE = 3;
+const T_SEND = 4;
+const T_LINGER = 5;
 
 /** Pause reading when this much unparsed input waits (pipelined requests, an unread body). */
 const HIGH_WATER = 64 * 1024;
@@ -55,39 +55,11 @@ const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
 const CHUNK_END = Buffer.from("0\r\n\r\n", "latin1");
 const CRLF = Buffer.from("\r\n", "latin1");
 
-class ConnectionInfo implements WebConnection {
-  readonly id: number;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly localAddress: string;
-  readonly localPort: number;
-  readonly listener: string;
-  readonly tls: WebTls | undefined;
-  requests = 0;
-  constructor(id: number, socket: Socket, listener: string) {
-    this.id = id;
-    this.remoteAddress = socket.remoteAddress ?? "";
-    this.remotePort = socket.remotePort ?? 0;
-    this.localAddress = socket.localAddress ?? "";
-    this.localPort = socket.localPort ?? 0;
-    this.listener = listener;
-    const t = socket as TLSSocket;
-    if (t.encrypted) {
-      this.tls = {
-        servername: typeof t.servername === "string" ? t.servername : undefined,
-        protocol: t.getProtocol?.() ?? undefined,
-        cipher: t.getCipher?.()?.name,
-        alpn: typeof t.alpnProtocol === "string" ? t.alpnProtocol : undefined,
-      };
-    } else {
-      this.tls = undefined;
-    }
-  }
-}
-
-/** Accounting of the response being written, for the Completion. */
+/** The response being written, with its accounting for the Completion. */
 interface Sending {
   req: H1Request;
+  outcome: Outcome;
+  /** What is actually sent (the outcome's response, or our 500 in its place). */
   res: WebResponse;
   keepAlive: boolean;
   bytesSent: number;
@@ -98,16 +70,19 @@ interface Sending {
 }
 
 export class Connection implements BodySource {
-  readonly engine: H1Engine;
+  readonly engine: BrigadeHttp1Engine;
   readonly socket: Socket;
-  readonly info: ConnectionInfo;
+  readonly base: ConnectionBase;
   private readonly parser: H1Parser;
   private readonly scheme: "http" | "https";
 
-  /** When the current timer expires (ms since epoch), 0 for none; checked by the engine. */
+  /** When the current timer expires (performance.now() ms), 0 for none; checked by the sweep. */
   deadline = 0;
-  timerKind = T_NONE;
+  private timerKind = T_NONE;
+  /** Since when the connection is idle between requests (for draining). */
+  idleSince: number;
 
+  private served = 0;
   private req: H1Request | undefined = undefined;
   private sending: Sending | undefined = undefined;
   private bodyDone = true;
@@ -122,29 +97,33 @@ export class Connection implements BodySource {
   private driving = false;
   private again = false;
   private readPaused = false;
+  private drainWaiter: (() => void) | undefined = undefined;
+  /** writableLength when the send timer was armed: output that moved is not a stall. */
+  private sendMark = -1;
   /** Why we closed the connection ourselves, for the Completion of a response cut short. */
   private closeReason: string | undefined = undefined;
 
-  constructor(engine: H1Engine, socket: Socket, id: number, listener: string) {
+  constructor(engine: BrigadeHttp1Engine, socket: Socket, listener: string) {
     this.engine = engine;
     this.socket = socket;
-    this.info = new ConnectionInfo(id, socket, listener);
-    this.scheme = this.info.tls ? "https" : "http";
+    this.base = connectionBase(socket, listener);
+    this.scheme = this.base.tls ? "https" : "http";
     this.parser = new H1Parser("request", engine.limits);
+    this.idleSince = performance.now();
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("end", () => this.onEnd());
     socket.on("error", () => this.socket.destroy());
     socket.on("close", () => this.onClose());
     socket.on("drain", () => this.onDrain());
-    this.setTimer(T_HEADER, engine.timeouts.header);
+    this.setTimer(T_HEADER, engine.opts.headerTimeout);
   }
 
   // ---- timers ----
 
   private setTimer(kind: number, ms: number): void {
     this.timerKind = kind;
-    this.deadline = ms > 0 ? Date.now() + ms : 0;
+    this.deadline = ms > 0 ? performance.now() + ms : 0;
   }
 
   private clearTimer(): void {
@@ -152,31 +131,50 @@ export class Connection implements BodySource {
     this.deadline = 0;
   }
 
-  /** Called by the engine's sweep when `deadline` has passed. */
-  expire(): void {
+  /** The sweep found `deadline` passed. */
+  expire(now: number): void {
     const kind = this.timerKind;
-    this.clearTimer();
     switch (kind) {
       case T_HEADER:
+        this.clearTimer();
         // A partial head gets its 408; a connection that never sent a byte (a browser's
         // speculative connection) is just closed, as nginx does.
         if (this.parser.inHead) this.fail(408, "client header timeout");
         else this.destroy("client header timeout");
         break;
       case T_BODY: {
+        this.clearTimer();
         this.mustClose = true;
         const sink = this.sink;
         this.sink = undefined;
         if (sink) sink.error(new HttpError(408, "client body timeout", { close: true }));
-        else this.destroy();
+        else this.destroy("client body timeout");
         break;
       }
-      case T_SEND:
+      case T_SEND: {
+        const pending = this.socket.writableLength;
+        if (pending !== this.sendMark && pending > 0) {
+          // Output moved since: the client reads, slowly. Look again a timeout later.
+          this.sendMark = pending;
+          this.deadline = now + this.engine.opts.sendTimeout;
+          break;
+        }
+        this.clearTimer();
+        this.engine.sendTimedOut(this);
         this.destroy("send timeout");
         break;
+      }
       default:
         // keep-alive idle, linger: just close
+        this.clearTimer();
         this.destroy();
+    }
+  }
+
+  private armSend(): void {
+    if (this.timerKind !== T_SEND) {
+      this.sendMark = this.socket.writableLength;
+      this.setTimer(T_SEND, this.engine.opts.sendTimeout);
     }
   }
 
@@ -188,7 +186,7 @@ export class Connection implements BodySource {
     if (this.req === undefined) {
       this.drive();
     } else if (this.sink !== undefined) {
-      if (this.timerKind === T_BODY) this.setTimer(T_BODY, this.engine.timeouts.body);
+      if (this.timerKind === T_BODY) this.setTimer(T_BODY, this.engine.opts.bodyTimeout);
       if (!this.sinkPaused) this.pump();
     } else if (this.parser.buffered > HIGH_WATER) {
       this.pauseReading();
@@ -215,10 +213,11 @@ export class Connection implements BodySource {
       this.destroy();
       return;
     }
-    if (this.req === undefined) {
-      // Between requests (or in a partial head: nothing to answer) the connection is done,
-      // once what we still write has gone.
-      if (!this.parser.inHead || this.parser.buffered === 0) this.endSocket();
+    const req = this.req;
+    if (req === undefined) {
+      // Between requests the connection is done once what we still write has gone; a complete
+      // request already buffered is still answered (drive), a partial head is dropped.
+      if (this.parser.buffered === 0) this.endSocket();
       else this.drive();
       return;
     }
@@ -226,13 +225,11 @@ export class Connection implements BodySource {
       const sink = this.sink;
       this.sink = undefined;
       this.mustClose = true;
-      sink.error(
-        new HttpError(400, "the client closed the connection during the body", { close: true }),
-      );
+      sink.error(new HttpError(400, "client closed the request body", { close: true }));
     }
     // Like nginx (499): a client that closes its side while its request is being handled has
     // gone; whoever works for it (an upstream request) may stop. A response still goes out.
-    if (this.sending === undefined) this.req.abort("client closed the connection");
+    if (this.sending === undefined) req.abort(new Error("client closed the connection"));
   }
 
   private onClose(): void {
@@ -241,14 +238,14 @@ export class Connection implements BodySource {
     this.clearTimer();
     this.engine.forget(this);
     const req = this.req;
-    if (req) req.abort("client closed the connection");
+    if (req) req.abort(new Error("client closed the connection"));
     const sink = this.sink;
     this.sink = undefined;
     if (sink) sink.error(new Error("client closed the connection"));
     const s = this.sending;
     if (s) {
       s.stream?.destroy();
-      this.complete(s, this.closeReason ?? "client closed the connection");
+      this.complete(s, this.closeReason ?? "client closed");
     }
   }
 
@@ -280,81 +277,75 @@ export class Connection implements BodySource {
     }
     if (ev === NEED_MORE) {
       if (this.parser.inHead) {
-        if (this.timerKind !== T_HEADER) this.setTimer(T_HEADER, this.engine.timeouts.header);
+        if (this.timerKind !== T_HEADER) this.setTimer(T_HEADER, this.engine.opts.headerTimeout);
         if (this.peerEnded) this.destroy();
-      } else if (this.peerEnded || this.engine.closing) {
+      } else if (this.peerEnded) {
         this.endSocket();
-      } else if (this.timerKind !== T_KEEPALIVE) {
-        this.setTimer(T_KEEPALIVE, this.engine.timeouts.keepAlive);
+      } else if (this.timerKind !== T_KEEPALIVE && this.timerKind !== T_HEADER) {
+        this.setTimer(T_KEEPALIVE, this.engine.opts.keepaliveTimeout);
       }
       this.resumeReading();
       return;
     }
-    // A head (the parser yields END only after one, and we consume END ourselves).
+    // A head (END only follows a head, and we consume it ourselves).
     this.startRequest(this.parser.head);
   }
 
   private parseFailed(err: unknown): void {
     if (err instanceof ParseError) {
-      this.engine.report("parse", err, this.info);
-      this.fail(err.status, err.message);
+      this.fail(err.status, err.code);
     } else {
-      this.engine.report("internal", err, this.info);
+      this.engine.opts.logger.error("HTTP/1 parser failed", { error: err });
       this.destroy();
     }
   }
 
   private startRequest(head: Head): void {
     this.clearTimer();
-    this.info.requests++;
     this.continueSent = false;
     this.bodyBytes = 0;
-    let req: H1Request;
-    try {
-      req = new H1Request(head, this.info, this.scheme, this, this.engine.mergeSlashes);
-    } catch (err) {
-      const e = err instanceof HttpError ? err : new HttpError(400);
-      this.fail(e.status, e.message);
-      return;
-    }
+    const req = new H1Request(
+      head,
+      this.base,
+      this.served++,
+      this.scheme,
+      this.engine.opts.mergeSlashes,
+      this,
+    );
     this.req = req;
     this.bodyDone = head.framing === "none";
     if (this.bodyDone) this.parser.next(); // the END of a body-less message
-    if (head.method === "CONNECT" || head.upgrade !== "") this.parser.stop();
+    if (req.canTakeover) this.parser.stop();
     if (head.expectUnknown) {
-      this.mustClose = true;
-      this.respond(req, this.engine.errorResponse(417, req));
-      return;
+      req.invalid ??= new HttpError(417, "an expectation other than 100-continue", { close: true });
     }
-    let result: WebResponse | Promise<WebResponse>;
+    let pending: Promise<Outcome>;
     try {
-      result = this.engine.handler(req);
-    } catch (err) {
-      this.handlerFailed(req, err);
+      pending = this.engine.handler.handle(req);
+    } catch (error) {
+      this.handlerFailed(req, error);
       return;
     }
-    if (result instanceof Promise) {
-      result.then(
-        (res) => this.respond(req, res),
-        (err: unknown) => this.handlerFailed(req, err),
-      );
-    } else {
-      this.respond(req, result);
-    }
+    pending.then(
+      (outcome) => this.respond(req, outcome),
+      (error: unknown) => this.handlerFailed(req, error),
+    );
   }
 
-  private handlerFailed(req: H1Request, err: unknown): void {
-    if (this.req !== req || this.sending) return;
-    if (err instanceof HttpError) {
-      if (err.close) this.mustClose = true;
-      const res = this.engine.errorResponse(err.status, req);
-      if (err.fields) for (const [n, v] of err.fields) res.fields.append(n, v);
-      this.respond(req, res);
-      return;
-    }
-    this.engine.report("handler", err, this.info);
+  /** The handler never rejects; should it, the request is answered 500 and not logged. */
+  private handlerFailed(req: H1Request, error: unknown): void {
+    this.engine.opts.logger.error("request handler failed", { error });
     this.mustClose = true;
-    this.respond(req, this.engine.errorResponse(500, req));
+    this.respond(req, { response: this.errorPage(500), close: true, complete: () => {} });
+  }
+
+  private errorPage(status: number): WebResponse {
+    const page = defaultPage(status, this.engine.opts.serverHeader ?? "");
+    return {
+      status,
+      fields: new Fields(["content-type", "text/html"]),
+      body: page === "" ? { kind: "empty" } : { kind: "bytes", data: page },
+    };
   }
 
   // ---- request bodies (BodySource) ----
@@ -384,6 +375,33 @@ export class Connection implements BodySource {
     this.pump();
   }
 
+  private failBody(err: Error): void {
+    const sink = this.sink;
+    this.sink = undefined;
+    this.mustClose = true;
+    if (this.timerKind === T_BODY) this.clearTimer();
+    sink?.error(err);
+  }
+
+  /** Read and drop what has arrived of an unread body, without waiting for more. */
+  private discardBuffered(): "done" | "more" | "error" {
+    const parser = this.parser;
+    for (;;) {
+      let ev: number;
+      try {
+        ev = parser.next();
+      } catch (err) {
+        if (err instanceof ParseError) this.engine.rejectedBody(this, err);
+        return "error";
+      }
+      if (ev === BODY) this.bodyBytes += parser.chunk.length;
+      else if (ev === END) {
+        this.bodyDone = true;
+        return "done";
+      } else return "more";
+    }
+  }
+
   private pump(): void {
     const parser = this.parser;
     while (this.sink !== undefined && !this.sinkPaused) {
@@ -391,21 +409,23 @@ export class Connection implements BodySource {
       try {
         ev = parser.next();
       } catch (err) {
-        const sink = this.sink;
-        this.sink = undefined;
-        this.mustClose = true;
-        this.clearTimer();
         if (err instanceof ParseError) {
-          this.engine.report("parse", err, this.info);
-          sink.error(new HttpError(err.status, err.message, { close: true }));
+          this.engine.rejectedBody(this, err);
+          this.failBody(new HttpError(err.status, err.message, { close: true }));
         } else {
-          sink.error(err as Error);
+          this.failBody(err as Error);
         }
         return;
       }
       if (ev === BODY) {
-        this.bodyBytes += parser.chunk.length;
-        if (!this.sink.chunk(parser.chunk)) this.sinkPaused = true;
+        const chunk = parser.chunk;
+        this.bodyBytes += chunk.length;
+        const limit = this.req?.bodyLimit ?? 0;
+        if (limit > 0 && this.bodyBytes > limit) {
+          this.failBody(new HttpError(413, "request body larger than the limit", { close: true }));
+          return;
+        }
+        if (!this.sink.chunk(chunk)) this.sinkPaused = true;
       } else if (ev === END) {
         this.bodyDone = true;
         if (this.timerKind === T_BODY) this.clearTimer();
@@ -414,7 +434,7 @@ export class Connection implements BodySource {
         sink.end();
         return;
       } else if (ev === NEED_MORE) {
-        if (this.timerKind !== T_BODY) this.setTimer(T_BODY, this.engine.timeouts.body);
+        if (this.timerKind !== T_BODY) this.setTimer(T_BODY, this.engine.opts.bodyTimeout);
         this.resumeReading();
         return;
       }
@@ -429,30 +449,43 @@ export class Connection implements BodySource {
     return (
       req.head.keepAlive &&
       !this.mustClose &&
-      !e.closing &&
+      !e.draining &&
       !this.peerEnded &&
-      e.timeouts.keepAlive > 0 &&
-      this.info.requests < e.keepaliveRequests
+      e.opts.keepaliveTimeout > 0 &&
+      this.served < e.opts.keepaliveRequests
     );
   }
 
   /**
-   * Write the response to `req` (the pipeline's answer, or an error of ours). `fallback`: this is
-   * already the replacement of an unwritable response; if it fails too, the connection goes.
+   * Write the outcome's response to `req`. `replacement`: our 500 standing in for a response that
+   * could not be written; if that fails too, the connection goes.
    */
-  private respond(req: H1Request, res: WebResponse, fallback = false): void {
+  private respond(req: H1Request, outcome: Outcome, replacement?: WebResponse): void {
     if (this.req !== req || this.sending !== undefined) return;
+    let res = replacement ?? outcome.response;
+    if (outcome.close) this.mustClose = true;
+    if (!this.bodyDone && this.sink === undefined && req.bodyUnread && !this.dead) {
+      // A body nobody read: drop what of it has arrived now, as nginx discards a body before it
+      // answers. If that shows the body malformed, the request was a bad one: 400, closed.
+      req.bodyDiscarded();
+      if (this.discardBuffered() === "error") {
+        releaseBody(res.body);
+        this.mustClose = true;
+        res = this.errorPage(400);
+      }
+    }
     const body: Body = res.body;
     if (this.dead) {
-      this.releaseBody(body);
-      this.engine.complete(req, res, this.completion(0, 0, 0, "client closed the connection"));
+      releaseBody(body);
+      // nginx logs 499 for a client gone before its response.
+      outcome.complete(this.completion(req, 499, 0, 0, "client closed"));
       this.req = undefined;
       return;
     }
     const status = res.status;
     if (status === 444) {
-      this.releaseBody(body);
-      this.engine.complete(req, res, this.completion(444, 0, 0, undefined));
+      releaseBody(body);
+      outcome.complete(this.completion(req, 444, 0, 0, undefined));
       this.req = undefined;
       this.destroy();
       return;
@@ -464,20 +497,21 @@ export class Connection implements BodySource {
         (status === 101 || (req.method === "CONNECT" && status >= 200 && status < 300))
       )
     ) {
-      this.replace(
-        req,
-        res,
-        fallback,
-        new Error(`a takeover body with status ${status} for ${req.method} ${req.target}`),
-      );
+      this.replace(req, outcome, res, `a takeover body with status ${status} for ${req.method}`);
       return;
     }
     const noBody = req.method === "HEAD" || status < 200 || status === 204 || status === 304;
     let keepAlive = this.keepAliveFor(req);
     // An upgrade or CONNECT not taken over is not resumed as HTTP: the parser stopped there.
     if (req.canTakeover && body.kind !== "takeover") keepAlive = false;
-    // A body the client may not send (it waits for 100 Continue): where the next request starts is unknown.
-    if (!this.bodyDone && req.head.expectContinue && !this.continueSent) keepAlive = false;
+    // A body the client holds back until 100 Continue: invite it (to be dropped) only if the
+    // connection is to carry more requests (nginx sends 100 when it discards a body); else close.
+    // (as nginx and node:http do even when the body came with the head; harmless then).
+    let sendContinue = false;
+    if (req.head.expectContinue && !this.continueSent && req.head.framing !== "none") {
+      if (keepAlive && body.kind !== "takeover") sendContinue = true;
+      else if (!this.bodyDone) keepAlive = false;
+    }
 
     let length = -1; // -1: chunked or close-delimited
     let data: Uint8Array | string | undefined;
@@ -498,8 +532,9 @@ export class Connection implements BodySource {
       default:
         break;
     }
-    const chunked = length === -1 && body.kind === "stream" && !noBody && req.httpVersion === "1.1";
-    if (length === -1 && body.kind === "stream" && !noBody && !chunked) keepAlive = false;
+    const streamed = body.kind === "stream" && length === -1 && !noBody;
+    const chunked = streamed && req.httpVersion === "1.1";
+    if (streamed && !chunked) keepAlive = false;
 
     let head: string;
     try {
@@ -512,19 +547,24 @@ export class Connection implements BodySource {
         const name = list[i]!;
         const value = list[i + 1]!;
         if (isFramingField(name)) {
-          if (name === "content-length") moduleLength = value;
+          if (name === "content-length") moduleLength ??= value;
           continue;
         }
         if (name === "date") hasDate = true;
-        else if (name === "server") hasServer = true;
+        else if (name === "server") {
+          hasServer = true;
+          // An empty Server says "none" (the headers module's removeHeaders: ["Server"]).
+          if (value === "") continue;
+        }
+        checkName(name);
         checkValue(name, value);
-        head += `${wireName(name)}: ${value}\r\n`;
+        head += `${name}: ${value}\r\n`;
       }
       if (!hasDate) head += currentDateLine();
-      if (!hasServer && this.engine.serverLine !== "") head += this.engine.serverLine;
+      if (!hasServer) head += this.engine.serverLine;
       if (body.kind === "takeover") {
         // No length: the connection becomes the tunnel. A 101 names what it switches to.
-        if (status === 101) head += "Connection: upgrade\r\n";
+        if (status === 101) head += "connection: upgrade\r\n";
       } else if (status < 200 || status === 204) {
         // no Content-Length at all (RFC 9110 §8.6)
       } else if (
@@ -533,27 +573,28 @@ export class Connection implements BodySource {
         moduleLength !== undefined &&
         /^\d+$/.test(moduleLength)
       ) {
-        head += `Content-Length: ${moduleLength}\r\n`; // a HEAD's or a 304's representation length
+        head += `content-length: ${moduleLength}\r\n`; // a HEAD's or a 304's representation length
       } else if (status === 304) {
         // nothing: a 304 states no length of its own
       } else if (length >= 0) {
-        head += `Content-Length: ${length}\r\n`;
+        head += `content-length: ${length}\r\n`;
       } else if (chunked) {
-        head += "Transfer-Encoding: chunked\r\n";
+        head += "transfer-encoding: chunked\r\n";
       }
       if (body.kind !== "takeover") {
-        if (!keepAlive) head += "Connection: close\r\n";
-        else if (req.httpVersion === "1.0") head += "Connection: keep-alive\r\n";
+        if (!keepAlive) head += "connection: close\r\n";
+        else if (req.httpVersion === "1.0") head += "connection: keep-alive\r\n";
       }
       head += "\r\n";
     } catch (err) {
-      // A module put something unwritable in the head: never send it.
-      this.replace(req, res, fallback, err);
+      // A module put something unwritable in the head (a CR/LF from a variable): never send it.
+      this.replace(req, outcome, res, (err as Error).message);
       return;
     }
 
     const s: Sending = {
       req,
+      outcome,
       res,
       keepAlive,
       bytesSent: head.length,
@@ -565,6 +606,10 @@ export class Connection implements BodySource {
     this.sending = s;
     this.clearTimer();
     const socket = this.socket;
+    if (sendContinue) {
+      this.continueSent = true;
+      socket.write(CONTINUE);
+    }
 
     if (body.kind === "takeover") {
       socket.write(head, "latin1");
@@ -572,8 +617,8 @@ export class Connection implements BodySource {
       return;
     }
     if (noBody || body.kind === "empty") {
-      this.releaseBody(body);
-      this.writeHead(head);
+      releaseBody(body);
+      this.write(head);
       this.finish(s);
       return;
     }
@@ -583,12 +628,13 @@ export class Connection implements BodySource {
       s.bytesSent += length;
       if (typeof d === "string" && length === d.length) {
         // ASCII: the head and the body in one write
-        this.writeHead(head + d);
+        this.write(head + d);
       } else {
         socket.cork();
         socket.write(head, "latin1");
         socket.write(d);
-        this.uncork();
+        socket.uncork();
+        if (socket.writableNeedDrain) this.armSend();
       }
       this.finish(s);
       return;
@@ -600,49 +646,42 @@ export class Connection implements BodySource {
       return;
     }
     if (body.kind === "stream") {
-      this.writeHead(head);
+      this.write(head);
       this.sendStream(s, body.stream, length, chunked);
     }
   }
 
-  /** Answer 500 instead of an unwritable response (and close after it). */
-  private replace(req: H1Request, res: WebResponse, fallback: boolean, err: unknown): void {
-    this.engine.report("handler", err, this.info);
-    this.releaseBody(res.body);
-    if (fallback) {
+  /** Answer 500 in place of a response that cannot be written (and close after it). */
+  private replace(req: H1Request, outcome: Outcome, res: WebResponse, why: string): void {
+    this.engine.opts.logger.error("invalid response", { error: why, path: req.path });
+    releaseBody(res.body);
+    if (res !== outcome.response) {
+      // our own 500 failed: give up on the connection
+      outcome.complete(this.completion(req, 500, 0, 0, why));
       this.req = undefined;
-      this.destroy();
+      this.destroy(why);
       return;
     }
     this.mustClose = true;
-    this.respond(req, this.engine.errorResponse(500, req), true);
+    this.respond(req, outcome, this.errorPage(500));
   }
 
-  private writeHead(head: string): void {
-    if (!this.socket.write(head, "latin1")) this.setTimer(T_SEND, this.engine.timeouts.send);
-  }
-
-  private uncork(): void {
-    this.socket.uncork();
-    if (this.socket.writableNeedDrain) this.setTimer(T_SEND, this.engine.timeouts.send);
-  }
-
-  private releaseBody(body: Body): void {
-    if (body.kind === "file" && !body.keepOpen) closeFd(body.fd, () => {});
-    else if (body.kind === "stream") body.stream.destroy();
+  private write(text: string): void {
+    if (!this.socket.write(text, "latin1")) this.armSend();
   }
 
   private sendFile(s: Sending, head: string, start: number, end: number): void {
     const length = end - start;
     const fd = s.fd;
     if (length <= SMALL_FILE) {
+      // One read, then the head and the data in one writev.
       const buf = Buffer.allocUnsafe(length);
       readFd(fd, buf, 0, length, start, (err, n) => {
         if (this.sending !== s) return;
         if (err || n !== length) {
           this.abortSend(
             s,
-            err ? `file read failed: ${err.message}` : "file shorter than expected",
+            err ? `file read failed: ${err.message}` : "file shorter than its range",
           );
           return;
         }
@@ -650,14 +689,15 @@ export class Connection implements BodySource {
         socket.cork();
         socket.write(head, "latin1");
         socket.write(buf);
-        this.uncork();
+        socket.uncork();
+        if (socket.writableNeedDrain) this.armSend();
         s.bodyBytesSent = length;
         s.bytesSent += length;
         this.finish(s);
       });
       return;
     }
-    this.writeHead(head);
+    this.write(head);
     let pos = start;
     const step = (): void => {
       if (this.sending !== s) return;
@@ -672,15 +712,14 @@ export class Connection implements BodySource {
         if (err || n === 0) {
           this.abortSend(
             s,
-            err ? `file read failed: ${err.message}` : "file shorter than expected",
+            err ? `file read failed: ${err.message}` : "file shorter than its range",
           );
           return;
         }
         pos += n;
         s.bodyBytesSent += n;
         s.bytesSent += n;
-        const chunk = n === want ? buf : buf.subarray(0, n);
-        if (this.socket.write(chunk)) step();
+        if (this.socket.write(n === want ? buf : buf.subarray(0, n))) step();
         else this.waitDrain(step);
       });
     };
@@ -708,12 +747,13 @@ export class Connection implements BodySource {
       }
       let ok: boolean;
       if (chunked) {
+        const size = `${buf.length.toString(16)}\r\n`;
         socket.cork();
-        socket.write(`${buf.length.toString(16)}\r\n`, "latin1");
+        socket.write(size, "latin1");
         socket.write(buf);
         ok = socket.write(CRLF);
         socket.uncork();
-        s.bytesSent += buf.length + 4 + buf.length.toString(16).length;
+        s.bytesSent += size.length + buf.length + 2;
       } else {
         ok = socket.write(buf);
         s.bytesSent += buf.length;
@@ -747,11 +787,9 @@ export class Connection implements BodySource {
     stream.on("error", onError);
   }
 
-  private drainWaiter: (() => void) | undefined = undefined;
-
   private waitDrain(fn: () => void): void {
     this.drainWaiter = fn;
-    this.setTimer(T_SEND, this.engine.timeouts.send);
+    this.armSend();
   }
 
   private onDrain(): void {
@@ -761,16 +799,16 @@ export class Connection implements BodySource {
     if (fn) fn();
   }
 
-  /** The response failed half-way: the client cannot be told, so the connection goes. */
+  /** The response failed half-way: the client cannot be told, so the connection is cut. */
   private abortSend(s: Sending, why: string): void {
-    this.engine.report("send", new Error(why), this.info);
+    this.engine.opts.logger.error("response failed", { error: why, path: s.req.path });
     this.complete(s, why);
     this.destroy(why);
   }
 
   private handOver(s: Sending, onSocket: (socket: Socket, head: Buffer) => void): void {
     const socket = this.socket;
-    const rest = this.parser.rest();
+    const rest = Buffer.from(this.parser.rest());
     // Paused first: a flowing socket keeps flowing when its 'data' listeners go.
     socket.pause();
     this.complete(s, undefined);
@@ -778,32 +816,28 @@ export class Connection implements BodySource {
     this.dead = true;
     this.clearTimer();
     this.engine.forget(this);
-    socket.removeAllListeners("data");
-    socket.removeAllListeners("end");
-    socket.removeAllListeners("error");
-    socket.removeAllListeners("close");
-    socket.removeAllListeners("drain");
+    for (const ev of ["data", "end", "error", "close", "drain"]) socket.removeAllListeners(ev);
     try {
-      onSocket(socket, Buffer.from(rest));
-    } catch (err) {
-      this.engine.report("handler", err, this.info);
+      onSocket(socket, rest);
+    } catch (error) {
+      this.engine.opts.logger.error("takeover failed", { error, path: s.req.path });
       socket.destroy();
     }
   }
 
   private completion(
+    req: H1Request,
     status: number,
     bytesSent: number,
     bodyBytesSent: number,
     error: string | undefined,
   ): Completion {
-    const req = this.req;
     return {
       status,
       bytesSent,
       bodyBytesSent,
       bodyBytesReceived: this.bodyBytes,
-      durationMs: req ? Date.now() - req.startTime : 0,
+      durationMs: performance.now() - req.hrStart,
       error,
     };
   }
@@ -815,11 +849,8 @@ export class Connection implements BodySource {
       closeFd(s.fd, () => {});
       s.fd = -1;
     }
-    this.engine.complete(
-      s.req,
-      s.res,
-      this.completion(s.res.status, s.bytesSent, s.bodyBytesSent, error),
-    );
+    const status = error === "client closed" && s.bytesSent === 0 ? 499 : s.res.status;
+    s.outcome.complete(this.completion(s.req, status, s.bytesSent, s.bodyBytesSent, error));
   }
 
   /** The response is written (queued to the socket): log it, then go on with the connection. */
@@ -831,6 +862,7 @@ export class Connection implements BodySource {
     }
     this.complete(s, undefined);
     this.req = undefined;
+    this.idleSince = performance.now();
     if (this.dead) return;
     if (!s.keepAlive) {
       this.endSocket();
@@ -855,41 +887,27 @@ export class Connection implements BodySource {
 
   // ---- closing ----
 
-  /** Answer with an error of ours (parse errors, timeouts) and close. */
-  private fail(status: number, _why: string): void {
+  /** Answer with an error of ours (a malformed head, a header timeout), then close. */
+  private fail(status: number, reason: string): void {
     if (this.dead || this.lingering) return;
     this.mustClose = true;
-    const res = this.engine.errorResponse(status, undefined);
+    this.engine.handler.rejected(connectionView(this.base, this.served), status, reason);
+    const page = defaultPage(status, this.engine.opts.serverHeader ?? "");
     let head = statusLine(status, undefined);
-    const data = res.body.kind === "bytes" ? res.body.data : "";
-    const bytes = typeof data === "string" ? Buffer.from(data) : data;
-    for (const [n, v] of res.fields) {
-      if (isFramingField(n)) continue;
-      head += `${wireName(n)}: ${v}\r\n`;
-    }
     head += currentDateLine();
-    if (this.engine.serverLine) head += this.engine.serverLine;
-    head += `Content-Length: ${bytes.byteLength}\r\nConnection: close\r\n\r\n`;
-    this.socket.cork();
-    this.socket.write(head, "latin1");
-    this.socket.write(bytes);
-    this.socket.uncork();
-    this.engine.parseErrorResponse(status, this.info);
+    head += this.engine.serverLine;
+    head += `content-type: text/html\r\ncontent-length: ${page.length}\r\nconnection: close\r\n\r\n`;
+    this.socket.write(head + page, "latin1");
     this.endSocket();
   }
 
   /** Close our side once the output is flushed; read and drop input for the linger time. */
-  private endSocket(): void {
+  endSocket(): void {
     if (this.dead || this.lingering) return;
     this.lingering = true;
     this.resumeReading();
     this.socket.end();
-    if (this.peerEnded) {
-      // The peer is done too: Node closes the socket once our end is flushed.
-      this.setTimer(T_LINGER, Math.max(this.engine.timeouts.send, 1000));
-    } else {
-      this.setTimer(T_LINGER, this.engine.timeouts.linger);
-    }
+    this.setTimer(T_LINGER, this.engine.lingerMs);
   }
 
   destroy(why?: string): void {
@@ -897,14 +915,10 @@ export class Connection implements BodySource {
     if (!this.socket.destroyed) this.socket.destroy();
   }
 
-  /** Graceful stop: an idle connection closes now, a busy one after its response. */
-  shutdown(): void {
-    if (this.req === undefined && this.sending === undefined && !this.parser.inHead)
-      this.endSocket();
-  }
-
-  /** For tests and metrics. */
-  get busy(): boolean {
-    return this.req !== undefined;
+  /** Idle between requests: nothing in flight, no head begun. */
+  get idle(): boolean {
+    return (
+      this.req === undefined && this.sending === undefined && !this.parser.inHead && !this.lingering
+    );
   }
 }

@@ -1,7 +1,7 @@
 /**
- * Writing response heads: status lines prepared once per status, field names written in their
- * usual capitalisation (cached), field values checked for CR/LF/NUL (a module bug must never
- * become response splitting), and the `Date` field computed once per second.
+ * Writing response heads: status lines prepared once per status, field names and values checked
+ * (a CR/LF from a module or a variable must never become response splitting), and the `date`
+ * field computed once per second.
  */
 import { STATUS_CODES } from "node:http";
 import { TOKEN } from "../../../core/http1/chars.ts";
@@ -29,16 +29,7 @@ export function reasonOf(status: number): string {
 /** Anything but HTAB, SP, VCHAR and obs-text (RFC 9110 §5.5). */
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
-const canonical = new Map<string, string>();
-const special: Record<string, string> = {
-  etag: "ETag",
-  te: "TE",
-  www_authenticate: "WWW-Authenticate",
-  "www-authenticate": "WWW-Authenticate",
-  "content-md5": "Content-MD5",
-  dnt: "DNT",
-  "x-xss-protection": "X-XSS-Protection",
-};
+const validNames = new Set<string>();
 
 function isToken(name: string): boolean {
   if (name.length === 0) return false;
@@ -50,25 +41,14 @@ function isToken(name: string): boolean {
 }
 
 /**
- * The name as written on the wire (`content-type` -> `Content-Type`), validated: throws for a name
- * that is not a token. Cached, bounded (names from a hostile upstream cannot grow it forever).
+ * Throws for a field name that is not a token. Names go out lowercase, as they are in `Fields`
+ * (and as the node:http engine writes them). Valid names are remembered, within a bound (names
+ * from a hostile upstream cannot grow the set forever).
  */
-export function wireName(name: string): string {
-  const cached = canonical.get(name);
-  if (cached !== undefined) return cached;
+export function checkName(name: string): void {
+  if (validNames.has(name)) return;
   if (!isToken(name)) throw new Error(`invalid response field name ${JSON.stringify(name)}`);
-  let out = special[name];
-  if (out === undefined) {
-    out = "";
-    let up = true;
-    for (let i = 0; i < name.length; i++) {
-      const ch = name[i]!;
-      out += up ? ch.toUpperCase() : ch;
-      up = ch === "-";
-    }
-  }
-  if (canonical.size < 2000) canonical.set(name, out);
-  return out;
+  if (validNames.size < 2000) validNames.add(name);
 }
 
 /** Throws for a value that would break the head (CR, LF, NUL, other controls). */
@@ -81,10 +61,10 @@ export function checkValue(name: string, value: string): void {
 let dateLine = "";
 let dateUntil = 0;
 
-/** `Date: <IMF-fixdate>\r\n` for now, recomputed at most once per second. */
+/** `date: <IMF-fixdate>\r\n` for now, recomputed at most once per second. */
 export function currentDateLine(now = Date.now()): string {
   if (now >= dateUntil) {
-    dateLine = `Date: ${new Date(now).toUTCString()}\r\n`;
+    dateLine = `date: ${new Date(now).toUTCString()}\r\n`;
     dateUntil = (Math.floor(now / 1000) + 1) * 1000;
   }
   return dateLine;

@@ -1,13 +1,14 @@
 /**
- * The engine's {@link WebRequest} and {@link RequestBody}: built straight from a parsed head, with
- * everything a plain request does not need (the abort signal, the request id, `vars`) made on
- * first use.
+ * Brigade's HTTP/1 engine's requests: the core's {@link EngineRequest} (path, host and their
+ * validation live there, for every engine) filled in from our parser's {@link Head}, and a
+ * {@link RequestBody} that pulls straight from the connection's parser: no stream unless the
+ * module asks for one, and the connection stops reading when the module stops consuming.
  */
-import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
 import type { Head } from "../../../core/http1/parser.ts";
-import { Fields, type RequestBody, type WebConnection, type WebRequest } from "../../exchange.ts";
-import { pathAndQuery } from "./target.ts";
+import { Fields, type RequestBody, type WebConnection } from "../../exchange.ts";
+import { type ConnectionBase, connectionView } from "../connection.ts";
+import { EngineRequest } from "../request.ts";
 
 /** Where a body's bytes come from: the connection. `sink.chunk` returning false pauses delivery. */
 export interface BodySource {
@@ -32,7 +33,13 @@ export class H1Body implements RequestBody {
   constructor(source: BodySource, head: Head) {
     this.source = source;
     this.length =
-      head.framing === "length" ? head.contentLength : head.framing === "none" ? 0 : undefined;
+      head.framing === "length"
+        ? head.contentLength
+        : head.framing === "none"
+          ? head.contentLength === 0
+            ? 0
+            : undefined
+          : undefined;
     this.empty = head.framing === "none";
   }
 
@@ -72,75 +79,91 @@ export class H1Body implements RequestBody {
   }
 
   discard(): Promise<void> {
-    if (this.consumed) return Promise.resolve();
+    if (this.consumed || this.empty) {
+      this.consumed = true;
+      return Promise.resolve();
+    }
     this.consumed = true;
-    if (this.empty) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.source.readBody({ chunk: () => true, end: resolve, error: reject });
+    return new Promise((resolve) => {
+      this.source.readBody({ chunk: () => true, end: resolve, error: () => resolve() });
     });
   }
 }
 
-export class H1Request implements WebRequest {
-  readonly method: string;
-  readonly target: string;
-  readonly httpVersion: "1.0" | "1.1";
-  readonly fields: Fields;
-  readonly host: string;
-  readonly scheme: "http" | "https";
-  readonly connection: WebConnection;
-  path: string;
-  query: string;
-  readonly body: H1Body;
-  readonly startTime: number;
+/** An upgrade or CONNECT: no body (what follows the head is the tunnel's). */
+const takeoverBody: RequestBody = {
+  length: undefined,
+  empty: true,
+  consumed: false,
+  stream: () => Readable.from([]),
+  buffer: async () => Buffer.alloc(0),
+  discard: async () => {},
+};
+
+export class H1Request extends EngineRequest {
   readonly canTakeover: boolean;
-  /** The parsed head (framing, keep-alive, expectations), for the engine. */
+  readonly listenerKey: string;
+  /** The parsed head (framing, keep-alive, expectations), for the connection. */
   readonly head: Head;
-  private controller: AbortController | undefined = undefined;
-  private _id: string | undefined = undefined;
-  private _vars: Map<string, string> | undefined = undefined;
+  private readonly base: ConnectionBase;
+  private readonly position: number;
+  private readonly source: BodySource;
+  private view: WebConnection | undefined = undefined;
+  private bodyCache: RequestBody | undefined = undefined;
+  private fieldList: Fields | undefined = undefined;
 
   constructor(
     head: Head,
-    connection: WebConnection,
+    base: ConnectionBase,
+    position: number,
     scheme: "http" | "https",
-    source: BodySource,
     mergeSlashes: boolean,
+    source: BodySource,
   ) {
+    super({
+      method: head.method,
+      target: head.target,
+      httpVersion: head.versionMinor === 1 ? "1.1" : "1.0",
+      authority: head.hostField,
+      scheme,
+      mergeSlashes,
+    });
     this.head = head;
-    this.method = head.method;
-    this.target = head.target;
-    this.httpVersion = head.versionMinor === 1 ? "1.1" : "1.0";
-    this.fields = new Fields(head.fields);
-    this.host = head.host;
-    this.scheme = scheme;
-    this.connection = connection;
-    const pq = pathAndQuery(head.target, head.form, mergeSlashes);
-    this.path = pq.path;
-    this.query = pq.query;
-    this.body = new H1Body(source, head);
-    this.startTime = Date.now();
+    this.base = base;
+    this.position = position;
+    this.source = source;
+    this.listenerKey = base.listener;
     this.canTakeover = head.upgrade !== "" || head.method === "CONNECT";
+    this.declaredLength = head.contentLength >= 0 ? head.contentLength : undefined;
   }
 
-  get signal(): AbortSignal {
-    this.controller ??= new AbortController();
-    return this.controller.signal;
+  get connection(): WebConnection {
+    this.view ??= connectionView(this.base, this.position);
+    return this.view;
   }
 
-  get id(): string {
-    this._id ??= randomUUID().replaceAll("-", "");
-    return this._id;
+  get body(): RequestBody {
+    this.bodyCache ??= this.canTakeover ? takeoverBody : new H1Body(this.source, this.head);
+    return this.bodyCache;
   }
 
-  get vars(): Map<string, string> {
-    this._vars ??= new Map();
-    return this._vars;
+  /** Whether no module touched the body (it is the engine's to drop). */
+  get bodyUnread(): boolean {
+    return this.bodyCache === undefined || !this.bodyCache.consumed;
   }
 
-  /** The client went away (or the worker stops fast): abort whoever listens. */
-  abort(reason: string): void {
-    // Only a signal someone asked for needs aborting.
-    this.controller?.abort(new Error(reason));
+  /** The engine drops the body: reading it later gets nothing. */
+  bodyDiscarded(): void {
+    this.bodyCache = takeoverBody;
+  }
+
+  /** Our parser lowercases names already: no copy. */
+  override get fields(): Fields {
+    this.fieldList ??= new Fields(this.head.fields);
+    return this.fieldList;
+  }
+
+  protected rawFields(): string[] {
+    return this.head.fields;
   }
 }

@@ -6,20 +6,30 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ParserLimits } from "../../../../src/core/http1/parser.ts";
-import type { H1Limits } from "../../../../src/webserver/engine/h1/engine.ts";
-import { response } from "../../../../src/webserver/exchange.ts";
+import type { EngineOptions } from "../../../../src/webserver/engine/types.ts";
+import { HttpError, response } from "../../../../src/webserver/exchange.ts";
 import { corpusCases } from "../../../core/http1/corpus.ts";
 import { exchange, header, type Running, startEngine } from "./helpers.ts";
 
-function engineLimits(l: Partial<ParserLimits> = {}): Partial<H1Limits> {
-  return {
-    maxRequestLine: l.maxStartLine,
-    maxHeaderSize: l.maxHeaderBytes,
-    maxHeaders: l.maxHeaderCount,
-    maxBodySize: l.maxBodySize,
-    maxChunkLine: l.maxChunkLine,
-    maxChunkExtensions: l.maxChunkExtensions,
-  };
+function engineLimits(l: Partial<ParserLimits> = {}): Partial<EngineOptions> {
+  const o: Partial<EngineOptions> = {};
+  if (l.maxStartLine !== undefined) o.maxRequestLine = l.maxStartLine;
+  if (l.maxHeaderBytes !== undefined) o.maxHeaderSize = l.maxHeaderBytes;
+  if (l.maxHeaderCount !== undefined) o.maxHeaders = l.maxHeaderCount;
+  return o;
+}
+
+/**
+ * Parser limits the engine does not take as settings (fixed chunk-line bounds), and the one case
+ * whose answer depends on the parser having a body limit (the engine's is per location).
+ */
+function parserOnly(c: { name: string; expect: { limits?: Partial<ParserLimits> } }): boolean {
+  const l = c.expect.limits ?? {};
+  return (
+    l.maxChunkLine !== undefined ||
+    l.maxChunkExtensions !== undefined ||
+    c.name.endsWith("/content-length-overflow-limited")
+  );
 }
 
 test("the request corpus through the engine", async (t) => {
@@ -28,9 +38,17 @@ test("the request corpus through the engine", async (t) => {
     const key = JSON.stringify(limits ?? {});
     let e = engines.get(key);
     if (!e) {
+      const bodyLimit = limits?.maxBodySize ?? 0;
       e = await startEngine(t, {
-        limits: engineLimits(limits),
+        // The pipeline refuses `*` and CONNECT targets (400, as nginx); the engine serves them.
+        acceptInvalid: true,
+        options: engineLimits(limits),
         handler: async (req) => {
+          // What the pipeline does with a location's clientMaxBodySize.
+          req.bodyLimit = bodyLimit;
+          if (bodyLimit > 0 && (req.declaredLength ?? 0) > bodyLimit) {
+            throw new HttpError(413, "too large", { close: true });
+          }
           const body = req.method === "CONNECT" ? "" : (await req.body.buffer()).toString("latin1");
           return response(200, `${req.method} ${req.target} ${body}`);
         },
@@ -39,7 +57,7 @@ test("the request corpus through the engine", async (t) => {
     }
     return e;
   };
-  const cases = corpusCases().filter((c) => c.kind === "request");
+  const cases = corpusCases().filter((c) => c.kind === "request" && !parserOnly(c));
   await Promise.all(
     cases.map(async (c) => {
       const { port } = await engineFor(c.expect.limits);

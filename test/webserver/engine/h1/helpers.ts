@@ -3,35 +3,113 @@
  * when the test ends), and talk to it with raw bytes, reading what it writes back with our own
  * strict response parser (so every test also checks that the engine's output is well-framed).
  */
-import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
+import { connect, type Socket } from "node:net";
 import type { TestContext } from "node:test";
-import { H1Engine, type H1Options } from "../../../../src/webserver/engine/h1/engine.ts";
+import type { Logger } from "../../../../src/core/logger.ts";
+import { WebEngine } from "../../../../src/webserver/engine/listener.ts";
+import type { EngineRequest } from "../../../../src/webserver/engine/request.ts";
+import type { EngineOptions } from "../../../../src/webserver/engine/types.ts";
+import { Fields, HttpError, type WebResponse } from "../../../../src/webserver/exchange.ts";
+import type { Completion } from "../../../../src/webserver/module.ts";
+import { defaultPage } from "../../../../src/webserver/statusPages.ts";
 import { collect, type Message } from "../../../core/http1/collect.ts";
 
 export interface Running {
-  engine: H1Engine;
-  server: Server;
+  engine: WebEngine;
   port: number;
-  /** Problems the engine reported (kind: message). */
+  /** Log lines at info and above: `level: message error`. */
   reports: string[];
+  /** Requests refused before they were one: `status reason`. */
+  rejected: string[];
 }
 
+/** A logger that keeps what it is told. */
+function memoryLogger(lines: string[]): Logger {
+  const log =
+    (level: string) =>
+    (msg: string, fields?: Record<string, unknown>): void => {
+      const e = fields?.error;
+      lines.push(`${level}: ${msg}${e === undefined ? "" : ` ${(e as Error)?.message ?? e}`}`);
+    };
+  const logger: Logger = {
+    level: "debug",
+    debug: () => {},
+    info: log("info"),
+    warn: log("warn"),
+    error: log("error"),
+    fatal: log("fatal"),
+    child: () => logger,
+    reopen: () => {},
+    enabled: () => true,
+  };
+  return logger;
+}
+
+export interface EngineTestOptions {
+  /** Answers a request; a thrown HttpError is answered as the pipeline would (its page, close). */
+  handler(req: EngineRequest): WebResponse | Promise<WebResponse>;
+  /** Every Completion, as the log phase gets it. */
+  complete?(req: EngineRequest, res: WebResponse, done: Completion): void;
+  options?: Partial<EngineOptions>;
+  /**
+   * Serve requests the core marks invalid after parsing (`*` and CONNECT targets, which the
+   * pipeline refuses with 400 as nginx does), to test the engine's side of them.
+   */
+  acceptInvalid?: boolean;
+}
+
+/** Timeouts long enough for any test unless one sets its own. */
+const defaults: Omit<EngineOptions, "logger"> = {
+  engine: "brigade",
+  headerTimeout: 60_000,
+  bodyTimeout: 60_000,
+  keepaliveTimeout: 75_000,
+  keepaliveRequests: 1000,
+  sendTimeout: 60_000,
+  maxRequestLine: 8192,
+  maxHeaderSize: 32768,
+  maxHeaders: 100,
+  serverHeader: "brigade",
+  mergeSlashes: true,
+};
+
+/**
+ * Brigade's engine behind the listener the worker uses (engine/listener.ts), with a plain handler
+ * instead of the pipeline, on 127.0.0.1 port 0; stopped when the test ends.
+ */
 export async function startEngine(
   t: Pick<TestContext, "after">,
-  options: Partial<H1Options> & Pick<H1Options, "handler">,
+  o: EngineTestOptions,
 ): Promise<Running> {
   const reports: string[] = [];
-  const engine = new H1Engine({
-    report: (kind, err) => reports.push(`${kind}: ${(err as Error)?.message ?? err}`),
-    ...options,
-  });
-  const server = createServer(engine.serverOptions, (s) => engine.handle(s, "test"));
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.after(async () => {
-    engine.destroyAll();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return { engine, server, port: (server.address() as AddressInfo).port, reports };
+  const rejected: string[] = [];
+  const opts: EngineOptions = { ...defaults, ...o.options, logger: memoryLogger(reports) };
+  const engine = new WebEngine(
+    {
+      async handle(req) {
+        let res: WebResponse;
+        let close = false;
+        try {
+          if (req.invalid && !o.acceptInvalid) throw req.invalid;
+          res = await o.handler(req);
+        } catch (err) {
+          const e = err instanceof HttpError ? err : new HttpError(500);
+          if (!(err instanceof HttpError)) reports.push(`handler: ${(err as Error).message}`);
+          close = e.close;
+          const fields = e.fields ? e.fields.clone() : new Fields();
+          fields.set("content-type", "text/html");
+          const page = defaultPage(e.status, "");
+          res = { status: e.status, fields, body: { kind: "bytes", data: page } };
+        }
+        return { response: res, close, complete: (done) => o.complete?.(req, res, done) };
+      },
+      rejected: (_conn, status, reason) => rejected.push(`${status} ${reason}`),
+    },
+    opts,
+  );
+  const addr = await engine.listen({ key: "test", tls: undefined }, { host: "127.0.0.1", port: 0 });
+  t.after(() => engine.stop(false));
+  return { engine, port: (addr as { port: number }).port, reports, rejected };
 }
 
 export interface Exchange {

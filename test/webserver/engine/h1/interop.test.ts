@@ -58,9 +58,9 @@ test("curl: HTTP/1.0, HEAD, and several requests over one connection", async (t)
   const url = `http://127.0.0.1:${port}/`;
   const a = await run("curl", ["-s", "-i", "-0", url]);
   assert.match(a.stdout, /^HTTP\/1\.1 200 OK\r\n/);
-  assert.match(a.stdout, /\r\nConnection: close\r\n/);
+  assert.match(a.stdout, /\r\nconnection: close\r\n/i);
   const b = await run("curl", ["-s", "-I", url]);
-  assert.match(b.stdout, /\r\nContent-Length: 6\r\n/);
+  assert.match(b.stdout, /\r\ncontent-length: 6\r\n/i);
   const c = await run("curl", ["-s", "-v", url, url, url]);
   assert.equal(c.stdout, "hello\nhello\nhello\n");
   assert.match(c.stderr, /Re-using existing connection|Reusing existing/);

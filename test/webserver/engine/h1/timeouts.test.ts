@@ -9,10 +9,10 @@ import { HttpError, response } from "../../../../src/webserver/exchange.ts";
 import type { Completion } from "../../../../src/webserver/module.ts";
 import { exchange, header, startEngine } from "./helpers.ts";
 
-const short = { header: 150, body: 150, keepAlive: 150, send: 150, linger: 150 };
+const short = { headerTimeout: 150, bodyTimeout: 150, keepaliveTimeout: 150, sendTimeout: 150 };
 
 test("header timeout: a partial head gets 408 and the connection is closed", async (t) => {
-  const { port } = await startEngine(t, { timeouts: short, handler: () => response(200, "x") });
+  const { port } = await startEngine(t, { options: short, handler: () => response(200, "x") });
   const x = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n");
   assert.equal(x.responses[0]?.status, 408);
   assert.equal(header(x.responses[0], "connection"), "close");
@@ -20,14 +20,14 @@ test("header timeout: a partial head gets 408 and the connection is closed", asy
 });
 
 test("header timeout with nothing sent: closed without a response", async (t) => {
-  const { port } = await startEngine(t, { timeouts: short, handler: () => response(200, "x") });
+  const { port } = await startEngine(t, { options: short, handler: () => response(200, "x") });
   const x = await exchange(port, []);
   assert.equal(x.raw.length, 0);
   assert.equal(x.closed, true);
 });
 
 test("keep-alive timeout: an idle connection is closed after its response", async (t) => {
-  const { port } = await startEngine(t, { timeouts: short, handler: () => response(200, "x") });
+  const { port } = await startEngine(t, { options: short, handler: () => response(200, "x") });
   const x = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
   assert.equal(x.responses.length, 1);
   assert.equal(header(x.responses[0], "connection"), undefined);
@@ -36,7 +36,7 @@ test("keep-alive timeout: an idle connection is closed after its response", asyn
 
 test("keepAlive 0 disables keep-alive", async (t) => {
   const { port } = await startEngine(t, {
-    timeouts: { ...short, keepAlive: 0 },
+    options: { ...short, keepaliveTimeout: 0 },
     handler: () => response(200, "x"),
   });
   const x = await exchange(
@@ -51,7 +51,7 @@ test("keepAlive 0 disables keep-alive", async (t) => {
 test("body timeout: a stalled body fails its read with 408, answered, connection closed", async (t) => {
   const errors: unknown[] = [];
   const { port } = await startEngine(t, {
-    timeouts: short,
+    options: short,
     handler: async (req) => {
       try {
         return response(200, await req.body.buffer());
@@ -74,7 +74,7 @@ test("send timeout: a client that stops reading is dropped, and the log hears wh
     completed = r;
   });
   const { port } = await startEngine(t, {
-    timeouts: short,
+    options: short,
     handler: () => response(200, big),
     complete: (_req, _res, c) => completed(c),
   });
