@@ -82,6 +82,13 @@ function cell(text: string): string {
   return text.replace(/\|/g, "\\|");
 }
 
+/** Where the fields of a value of `type` found at `path` live: `a[]`, `a.<name>`, `a`. */
+function childPrefix(type: ValueType<unknown, unknown>, path: string): string {
+  if (type.kind === "list") return `${path}[]`;
+  if (type.recordKey !== undefined) return `${path}.${type.recordKey}`;
+  return path;
+}
+
 function fieldRows(
   type: ValueType<unknown, unknown>,
   prefix: string,
@@ -107,11 +114,11 @@ function fieldRows(
           ? "(none)"
           : "required"
         : JSON.stringify(f.default);
-    const nginx = f.nginx ? ` (nginx: ${code(f.nginx)})` : "";
+    const nginx = f.nginx ? ` nginx: ${code(f.nginx)}.` : "";
     out.push(
       `| ${code(path)} | ${cell(f.type.name)} | ${def} | ${cell(f.doc.replace(/\n/g, " "))}${nginx} |`,
     );
-    fieldRows(f.type, f.type.kind === "list" ? `${path}[]` : path, out, seen);
+    fieldRows(f.type, childPrefix(f.type, path), out, seen);
   }
   if (again.length > 0) {
     out.push(`| ${code(`${prefix}.…`)} | | | Also ${again.join(", ")}, as described above. |`);
@@ -145,7 +152,7 @@ function settingEntry(
   lines.push("| | |", "|---|---|", ...rows.map(([k, v]) => `| ${k} | ${v} |`), "", s.doc, "");
   if (s.type.fields) {
     lines.push("| Field | Type | Default | Description |", "|---|---|---|---|");
-    fieldRows(s.type, s.type.kind === "list" ? `${section}.${key}[]` : `${section}.${key}`, lines);
+    fieldRows(s.type, childPrefix(s.type, `${section}.${key}`), lines);
     lines.push("");
   }
   return lines.join("\n");

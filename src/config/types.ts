@@ -45,6 +45,11 @@ export interface ValueType<In, Out> {
   readonly item?: ValueType<unknown, unknown>;
   /** For `object` types (and lists of them): the fields, for docs and did-you-mean. */
   readonly fields?: Record<string, Field<unknown, unknown>>;
+  /**
+   * For `record` types: how a key is shown in docs (`<name>`); `fields` are then those of each
+   * entry, documented as `section.key.<name>.field`.
+   */
+  readonly recordKey?: string;
   /** True when nothing (`undefined` / `null`) is an accepted value. */
   readonly optional?: boolean;
   /** Phantom: carries the input type for `UserConfig`. Never set at runtime. */
@@ -57,7 +62,7 @@ export interface Field<In, Out> {
   /** Without a default (and without `optional`), the field is required. */
   readonly default?: In;
   readonly doc: string;
-  /** The nginx directive this field stands for, if any (`root`, `add_header`). */
+  /** The nginx directive or parameter this field stands for, if any (shown in the docs). */
   readonly nginx?: string;
 }
 
@@ -75,9 +80,9 @@ export function describeFound(value: unknown): string {
   return String(value);
 }
 
-const plainKey = /^[A-Za-z_$][\w$]*$/;
+const plainKey = /^[\w$-]+$/;
 
-/** `web.servers[1].locations[0].root`; a key that is not a plain name is quoted: `addHeaders["x-a"]`. */
+/** `web.servers[1].locations[0].root`; a key with other than letters, digits, "_", "$", "-" is quoted: `fields["a b"]`. */
 export function formatPath(path: Path): string {
   let out = "";
   for (const part of path) {
@@ -386,18 +391,30 @@ export function byShape<const A extends Partial<Record<Shape, AnyType>>>(
 }
 
 /**
- * An object whose keys are free (header names, status codes), each value checked by `value`.
- * `key` may refuse a key: it returns a message, or undefined when the key is fine.
+ * A record of named entries, every value of the same type (`web.upstreams: { app: {...} }`).
+ * Keys must match `keyPattern` (default: a letter, then letters, digits, `_`, `-` or `.`), so
+ * that a name can be used in logs, metrics and references (`proxy: "app"`), or pass `key` (free
+ * keys such as header names). Errors point into the entry: `web.upstreams.app.peers[0].weight`.
  */
 export function record<In, Out>(
-  value: ValueType<In, Out>,
-  spec: { name: string; key?: (key: string) => string | undefined },
+  item: ValueType<In, Out>,
+  options: {
+    name?: string;
+    keyName?: string;
+    keyPattern?: RegExp;
+    /** Checks a key instead of `keyPattern`: the problem, or undefined when the key is fine. */
+    key?: (key: string) => string | undefined;
+  } = {},
 ): ValueType<Record<string, In>, Record<string, Out>> {
+  const keyPattern = options.keyPattern ?? /^[A-Za-z][\w.-]*$/;
+  const name = options.name ?? `record of ${item.name}`;
   return {
-    name: spec.name,
-    expected: `an object (${spec.name})`,
+    name,
+    expected: `an object of named entries (${name})`,
     metavar: "",
     kind: "object",
+    recordKey: options.keyName ?? "<name>",
+    ...(item.fields ? { fields: item.fields } : {}),
     fromString: (text) => {
       try {
         return JSON.parse(text);
@@ -405,22 +422,26 @@ export function record<In, Out>(
         return text;
       }
     },
-    check(input, path, issues) {
-      if (typeof input !== "object" || input === null || Array.isArray(input)) {
-        return mismatch(`an object (${spec.name})`, input, path, issues);
+    check(value, path, issues) {
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        return mismatch(`an object of named entries (${name})`, value, path, issues);
       }
       const out: Record<string, Out> = {};
       let ok = true;
-      for (const [k, v] of Object.entries(input)) {
-        const bad = spec.key?.(k);
+      for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+        const bad = options.key
+          ? options.key(key)
+          : keyPattern.test(key)
+            ? undefined
+            : `invalid name; expected a letter followed by letters, digits, "_", "-" or "."`;
         if (bad !== undefined) {
-          issues.push({ path: [...path, k], message: bad });
+          issues.push({ path: [...path, key], message: bad });
           ok = false;
           continue;
         }
-        const r = value.check(v, [...path, k], issues);
+        const r = item.check(v, [...path, key], issues);
         if (r === invalid) ok = false;
-        else out[k] = r;
+        else out[key] = r;
       }
       return ok ? out : invalid;
     },
@@ -586,6 +607,56 @@ export function parseListen(text: string): ListenAddress | undefined {
   if (port === undefined) return undefined;
   if (host === "" || host === "*") return { kind: "tcp", host: undefined, port };
   return hostname.test(host) ? { kind: "tcp", host, port } : undefined;
+}
+
+/** A parsed upstream peer address: TCP (host or IP, port) or a unix socket. */
+export type PeerAddress =
+  | { kind: "tcp"; host: string; port: number }
+  | { kind: "unix"; path: string };
+
+/**
+ * Parse an upstream peer address, nginx's `server` syntax: `"host:port"`, `"host"` (port 80),
+ * `"[::1]:port"` or `"[::1]"` (IPv6), or `"unix:/path/to.sock"`. Unlike a listen address the
+ * host is required. Returns undefined when the text is none of these.
+ */
+export function parsePeerAddress(text: string): PeerAddress | undefined {
+  if (text.startsWith("unix:")) {
+    const l = parseListen(text);
+    return l?.kind === "unix" ? l : undefined;
+  }
+  let host: string;
+  let portText: string | undefined;
+  if (text.startsWith("[")) {
+    const end = text.indexOf("]");
+    if (end < 0) return undefined;
+    host = text.slice(1, end);
+    const rest = text.slice(end + 1);
+    if (rest !== "" && !rest.startsWith(":")) return undefined;
+    portText = rest === "" ? undefined : rest.slice(1);
+    if (!host.includes(":") || !ipv6.test(host)) return undefined;
+  } else {
+    const colon = text.indexOf(":");
+    // A bare IPv6 address is ambiguous with a port: it must be bracketed.
+    if (colon !== text.lastIndexOf(":")) return undefined;
+    host = colon < 0 ? text : text.slice(0, colon);
+    portText = colon < 0 ? undefined : text.slice(colon + 1);
+    if (!hostname.test(host) || /^\d+$/.test(host)) return undefined;
+  }
+  const port = portText === undefined ? 80 : parsePort(portText);
+  return port === undefined || port === 0 ? undefined : { kind: "tcp", host, port };
+}
+
+export const peerAddressExpected =
+  'an upstream address ("host:port", "host", "[::1]:port" or "unix:/path")';
+
+/** An upstream peer address string, checked with `parsePeerAddress` and kept as written. */
+export function peerAddress(): ValueType<string, string> {
+  return scalar({
+    name: "upstream address",
+    expected: peerAddressExpected,
+    metavar: "ADDRESS",
+    parse: (v) => (typeof v === "string" && parsePeerAddress(v) ? v : undefined),
+  });
 }
 
 export const listenExpected =

@@ -31,6 +31,7 @@ import { createSecureContext, type SecureContext } from "node:tls";
 import { ConfigError, type Problem } from "../config/problems.ts";
 import type { Config } from "../config/schema.ts";
 import type { ListenEntry } from "../config/settings/web/core.ts";
+import { commonCoreFields } from "../config/settings/web/core.ts";
 import {
   compileRegex,
   type ErrorPage,
@@ -38,7 +39,12 @@ import {
   parseLocationMatch,
   parseServerName,
 } from "../config/settings/web/syntax.ts";
-import type { LocationBlock, ServerBlock } from "../config/settings/web.ts";
+import {
+  type LocationBlock,
+  moduleFields,
+  moduleServerFields,
+  type ServerBlock,
+} from "../config/settings/web.ts";
 import { formatPath, type Path } from "../config/types.ts";
 import type { Logger } from "../core/logger.ts";
 import { formatListen, type ListenSpec, parseListen } from "../process/listen.ts";
@@ -63,9 +69,12 @@ import { resolveDots } from "./path.ts";
 import { type LocationNode, LocationTree } from "./routing/locations.ts";
 import { type NameEntry, VhostTable } from "./routing/vhosts.ts";
 import { defaultPage } from "./statusPages.ts";
-import { compileTemplate, type TemplateNames } from "./variables.ts";
+import { compileTemplate, type Template, type TemplateNames } from "./variables.ts";
 
 type WebConfig = Config["web"];
+
+/** Fields a server block may inherit from the web section of the same name. */
+const blockFields = { ...commonCoreFields, ...moduleServerFields, ...moduleFields };
 
 /** Internal redirects and rewrites allowed per request (nginx's NGX_HTTP_MAX_URI_CHANGES). */
 const MAX_REROUTES = 10;
@@ -96,7 +105,7 @@ interface Loc {
   readonly info: LocationInfo;
   readonly internal: boolean;
   readonly maxBody: number;
-  readonly errorPages: ReadonlyMap<number, ErrorPage>;
+  readonly errorPages: ReadonlyMap<number, ErrorPage & { render: Template }>;
   readonly serverRewrite: PhaseHandler[];
   readonly rewrite: PhaseHandler[];
   readonly access: PhaseHandler[];
@@ -303,8 +312,12 @@ export class Pipeline implements EngineHandler {
         const port = p === 443 ? "" : `:${p}`;
         const host = (req.host || srv.firstName).replace(/:\d+$/, "");
         const status = req.method === "GET" || req.method === "HEAD" ? 301 : 308;
+        // The target as sent, without the scheme and authority of an absolute form.
+        const rest = req.target.startsWith("/")
+          ? req.target
+          : /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*(.*)$/.exec(req.target)?.[1] || "/";
         throw new HttpError(status, "https redirect", {
-          fields: Fields.from([["location", `https://${host}${port}${req.target}`]]),
+          fields: Fields.from([["location", `https://${host}${port}${rest}`]]),
         });
       }
     } catch (error) {
@@ -421,10 +434,11 @@ export class Pipeline implements EngineHandler {
         if (page !== undefined) {
           errorPaged = true;
           override = page.status ?? err.status;
-          if (page.uri.startsWith("/") || page.uri.startsWith("@")) {
+          const uri = page.render({ req });
+          if (uri.startsWith("/") || uri.startsWith("@")) {
             try {
               const method = req.method === "GET" || req.method === "HEAD" ? undefined : "GET";
-              step = apply(method ? { reroute: page.uri, method } : { reroute: page.uri }, "other");
+              step = apply(method ? { reroute: uri, method } : { reroute: uri }, "other");
               continue;
             } catch (e) {
               this.logger.error("error page failed", { error: e, location: loc.info.path });
@@ -437,7 +451,7 @@ export class Pipeline implements EngineHandler {
             override = undefined;
             response = this.errorResponse(
               new HttpError(redirect, "error page", {
-                fields: Fields.from([["location", page.uri]]),
+                fields: Fields.from([["location", uri]]),
               }),
             );
             break;
@@ -448,7 +462,9 @@ export class Pipeline implements EngineHandler {
         break;
       }
     }
-    if (override !== undefined && override !== "response") response.status = override;
+    // A copy: the response may be a module's cached object.
+    if (override !== undefined && override !== "response")
+      response = { ...response, status: override };
     return this.finish(loc, req, response, close);
   }
 
@@ -600,11 +616,13 @@ class Compiler {
     const blocks: { block: ServerBlock; path: Path }[] = synthetic
       ? [{ block: {} as ServerBlock, path: ["web"] }]
       : web.servers.map((block, i) => ({ block, path: ["web", "servers", i] }));
-    const httpLevel: Record<string, unknown> = {
-      root: web.root,
-      accessLog: web.accessLog,
-      clientMaxBodySize: web.clientMaxBodySize,
-    };
+    // nginx's http block: a web-section setting named like a block field (`root`, `accessLog`,
+    // `clientMaxBodySize`, and any a module adds the same way) is what servers inherit.
+    const httpLevel: Record<string, unknown> = {};
+    const section = web as unknown as Record<string, unknown>;
+    for (const key of Object.keys(blockFields)) {
+      if (section[key] !== undefined) httpLevel[key] = section[key];
+    }
 
     const groups = new Map<string, ListenerGroup>();
     const servers: Srv[] = [];
@@ -893,11 +911,20 @@ class Compiler {
     serverNames: readonly string[],
     isRoot: boolean,
   ): Promise<Loc> {
+    const where: Path = pathOf(info.path);
+    let errorPages = new Map<number, ErrorPage & { render: Template }>();
+    try {
+      errorPages = errorPageMap(effective.errorPages as ErrorPage[] | undefined, (t) =>
+        compileTemplate(t, this.templateNames),
+      );
+    } catch (e) {
+      this.problem([...where, "errorPages"], (e as Error).message);
+    }
     const loc = {
       info,
       internal: own.internal === true,
       maxBody: (effective.clientMaxBodySize as number | undefined) ?? 0,
-      errorPages: errorPageMap(effective.errorPages as ErrorPage[] | undefined),
+      errorPages,
       serverRewrite: [] as PhaseHandler[],
       rewrite: [] as PhaseHandler[],
       access: [] as PhaseHandler[],
@@ -908,7 +935,6 @@ class Compiler {
     let content: { module: string; handler: ContentHandler } | undefined;
     let fallback: ContentHandler | undefined;
     const wrappers: ((inner: ContentHandler) => ContentHandler)[] = [];
-    const where: Path = pathOf(info.path);
     for (const module of this.modules) {
       const keys = this.moduleKeys.get(module)!;
       const settings: Record<string, unknown> = {};
@@ -992,9 +1018,15 @@ function inherit(
   return out;
 }
 
-function errorPageMap(pages: ErrorPage[] | undefined): Map<number, ErrorPage> {
-  const m = new Map<number, ErrorPage>();
-  for (const p of pages ?? []) for (const c of p.codes) if (!m.has(c)) m.set(c, p);
+function errorPageMap(
+  pages: ErrorPage[] | undefined,
+  template: (text: string) => Template,
+): Map<number, ErrorPage & { render: Template }> {
+  const m = new Map<number, ErrorPage & { render: Template }>();
+  for (const p of pages ?? []) {
+    const page = { ...p, render: template(p.uri) };
+    for (const c of p.codes) if (!m.has(c)) m.set(c, page);
+  }
   return m;
 }
 

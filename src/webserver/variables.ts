@@ -98,7 +98,10 @@ const builtins: Record<string, Getter> = {
   document_uri: (c) => c.req.path,
   request_uri: (c) => c.req.target,
   request_method: (c) => c.req.method,
-  request: (c) => (c.req.method === "" ? "" : `${c.req.method} ${c.req.target} ${protocol(c.req)}`),
+  request: (c) => {
+    const method = (c.req as { originalMethod?: string }).originalMethod ?? c.req.method;
+    return method === "" ? "" : `${method} ${c.req.target} ${protocol(c.req)}`;
+  },
   server_protocol: (c) => protocol(c.req),
   scheme: (c) => c.req.scheme,
   https: (c) => (c.req.scheme === "https" ? "on" : ""),

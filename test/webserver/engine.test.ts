@@ -142,7 +142,10 @@ test("Upgrade and CONNECT hand the connection over; other upgrades are answered 
   assert.match(ws, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
   assert.match(ws, /\r\nupgrade: echo\r\n/);
   assert.ok(ws.endsWith("\r\n\r\nping"));
-  const tunnel = await echo("CONNECT /tunnel HTTP/1.1\r\nHost: x\r\n\r\n", "pong");
+  const tunnel = await echo(
+    "CONNECT upstream.test:443 HTTP/1.1\r\nHost: upstream.test:443\r\n\r\n",
+    "pong",
+  );
   assert.match(tunnel, /^HTTP\/1\.1 200 OK\r\n/);
   // curl --http2 on plain http sends Upgrade: h2c; a location that does not take over answers.
   const h2c = await exchange(

@@ -102,7 +102,7 @@ test("rewrite: last, break, redirect, permanent, no flag, args, server level", a
 test("error pages: internal redirect keeping the status, =code, =, named, URL, recursion", async (t) => {
   const s = await serve(t, {
     errorPages: [
-      "404 /req/not-found",
+      "404 /req/not-found?from=$uri",
       "403 =200 /req/forbidden",
       "500 = @fallback",
       "410 https://elsewhere.test/",
@@ -117,6 +117,7 @@ test("error pages: internal redirect keeping the status, =code, =, named, URL, r
   const nf = await request(s.port, "/error/404");
   assert.equal(nf.status, 404, "the error's status, the page's content");
   assert.equal(JSON.parse(nf.text).path, "/req/not-found");
+  assert.equal(JSON.parse(nf.text).query, "from=/error/404", "variables in the page's URI");
   const head = await exchange(s.port, "HEAD /error/404 HTTP/1.1\r\nHost: x\r\n\r\n", {
     head: [true],
   });

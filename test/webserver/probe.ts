@@ -32,7 +32,7 @@ export function probe(dir: string): WebModule {
     setup: () => ({
       async content(req): Promise<WebResponse> {
         // The first known word in the path decides (`/any/prefix/req/...` is `req`).
-        const parts = req.path.split("/");
+        const parts = req.method === "CONNECT" ? ["", "tunnel"] : req.path.split("/");
         const at = parts.findIndex((p) => words.has(p));
         const first = at < 0 ? "" : parts[at];
         const arg = at < 0 ? undefined : parts[at + 1];

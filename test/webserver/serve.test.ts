@@ -114,13 +114,15 @@ test("HUP under load: zero errors, the new config takes over; a bad one keeps th
         resolve();
       });
     });
+  // Bounded in count and time; it normally ends when the test says stop.
   let stop = false;
+  const deadline = Date.now() + 60_000;
   const loop = async (agent: http.Agent | false, max: number) => {
-    for (let i = 0; i < max && !stop; i++) await get(agent);
+    for (let i = 0; i < max && !stop && Date.now() < deadline; i++) await get(agent);
   };
   const load = Promise.all([
-    ...Array.from({ length: 6 }, () => loop(keepAlive, 600)),
-    ...Array.from({ length: 2 }, () => loop(false, 300)),
+    ...Array.from({ length: 6 }, () => loop(keepAlive, 20_000)),
+    ...Array.from({ length: 2 }, () => loop(false, 5_000)),
   ]);
   await waitFor(() => done > 100, "the load to start", 15_000);
   // A reload to a new body, then a bad config (the old stays), then another good one.

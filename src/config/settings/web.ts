@@ -9,6 +9,9 @@
  * Server and location blocks hold the core's fields (web/core.ts) and every web module's fields
  * (web/<module>.ts), mounted here in module order. A module's table must also be the `fields` of
  * its WebModule (src/webserver/modules.ts); test/webserver/config.test.ts checks the two agree.
+ * A section setting named like a block field (`root`, `accessLog`, `clientMaxBodySize`) is the
+ * value servers inherit when they set none (nginx's `http` block): a module that wants a
+ * quick-start flag (`--proxy`) declares one here with its field's name and type.
  */
 import { setting } from "../setting.ts";
 import {

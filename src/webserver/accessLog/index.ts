@@ -116,7 +116,7 @@ export const accessLog: WebModule<Settings> = {
         scope.shared.set(path, w);
         scope.onReopen(() => w.reopen());
         scope.onClose(() => w.close());
-      } else LogWriter.merge(writer, t.buffer, t.flush);
+      } else writer.tighten(t.buffer, t.flush);
       logs.push({ line, writer });
     }
     const log: LogHandler = (req, res, done) => {

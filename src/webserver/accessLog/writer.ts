@@ -10,8 +10,8 @@ import { closeSync, openSync, write, writeSync } from "node:fs";
 export class LogWriter {
   readonly path: string;
   private fd: number;
-  private readonly bufferSize: number;
-  private readonly flushMs: number;
+  private bufferSize: number;
+  private flushMs: number;
   private pending: string[] = [];
   private pendingBytes = 0;
   private writing = false;
@@ -29,11 +29,10 @@ export class LogWriter {
     this.onError = onError;
   }
 
-  /** Take a buffer size and flush interval into account when several locations share the file: the smallest wins. */
-  static merge(w: LogWriter, buffer: number, flushSeconds: number): void {
-    const m = w as unknown as { bufferSize: number; flushMs: number };
-    m.bufferSize = Math.min(m.bufferSize, buffer);
-    m.flushMs = Math.min(m.flushMs, Math.max(1, flushSeconds * 1000));
+  /** Another location logs to the same file: the smaller buffer and the shorter flush win. */
+  tighten(buffer: number, flushSeconds: number): void {
+    this.bufferSize = Math.min(this.bufferSize, buffer);
+    this.flushMs = Math.min(this.flushMs, Math.max(1, flushSeconds * 1000));
   }
 
   /** Add one line (with its newline). */

@@ -29,6 +29,8 @@ export interface RequestHead {
 
 export abstract class EngineRequest implements WebRequest {
   method: string;
+  /** The method as received (an error page's redirect turns `method` into GET; `$request` keeps this). */
+  readonly originalMethod: string;
   readonly target: string;
   readonly httpVersion: "1.0" | "1.1" | "2";
   host: string;
@@ -59,6 +61,7 @@ export abstract class EngineRequest implements WebRequest {
 
   constructor(head: RequestHead) {
     this.method = head.method;
+    this.originalMethod = head.method;
     this.target = head.target;
     this.httpVersion = head.httpVersion;
     this.scheme = head.scheme;
@@ -68,7 +71,12 @@ export abstract class EngineRequest implements WebRequest {
     this.query = "";
     this.host = "";
     this.declaredLength = undefined;
-    const parts = splitTarget(head.target);
+    // CONNECT's authority form (`example.com:443`) has no path: it routes as "/", the host
+    // being the target's.
+    const authorityForm = head.method === "CONNECT" && !head.target.startsWith("/");
+    const parts = authorityForm
+      ? { path: "/", query: "", host: head.target }
+      : splitTarget(head.target);
     if (parts === undefined) {
       this.invalid = new HttpError(400, `bad request-target ${JSON.stringify(head.target)}`, {
         close: true,

@@ -52,7 +52,13 @@ const target = byShape(
           }),
           format: field({ type: optional(string()), doc: `${formatDoc} Default "combined".` }),
           fields: field({
-            type: optional(record(string({ allowEmpty: true }), { name: "json fields" })),
+            type: optional(
+              record(string({ allowEmpty: true }), {
+                name: "json fields",
+                keyName: "<key>",
+                key: () => undefined,
+              }),
+            ),
             doc: 'For `"json"`: key -> template (`{ "ip": "$remote_addr", "ua": "$http_user_agent" }`).',
           }),
           buffer: field({

@@ -85,8 +85,9 @@ const ruleList = refine(
 
 const headerRules = byShape(
   {
-    object: refine(record(ruleValue, { name: "header rules", key: badName }), (r) =>
-      Object.entries(r).map(([name, v]) => ({ name, ...v }) as HeaderRule),
+    object: refine(
+      record(ruleValue, { name: "header rules", keyName: "<header>", key: badName }),
+      (r) => Object.entries(r).map(([name, v]) => ({ name, ...v }) as HeaderRule),
     ),
     list: ruleList,
   },

@@ -111,7 +111,7 @@ export function parseRewriteShorthand(
 /** An error page: nginx's `error_page code ... [=[response]] uri`. */
 export interface ErrorPage {
   codes: number[];
-  /** `/path` (internal redirect), `@name` (named location) or `http(s)://...` (redirect). */
+  /** `/path` (internal redirect), `@name` (named location) or `http(s)://...` (redirect); variables allowed. */
   uri: string;
   /** The status to answer with: a code, `"response"` (the redirected response's, nginx's bare `=`), or unset: the error's. */
   status?: number | "response";

@@ -1,0 +1,198 @@
+/**
+ * The retry driver (nginx's proxy_next_upstream): run an attempt on a peer; if it fails in a
+ * way `retry.on` names, give the peer its failure and run the attempt again on the next peer
+ * the policy picks (never one this request already tried), within `retry.tries` attempts and
+ * `retry.timeout` since the first.
+ *
+ * A request is retried only when that is safe: its method is idempotent (not POST, PATCH or
+ * LOCK, as nginx decides), or `retry.nonIdempotent` is on, or the attempt failed before
+ * anything was sent (connection refused, connect timeout). The attempt function replays the
+ * request itself, so its body must be in memory (the proxy buffers it); a streamed body is
+ * retried only when nothing was sent.
+ *
+ * What counts against a peer (maxFails): every error and timeout, and the statuses listed in
+ * `retry.on` except 403, 404 and 429 (which only move on). When the last attempt ends with a
+ * listed status, that response is returned, as nginx does (the client sees the upstream's 503
+ * rather than one of ours), and the peer still gets its failure.
+ */
+import type { RetryCondition } from "../config/settings/upstream.ts";
+import { type AttemptRecord, classifyError, type UpstreamError } from "./errors.ts";
+import { attemptChannel, publish } from "./events.ts";
+import type { Lease, Outcome, UpstreamGroup } from "./group.ts";
+import type { Peer } from "./peer.ts";
+import type { SelectContext } from "./policies/index.ts";
+import type { UpstreamRequest, UpstreamResponse } from "./pool.ts";
+
+export type { AttemptRecord };
+
+const nonIdempotentMethods = new Set(["POST", "PATCH", "LOCK"]);
+
+/** nginx's notion: everything but POST, PATCH and LOCK may be sent twice. */
+export function isIdempotent(method: string): boolean {
+  return !nonIdempotentMethods.has(method.toUpperCase());
+}
+
+export interface RetryOptions {
+  method: string;
+  ctx?: SelectContext;
+  signal?: AbortSignal | undefined;
+  /**
+   * False when the request body cannot be sent twice (a stream): then only attempts that
+   * failed before anything was sent are retried. Default true.
+   */
+  replayable?: boolean;
+}
+
+export interface RetryInspect<T> {
+  /** The status of a result, to test against `httpNNN` conditions. */
+  status?(result: T): number | undefined;
+  /** Throw away a result that will be retried (read its body to the end, to keep the connection). */
+  discard?(result: T): void;
+}
+
+export interface RetryResult<T> {
+  result: T;
+  /** Still held: release it when done with `result` (its outcome is preset if it failed). */
+  lease: Lease;
+  attempts: AttemptRecord[];
+}
+
+const conditionOfError: Partial<Record<UpstreamError["kind"], RetryCondition>> = {
+  refused: "error",
+  reset: "error",
+  timeout: "timeout",
+  badResponse: "invalidResponse",
+};
+const neutralStatuses = new Set([403, 404, 429]);
+
+/**
+ * Run `attempt` on peers of `group` until one succeeds or retrying is over. Resolves with the
+ * result and the lease still held; rejects with the last `UpstreamError` (its `attempts` list
+ * says what happened on each peer).
+ */
+export async function withRetries<T>(
+  group: UpstreamGroup,
+  options: RetryOptions,
+  attempt: (lease: Lease, attemptNumber: number) => Promise<T>,
+  inspect: RetryInspect<T> = {},
+): Promise<RetryResult<T>> {
+  const conf = group.config.retry;
+  const on = new Set(conf.on);
+  const maxTries = conf.tries > 0 ? conf.tries : Math.max(1, group.size);
+  const started = group.clock();
+  const tried = new Set<Peer>();
+  const attempts: AttemptRecord[] = [];
+  const mayResend =
+    options.replayable !== false && (conf.nonIdempotent || isIdempotent(options.method));
+  let lastError: UpstreamError | undefined;
+  const budgetLeft = (n: number) =>
+    n < maxTries &&
+    (conf.timeout <= 0 || group.clock() - started < conf.timeout * 1000) &&
+    !options.signal?.aborted &&
+    group.canTry(tried);
+  const record = (lease: Lease, n: number, r: AttemptRecord, outcome: Outcome) => {
+    attempts.push(r);
+    publish(attemptChannel, {
+      group: group.name,
+      peer: lease.peer.name,
+      attempt: n,
+      outcome,
+      status: r.status,
+      error: r.error,
+      retried: r.retried,
+    });
+  };
+
+  for (let n = 1; ; n++) {
+    let lease: Lease;
+    try {
+      lease = await group.acquire(options.ctx ?? {}, { tried, signal: options.signal });
+    } catch (err) {
+      const e = classifyError(err);
+      const final = lastError ?? e;
+      final.attempts = attempts;
+      throw final;
+    }
+    tried.add(lease.peer);
+    let result: T;
+    try {
+      result = await attempt(lease, n);
+    } catch (err) {
+      const e = classifyError(err, { peer: lease.peer.name });
+      const condition = conditionOfError[e.kind];
+      const outcome: Outcome = condition ? "failure" : "neutral";
+      const retry =
+        condition !== undefined && on.has(condition) && (mayResend || !e.sent) && budgetLeft(n);
+      record(lease, n, { peer: lease.peer.name, error: e.kind, retried: retry }, outcome);
+      lease.release(outcome);
+      lastError = e;
+      if (!retry) {
+        e.attempts = attempts;
+        throw e;
+      }
+      continue;
+    }
+    const status = inspect.status?.(result);
+    const condition = status !== undefined ? (`http${status}` as RetryCondition) : undefined;
+    if (condition !== undefined && on.has(condition)) {
+      const outcome: Outcome = neutralStatuses.has(status!) ? "neutral" : "failure";
+      const retry = mayResend && budgetLeft(n);
+      record(lease, n, { peer: lease.peer.name, status, retried: retry }, outcome);
+      if (retry) {
+        inspect.discard?.(result);
+        lease.release(outcome);
+        continue;
+      }
+      lease.presetOutcome = outcome;
+      return { result, lease, attempts };
+    }
+    record(lease, n, { peer: lease.peer.name, status, retried: false }, "success");
+    return { result, lease, attempts };
+  }
+}
+
+function isInMemory(body: UpstreamRequest["body"]): boolean {
+  return (
+    body === undefined || body === null || typeof body === "string" || body instanceof Uint8Array
+  );
+}
+
+/** A request through a group: the pool request plus what selection needs. */
+export interface GroupRequest extends UpstreamRequest, SelectContext {}
+
+export interface GroupResponse extends UpstreamResponse {
+  attempts: AttemptRecord[];
+  /** A Set-Cookie header value the proxy must add (sticky policy), if any. */
+  setCookie: string | undefined;
+}
+
+/** `UpstreamGroup.request`: retries over the peers' pools; the lease ends with the body. */
+export async function requestWithRetries(
+  group: UpstreamGroup,
+  req: GroupRequest,
+): Promise<GroupResponse> {
+  const { result, lease, attempts } = await withRetries(
+    group,
+    { method: req.method, ctx: req, signal: req.signal, replayable: isInMemory(req.body) },
+    (l) => l.pool.request(req),
+    {
+      status: (r) => r.status,
+      discard: (r) => {
+        r.body.on("error", () => {});
+        r.body.resume();
+      },
+    },
+  );
+  let bodyError: unknown;
+  result.body.once("error", (err) => {
+    bodyError = err;
+  });
+  result.body.once("close", () => {
+    if (bodyError !== undefined) {
+      const e = classifyError(bodyError, { peer: lease.peer.name, connected: true, headers: true });
+      lease.release(e.kind === "aborted" ? "neutral" : "failure");
+    } else if (result.body.readableEnded) lease.release();
+    else lease.release("neutral");
+  });
+  return { ...result, attempts, setCookie: lease.setCookie };
+}
