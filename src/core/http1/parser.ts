@@ -136,6 +136,21 @@ export class Head {
   trailers: string[] | undefined = undefined;
 }
 
+const EMPTY = Buffer.alloc(0);
+/** Stands for "no message begun": never written, replaced by a new Head at a message's first byte. */
+const NO_HEAD = new Head();
+
+function isComplete(l: Partial<ParserLimits>): l is ParserLimits {
+  return (
+    l.maxStartLine !== undefined &&
+    l.maxHeaderBytes !== undefined &&
+    l.maxHeaderCount !== undefined &&
+    l.maxBodySize !== undefined &&
+    l.maxChunkLine !== undefined &&
+    l.maxChunkExtensions !== undefined
+  );
+}
+
 // States of the machine.
 const S_HEAD = 0;
 const S_BODY_LENGTH = 1;
@@ -352,9 +367,9 @@ export class H1Parser {
   readonly limits: ParserLimits;
 
   /** The head of the current message, valid from its HEAD event on. */
-  head: Head = new Head();
+  head: Head = NO_HEAD;
   /** The body piece of the last BODY event: a view into the fed data, valid as long as the caller keeps it. */
-  chunk: Buffer = Buffer.alloc(0);
+  chunk: Buffer = EMPTY;
   /**
    * Response mode: the method of the request this response answers (set before each response:
    * `HEAD` and `CONNECT` change the framing).
@@ -365,7 +380,7 @@ export class H1Parser {
   // The unconsumed input is buf[pos, buf.length). buf is either a fed chunk (zero copy) or a
   // view of `store`, our own growing copy, when a message spans chunks. Memory that was handed
   // out as a body chunk is never written again (we append past it or allocate anew).
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
   private pos = 0;
   private store: Buffer | undefined = undefined;
   // Where the next LF search starts (absolute), so a line arriving byte by byte is searched once.
@@ -389,7 +404,8 @@ export class H1Parser {
 
   constructor(kind: "request" | "response", limits: Partial<ParserLimits> = {}) {
     this.kind = kind;
-    this.limits = { ...defaultLimits, ...limits };
+    // A complete set (an engine's, shared by its connections) is used as is: no copy per parser.
+    this.limits = isComplete(limits) ? limits : { ...defaultLimits, ...limits };
   }
 
   /** Add received bytes. The parser keeps a reference to `data` (it must not be changed). */
@@ -524,6 +540,7 @@ export class H1Parser {
   private parseHead(): ParseEvent {
     const b = this.buf;
     if (this.pos === b.length) return NEED_MORE;
+    if (this.head === NO_HEAD) this.head = new Head();
     if (!this.startLineDone && this.lineStart === this.pos) {
       // Refuse garbage (a TLS hello on a plain port, a binary protocol) on its first byte.
       const c = b[this.pos]!;
@@ -915,8 +932,16 @@ export class H1Parser {
         : st === 101 ||
           (this.requestMethod === "CONNECT" && st >= 200 && st < 300) ||
           head.framing === "close";
-    this.head = new Head();
+    // The caller keeps `head`; the next message gets a new one when its first byte arrives.
+    this.head = NO_HEAD;
     this.state = stops ? S_STOPPED : S_HEAD;
+    if (this.pos === this.buf.length && !stops) {
+      // Nothing pending: hold no buffer while the connection idles (memory per idle connection).
+      this.buf = EMPTY;
+      this.store = undefined;
+      this.pos = 0;
+    }
+    this.chunk = EMPTY;
     this.lineStart = this.pos;
     this.scan = this.pos;
     return END;

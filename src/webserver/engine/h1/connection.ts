@@ -55,6 +55,25 @@ const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
 const CHUNK_END = Buffer.from("0\r\n\r\n", "latin1");
 const CRLF = Buffer.from("\r\n", "latin1");
 
+const kConnection = Symbol("brigade.h1.connection");
+type Tagged = Socket & { [kConnection]?: Connection | undefined };
+
+function onSocketData(this: Tagged, chunk: Buffer): void {
+  this[kConnection]?.onData(chunk);
+}
+function onSocketEnd(this: Tagged): void {
+  this[kConnection]?.onEnd();
+}
+function onSocketError(this: Tagged): void {
+  this.destroy();
+}
+function onSocketClose(this: Tagged): void {
+  this[kConnection]?.onClose();
+}
+function onSocketDrain(this: Tagged): void {
+  this[kConnection]?.onDrain();
+}
+
 /** The response being written, with its accounting for the Completion. */
 interface Sending {
   req: H1Request;
@@ -111,11 +130,13 @@ export class Connection implements BodySource {
     this.parser = new H1Parser("request", engine.limits);
     this.idleSince = performance.now();
     socket.setNoDelay(true);
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
-    socket.on("end", () => this.onEnd());
-    socket.on("error", () => this.socket.destroy());
-    socket.on("close", () => this.onClose());
-    socket.on("drain", () => this.onDrain());
+    // Listeners shared by every connection (no closures per connection: idle memory).
+    (socket as Tagged)[kConnection] = this;
+    socket.on("data", onSocketData);
+    socket.on("end", onSocketEnd);
+    socket.on("error", onSocketError);
+    socket.on("close", onSocketClose);
+    socket.on("drain", onSocketDrain);
     this.setTimer(T_HEADER, engine.opts.headerTimeout);
   }
 
@@ -180,7 +201,7 @@ export class Connection implements BodySource {
 
   // ---- input ----
 
-  private onData(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     if (this.lingering || this.dead) return;
     this.parser.feed(chunk);
     if (this.req === undefined) {
@@ -207,7 +228,7 @@ export class Connection implements BodySource {
     }
   }
 
-  private onEnd(): void {
+  onEnd(): void {
     this.peerEnded = true;
     if (this.lingering) {
       this.destroy();
@@ -232,7 +253,7 @@ export class Connection implements BodySource {
     if (this.sending === undefined) req.abort(new Error("client closed the connection"));
   }
 
-  private onClose(): void {
+  onClose(): void {
     if (this.dead) return;
     this.dead = true;
     this.clearTimer();
@@ -792,7 +813,7 @@ export class Connection implements BodySource {
     this.armSend();
   }
 
-  private onDrain(): void {
+  onDrain(): void {
     if (this.timerKind === T_SEND) this.clearTimer();
     const fn = this.drainWaiter;
     this.drainWaiter = undefined;
@@ -816,7 +837,12 @@ export class Connection implements BodySource {
     this.dead = true;
     this.clearTimer();
     this.engine.forget(this);
-    for (const ev of ["data", "end", "error", "close", "drain"]) socket.removeAllListeners(ev);
+    socket.off("data", onSocketData);
+    socket.off("end", onSocketEnd);
+    socket.off("error", onSocketError);
+    socket.off("close", onSocketClose);
+    socket.off("drain", onSocketDrain);
+    (socket as Tagged)[kConnection] = undefined;
     try {
       onSocket(socket, rest);
     } catch (error) {
