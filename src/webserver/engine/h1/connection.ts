@@ -47,9 +47,8 @@ const T_LINGER = 5;
 
 /** Pause reading when this much unparsed input waits (pipelined requests, an unread body). */
 const HIGH_WATER = 64 * 1024;
-/** A file range up to this size is read whole and written with the head in one writev. */
-const SMALL_FILE = 64 * 1024;
-const FILE_CHUNK = 64 * 1024;
+/** File ranges are read this much at a time (bench/fileSend.ts). */
+const FILE_CHUNK = 256 * 1024;
 
 const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
 const CHUNK_END = Buffer.from("0\r\n\r\n", "latin1");
@@ -691,35 +690,16 @@ export class Connection implements BodySource {
     if (!this.socket.write(text, "latin1")) this.armSend();
   }
 
+  /**
+   * A file range: read 256 KiB at a time into a new buffer and write it, waiting for drain when
+   * the socket is full; the head goes in the same writev as the first piece (so a file up to
+   * 256 KiB is one read and one writev). Measured against streams and reused buffers by
+   * bench/fileSend.ts: about 40% less CPU per MiB than fs.createReadStream, and faster.
+   */
   private sendFile(s: Sending, head: string, start: number, end: number): void {
-    const length = end - start;
     const fd = s.fd;
-    if (length <= SMALL_FILE) {
-      // One read, then the head and the data in one writev.
-      const buf = Buffer.allocUnsafe(length);
-      readFd(fd, buf, 0, length, start, (err, n) => {
-        if (this.sending !== s) return;
-        if (err || n !== length) {
-          this.abortSend(
-            s,
-            err ? `file read failed: ${err.message}` : "file shorter than its range",
-          );
-          return;
-        }
-        const socket = this.socket;
-        socket.cork();
-        socket.write(head, "latin1");
-        socket.write(buf);
-        socket.uncork();
-        if (socket.writableNeedDrain) this.armSend();
-        s.bodyBytesSent = length;
-        s.bytesSent += length;
-        this.finish(s);
-      });
-      return;
-    }
-    this.write(head);
     let pos = start;
+    let pendingHead: string | undefined = head;
     const step = (): void => {
       if (this.sending !== s) return;
       if (pos >= end) {
@@ -740,7 +720,19 @@ export class Connection implements BodySource {
         pos += n;
         s.bodyBytesSent += n;
         s.bytesSent += n;
-        if (this.socket.write(n === want ? buf : buf.subarray(0, n))) step();
+        const chunk = n === want ? buf : buf.subarray(0, n);
+        const socket = this.socket;
+        let ok: boolean;
+        if (pendingHead !== undefined) {
+          socket.cork();
+          socket.write(pendingHead, "latin1");
+          ok = socket.write(chunk);
+          socket.uncork();
+          pendingHead = undefined;
+        } else {
+          ok = socket.write(chunk);
+        }
+        if (ok) step();
         else this.waitDrain(step);
       });
     };
