@@ -698,6 +698,12 @@ export class Connection implements BodySource {
    */
   private sendFile(s: Sending, head: string, start: number, end: number): void {
     const fd = s.fd;
+    if (end <= start) {
+      // An empty range: the head alone (the descriptor is closed by complete()).
+      this.write(head);
+      this.finish(s);
+      return;
+    }
     let pos = start;
     let pendingHead: string | undefined = head;
     const step = (): void => {

@@ -335,7 +335,8 @@ test("file bodies: a small and a large range, the fd closed after (unless keepOp
     handler: (req) => {
       const fd = openSync(join(dir, "big"), "r");
       fds.push(fd);
-      const [start, end] = req.path === "/small" ? [10, 1010] : [5, 299_999];
+      const [start, end] =
+        req.path === "/small" ? [10, 1010] : req.path === "/empty" ? [0, 0] : [5, 299_999];
       return {
         status: 200,
         fields: new Fields(),
@@ -345,12 +346,11 @@ test("file bodies: a small and a large range, the fd closed after (unless keepOp
   });
   const x = await exchange(
     port,
-    "GET /small HTTP/1.1\r\nHost: a\r\n\r\nGET /large HTTP/1.1\r\nHost: a\r\n\r\n",
-    {
-      responses: 2,
-    },
+    "GET /small HTTP/1.1\r\nHost: a\r\n\r\nGET /large HTTP/1.1\r\nHost: a\r\n\r\nGET /empty HTTP/1.1\r\nHost: a\r\n\r\n",
+    { responses: 3 },
   );
   assert.equal(x.error, undefined);
+  assert.equal(header(x.responses[2], "content-length"), "0", "an empty range: the head alone");
   assert.equal(Buffer.from(x.responses[0]!.body, "latin1").equals(big.subarray(10, 1010)), true);
   assert.equal(Buffer.from(x.responses[1]!.body, "latin1").equals(big.subarray(5, 299_999)), true);
   await sleep(20);
