@@ -20,7 +20,8 @@ test("the web server's engine, corpus, module, nginx and TLS tests pass on Briga
     process.execPath,
     ["--test", "--test-concurrency=2", "--test-reporter=spec", ...files],
     {
-      env: { ...process.env, BRIGADE_WEB_ENGINE: "brigade" },
+      // Without NODE_TEST_CONTEXT, or node:test takes the child for a nested run and skips it.
+      env: { ...process.env, NODE_TEST_CONTEXT: undefined, BRIGADE_WEB_ENGINE: "brigade" },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
