@@ -72,6 +72,9 @@ function onSocketClose(this: Tagged): void {
 function onSocketDrain(this: Tagged): void {
   this[kConnection]?.onDrain();
 }
+function uncorkLater(conn: Connection): void {
+  conn.uncork();
+}
 
 /** The response being written, with its accounting for the Completion. */
 interface Sending {
@@ -116,6 +119,8 @@ export class Connection implements BodySource {
   private again = false;
   private readPaused = false;
   private drainWaiter: (() => void) | undefined = undefined;
+  /** The socket is corked until the next tick (pipelined responses coalesced). */
+  private corked = false;
   /** writableLength when the send timer was armed: output that moved is not a stall. */
   private sendMark = -1;
   /** Why we closed the connection ourselves, for the Completion of a response cut short. */
@@ -626,6 +631,14 @@ export class Connection implements BodySource {
     this.sending = s;
     this.clearTimer();
     const socket = this.socket;
+    if (this.parser.buffered > 0 && !this.corked) {
+      // Pipelined requests wait in the parser: hold this response in the socket until the next
+      // tick, so that theirs (answered meanwhile, in the same round of microtasks) go out with
+      // it in one writev.
+      this.corked = true;
+      socket.cork();
+      process.nextTick(uncorkLater, this);
+    }
     if (sendContinue) {
       this.continueSent = true;
       socket.write(CONTINUE);
@@ -669,6 +682,14 @@ export class Connection implements BodySource {
       this.write(head);
       this.sendStream(s, body.stream, length, chunked);
     }
+  }
+
+  /** The end of a tick of pipelined responses: let them out (one writev). */
+  uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
+    if (this.socket.writableNeedDrain) this.armSend();
   }
 
   /** Answer 500 in place of a response that cannot be written (and close after it). */
@@ -827,6 +848,7 @@ export class Connection implements BodySource {
 
   private handOver(s: Sending, onSocket: (socket: Socket, head: Buffer) => void): void {
     const socket = this.socket;
+    this.uncork();
     const rest = Buffer.from(this.parser.rest());
     // Paused first: a flowing socket keeps flowing when its 'data' listeners go.
     socket.pause();

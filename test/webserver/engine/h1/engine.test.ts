@@ -63,6 +63,25 @@ test("pipelined requests are answered in order, each with its own body, even whe
   assert.deepEqual(seen, ["/1", "/2", "/3"]);
 });
 
+test("pipelined responses larger than the socket buffer all arrive (coalescing never stalls)", async (t) => {
+  const big = Buffer.alloc(200_000, 0x62);
+  const { port } = await startEngine(t, {
+    handler: (req) => response(200, req.path === "/s" ? "s" : big),
+  });
+  const x = await exchange(
+    port,
+    "GET /b HTTP/1.1\r\nHost: a\r\n\r\nGET /s HTTP/1.1\r\nHost: a\r\n\r\n".repeat(4),
+    {
+      responses: 8,
+    },
+  );
+  assert.equal(x.error, undefined);
+  assert.deepEqual(
+    x.responses.map((r) => r.body.length),
+    [200_000, 1, 200_000, 1, 200_000, 1, 200_000, 1],
+  );
+});
+
 test("HEAD gets the length of the body it would have had, and no body", async (t) => {
   const { port } = await startEngine(t, { handler: hello });
   const x = await exchange(
