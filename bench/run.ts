@@ -152,6 +152,7 @@ async function main(): Promise<number> {
           durationSec: warmupSec,
           threads,
           signal: abort.signal,
+          ...(suite.headers ? { headers: suite.headers } : {}),
         });
       }
     }
@@ -167,6 +168,7 @@ async function main(): Promise<number> {
               durationSec,
               threads,
               signal: abort.signal,
+              ...(suite.headers ? { headers: suite.headers } : {}),
             });
           } catch (err) {
             abort.signal.throwIfAborted();

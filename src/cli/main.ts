@@ -28,7 +28,7 @@ interface Command {
   needsApp: boolean;
   meta: MetaFlag[];
   /** What to do with a valid config. */
-  action: "run" | "check" | "print";
+  action: "run" | "check" | "print" | "purge";
   tier?: () => Promise<{ run: TierRun }>;
 }
 
@@ -82,6 +82,38 @@ const commands: Record<string, Command> = {
     meta: [configFlag, helpFlag],
     action: "check",
   },
+  purge: {
+    summary:
+      "Purge the HTTP cache of a running web server (URL, --tag or --key) through its cache admin endpoint.",
+    sections: ["log", "web"],
+    positional: true,
+    needsApp: false,
+    meta: [
+      configFlag,
+      {
+        long: "tag",
+        metavar: "TAG",
+        doc: "Purge everything tagged TAG (Surrogate-Key / Cache-Tag).",
+      },
+      { long: "key", metavar: "KEY", doc: "Purge one cache key (the key template's result)." },
+      {
+        long: "invalidate",
+        doc: "Mark stale (revalidated before the next use) instead of deleting.",
+      },
+      {
+        long: "admin",
+        metavar: "URL",
+        doc: "The admin endpoint (http://127.0.0.1:8080/_cache). Default: the config's location with cacheAdmin.",
+      },
+      {
+        long: "token",
+        metavar: "TOKEN",
+        doc: "Its bearer token. Default: BRIGADE_CACHE_TOKEN, else the config's cacheAdmin.token.",
+      },
+      helpFlag,
+    ],
+    action: "purge",
+  },
   "print-config": {
     summary: "Print the effective config (defaults < file < env < flags), validated.",
     sections: ["log", "app", "web"],
@@ -118,9 +150,12 @@ function mainHelp(): string {
 export function commandHelp(name: string): string {
   const c = commands[name];
   if (!c) throw new Error(`no command ${name}`);
-  const positional = c.positional ? (c.needsApp ? " APP" : " [APP]") : "";
+  const arg = c.action === "purge" ? "URL" : "APP";
+  const positional = c.positional ? (c.needsApp ? ` ${arg}` : ` [${arg}]`) : "";
   const lines = [`Usage: brigade ${name} [options]${positional}`, "", c.summary, ""];
-  if (c.positional) {
+  if (c.action === "purge") {
+    lines.push("Arguments:", "  URL     Purge every stored variant of this URL.", "");
+  } else if (c.positional) {
     lines.push(
       "Arguments:",
       `  APP     ${summary(schema.app.app.doc)} [app.app; env BRIGADE_APP]`,
@@ -177,7 +212,7 @@ export async function main(argv: string[]): Promise<number> {
     return ExitCode.ok;
   }
   const overrides = [...parsed.overrides];
-  const app = parsed.positionals[0];
+  const app = command.action === "purge" ? undefined : parsed.positionals[0];
   if (app !== undefined)
     overrides.push({ section: "app", key: "app", value: app, source: "argument APP" });
   const configFile = parsed.meta.get("config");
@@ -220,9 +255,39 @@ export async function main(argv: string[]): Promise<number> {
       err(`${bad.message}\nbrigade ${first}: ${n} problem${n === 1 ? "" : "s"} in the config`);
       return failCode;
     }
+    // Like gunicorn's --check-config, an app that is named must also load.
+    if (config.app.app !== undefined) {
+      const { checkApp } = await import("../appserver/check.ts");
+      const problem = await checkApp(config.app.app, process.cwd(), config.app.chdir);
+      if (problem !== undefined) {
+        err(`${problem}\nbrigade check: the app (app.app) cannot be loaded`);
+        return ExitCode.failure;
+      }
+    }
     const where = file ? `config ${file}` : "no config file (defaults, env and flags)";
-    out(`brigade check: ok: ${where}`);
+    const app = config.app.app !== undefined ? `; app ${config.app.app} loads` : "";
+    out(`brigade check: ok: ${where}${app}`);
     return ExitCode.ok;
+  }
+  if (command.action === "purge") {
+    const { purgeCommand } = await import("../webserver/cache/cli.ts");
+    const str = (k: string): string | undefined => {
+      const v = parsed.meta.get(k);
+      return typeof v === "string" ? v : undefined;
+    };
+    return purgeCommand(
+      config,
+      {
+        url: parsed.positionals[0],
+        tag: str("tag"),
+        key: str("key"),
+        invalidate: parsed.meta.get("invalidate") === true,
+        admin: str("admin"),
+        token: str("token"),
+      },
+      out,
+      err,
+    );
   }
   if (command.action === "print") {
     const json = JSON.stringify(config, null, 2);

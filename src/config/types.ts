@@ -7,6 +7,7 @@
  * what the code reads: `30`). `object` and `list` compose, so nested structures (server blocks
  * with locations) get the same validation, with errors pointing to `web.servers[1].root`.
  */
+import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 
 /** A key path inside the config: `["web", "servers", 1, "root"]`. */
@@ -722,5 +723,94 @@ export function appSpec(): ValueType<string, string> {
     metavar: "APP",
     parse: (v) =>
       typeof v === "string" && /^[^:\s][^:]*(:[A-Za-z_$][\w$]*(\(\))?)?$/.test(v) ? v : undefined,
+  });
+}
+
+/**
+ * A function, for server hooks: only a `.ts`/`.js` config file can hold one (JSON, YAML, env vars
+ * and flags cannot). `F` types the hook for `defineConfig`; the check is `typeof` only.
+ */
+export function hook<F extends (...args: never[]) => unknown>(): ValueType<F, F> {
+  return scalar({
+    name: "function",
+    expected: "a function (set in a .ts or .js config file)",
+    metavar: "",
+    parse: (v) => (typeof v === "function" ? (v as F) : undefined),
+  });
+}
+
+/**
+ * File mode bits (a umask): an integer 0-511, or a string in octal, `"022"`, `"0o022"`.
+ * Returns undefined when invalid.
+ */
+export function parseMode(value: unknown): number | undefined {
+  if (typeof value === "number") {
+    return Number.isInteger(value) && value >= 0 && value <= 0o777 ? value : undefined;
+  }
+  if (typeof value !== "string") return undefined;
+  const m = /^(?:0o)?([0-7]{1,4})$/i.exec(value.trim());
+  if (!m) return undefined;
+  const mode = Number.parseInt(m[1]!, 8);
+  return mode <= 0o777 ? mode : undefined;
+}
+
+/** File mode bits: `"022"`, `"0o027"` (octal) or an integer. */
+export function mode(): ValueType<number | string, number> {
+  return scalar({
+    name: "octal mode",
+    expected: 'file mode bits in octal ("022", "0o027") or an integer from 0 to 511',
+    metavar: "MODE",
+    fromString: (t) => t,
+    parse: parseMode,
+  });
+}
+
+/** A user or group: a name, or a numeric id. */
+export function account(): ValueType<string | number, string | number> {
+  return scalar({
+    name: "name or id",
+    expected: "a user/group name or a numeric id",
+    metavar: "NAME|ID",
+    fromString: (t) => (/^\d+$/.test(t) ? Number(t) : t),
+    parse: (v) =>
+      (typeof v === "number" && Number.isInteger(v) && v >= 0) ||
+      (typeof v === "string" && /^[A-Za-z_][\w.-]*\$?$/.test(v))
+        ? v
+        : undefined,
+  });
+}
+
+/** `NAME=value`: one environment variable to set. */
+export function envAssignment(): ValueType<string, string> {
+  return scalar({
+    name: "NAME=value",
+    expected: 'an environment assignment "NAME=value"',
+    metavar: "NAME=VALUE",
+    parse: (v) => (typeof v === "string" && /^[A-Za-z_][A-Za-z0-9_]*=/.test(v) ? v : undefined),
+  });
+}
+
+/**
+ * A peer allowed to set forwarding headers: an IP (`10.0.0.1`, `::1`), a CIDR (`10.0.0.0/8`),
+ * `unix` (unix socket peers) or `*` (everyone).
+ */
+export function trustedPeer(): ValueType<string, string> {
+  return scalar({
+    name: "IP, CIDR, unix or *",
+    expected: 'an IP address, a CIDR ("10.0.0.0/8"), "unix" or "*"',
+    metavar: "ADDRESS",
+    parse: (v) => {
+      if (typeof v !== "string") return undefined;
+      const text = v.trim();
+      if (text === "unix" || text === "*") return text;
+      const slash = text.indexOf("/");
+      const addr = slash < 0 ? text : text.slice(0, slash);
+      const family = isIP(addr);
+      if (family === 0) return undefined;
+      if (slash < 0) return text;
+      const prefix = text.slice(slash + 1);
+      const bits = Number(prefix);
+      return /^\d{1,3}$/.test(prefix) && bits <= (family === 4 ? 32 : 128) ? text : undefined;
+    },
   });
 }

@@ -59,6 +59,11 @@ export interface BoundListener {
   readonly address: string;
   /** The bound port (TCP), for tests and logs; undefined for unix sockets. */
   readonly port: number | undefined;
+  /**
+   * The raw libuv handle (a TCP or Pipe wrap) owning `fd`, when there is one: what the master
+   * sends over IPC when a worker asks for a fresh copy of the socket (`ctx.acquireListener`).
+   */
+  readonly handle: object | undefined;
   /** Close the descriptor; `unlink` also removes a unix socket file. */
   close(unlink: boolean): void;
 }
@@ -209,6 +214,7 @@ function fromHandle(spec: ListenSpec, h: RawHandle): BoundListener {
     fd: h.fd,
     address,
     port,
+    handle: h,
     close(unlink) {
       if (closed) return;
       closed = true;
@@ -243,6 +249,7 @@ export function adoptListener(spec: ListenSpec, fd: number): BoundListener {
     fd,
     address: formatListen(spec),
     port: undefined,
+    handle: undefined,
     close(unlink) {
       if (closed) return;
       closed = true;

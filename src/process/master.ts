@@ -86,6 +86,11 @@ export interface MasterOptions {
   log?: LoggerOptions;
   /** Node flags for worker processes (default none). */
   execArgv?: string[];
+  /**
+   * Before killing a worker process for a timeout, read and log the JavaScript stack its event
+   * loop is blocked in, and what its `onBlocked` functions report (default true; process mode).
+   */
+  stackOnTimeout?: boolean;
   /** Called on HUP: re-read config. Throwing keeps the old options running; the error is logged. */
   reload?: () => Promise<ReloadableOptions>;
   hooks?: MasterHooks;
@@ -211,6 +216,7 @@ export class Master {
       bootRetries: o.bootRetries ?? 5,
       log: o.log ?? {},
       execArgv: o.execArgv ?? [],
+      stackOnTimeout: o.stackOnTimeout ?? true,
     };
   }
 

@@ -17,6 +17,9 @@ import { ExitCode } from "../core/exitCodes.ts";
 import type { Logger, LoggerOptions } from "../core/logger.ts";
 import type { BoundListener } from "./listen.ts";
 import type { FromWorker, ToWorker, WorkerInit, WorkerListen } from "./protocol.ts";
+import { SharedStore } from "./sharedState.ts";
+import { captureBlockedStack } from "./stack.ts";
+import { BLOCKED_REPORT_KEY } from "./worker.ts";
 
 export type WorkerState = "booting" | "ready" | "draining" | "stopping";
 
@@ -38,6 +41,8 @@ export interface WorkerInfo {
   rss: number;
   heapUsed: number;
   stats: Record<string, number>;
+  /** Why it asked to be replaced, while its successor boots. */
+  retiring: string | undefined;
 }
 
 export interface WorkerExit {
@@ -64,6 +69,11 @@ export interface PoolOptions {
   log: LoggerOptions;
   /** Node flags for worker processes. */
   execArgv: string[];
+  /**
+   * Before killing a worker process for a timeout, read its blocked JavaScript stack and its
+   * `onBlocked` report through the inspector (see stack.ts) and log them. Process mode only.
+   */
+  stackOnTimeout: boolean;
 }
 
 export interface PoolHooks {
@@ -75,12 +85,16 @@ interface Proc {
   pid: number;
   threadId: number | undefined;
   send(msg: ToWorker): void;
+  /** Send a message with a socket handle (process mode); false when that is not possible. */
+  sendHandle(msg: ToWorker, handle: object): boolean;
   /** A signal for a process; any signal terminates a thread. */
   kill(signal: NodeJS.Signals): void;
 }
 
 interface Rec {
   proc: Proc;
+  /** Unique for the pool's life: who holds shared-state counts. */
+  owner: number;
   id: number;
   generation: number;
   state: WorkerState;
@@ -95,6 +109,10 @@ interface Rec {
   deadline: number | undefined;
   /** Set when the master ends it on purpose; the exit is then not a failure. */
   killReason: string | undefined;
+  /** The sockets it inherited (a reload may change the pool's), for `listener` requests. */
+  listeners: readonly BoundListener[];
+  /** Set when the worker asked to be replaced (`retire`): why. */
+  retiring: string | undefined;
 }
 
 const entryUrl = new URL("./workerEntry.ts", import.meta.url);
@@ -102,6 +120,10 @@ const entryUrl = new URL("./workerEntry.ts", import.meta.url);
 const FIRST_BEAT_GRACE_MS = 30_000;
 /** A fast stop waits this long before SIGKILL. */
 const FAST_STOP_MS = 1000;
+/** How long reading a timed-out worker's stack may delay its SIGKILL. */
+const STACK_CAPTURE_MS = 10_000;
+/** Exit reasons that are planned replacements, logged at info level. */
+const plannedReasons = new Set(["stopped", "scaled down"]);
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 
@@ -119,6 +141,9 @@ export class WorkerPool {
   private bootFailures = 0;
   private stopping = false;
   private previous: { options: PoolOptions; generation: number; desired: number } | undefined;
+  private nextOwner = 1;
+  /** Counters shared by all workers (sharedState.ts); kept across reloads. */
+  readonly shared = new SharedStore();
 
   constructor(options: PoolOptions, logger: Logger, wake: () => void, hooks: PoolHooks = {}) {
     this.options = options;
@@ -220,6 +245,7 @@ export class WorkerPool {
       rss: r.rss,
       heapUsed: r.heapUsed,
       stats: { ...r.stats },
+      retiring: r.retiring,
     };
   }
 
@@ -227,13 +253,14 @@ export class WorkerPool {
     while (this.exits.length > 0) {
       const { rec, code, signal } = this.exits.shift()!;
       this.records.delete(rec);
+      this.shared.dropOwner(rec.owner);
       const booted = rec.readyAt !== undefined;
       const requested = rec.killReason !== undefined;
       let reason = rec.killReason ?? (signal ? `signal ${signal}` : `exit code ${code}`);
       if (!requested && !booted) reason = `boot failure (${reason})`;
       const exit: WorkerExit = { code, signal, reason, booted };
       const fields = { worker: rec.id, pid: rec.proc.pid, generation: rec.generation, reason };
-      if (requested && (rec.killReason === "stopped" || rec.killReason === "scaled down")) {
+      if (requested && (plannedReasons.has(rec.killReason!) || rec.retiring !== undefined)) {
         this.logger.info("worker exited", fields);
       } else {
         this.logger.warn("worker exited", fields);
@@ -301,14 +328,32 @@ export class WorkerPool {
       const limit = this.options.timeout * 1000;
       const silent = now - r.lastBeat;
       if (silent > (r.beaten ? limit : Math.max(limit, FIRST_BEAT_GRACE_MS))) {
-        this.logger.error("worker timed out (no heartbeat); killing", {
-          worker: r.id,
-          pid: r.proc.pid,
-          silentMs: silent,
-        });
         r.killReason = "timeout";
         r.state = "stopping";
-        r.proc.kill("SIGKILL");
+        const fields = { worker: r.id, pid: r.proc.pid, silentMs: silent };
+        if (!this.options.stackOnTimeout || r.proc.threadId !== undefined || !r.beaten) {
+          this.logger.error("worker timed out (no heartbeat); killing", fields);
+          r.proc.kill("SIGKILL");
+          continue;
+        }
+        // Read what it is stuck in, then kill it; the deadline is a backstop.
+        r.deadline = now + STACK_CAPTURE_MS + 1000;
+        const rec = r;
+        void captureBlockedStack(r.proc.pid, {
+          timeoutMs: STACK_CAPTURE_MS,
+          reportExpression: `globalThis[Symbol.for(${JSON.stringify(BLOCKED_REPORT_KEY)})]?.()`,
+        }).then((found) => {
+          const blocked = new Error("event loop blocked");
+          blocked.name = "BlockedWorker";
+          blocked.stack = found.stack ? `BlockedWorker: event loop blocked in\n${found.stack}` : "";
+          this.logger.error("worker timed out (no heartbeat); killing", {
+            ...fields,
+            ...(found.report ?? {}),
+            ...(found.error ? { stackError: found.error } : {}),
+            ...(found.stack ? { blocked } : {}),
+          });
+          rec.proc.kill("SIGKILL");
+        });
       }
     }
   }
@@ -316,7 +361,11 @@ export class WorkerPool {
   private manage(now: number): void {
     const current = new Map<number, Rec>();
     for (const r of this.records) {
-      if (r.generation === this.generation && (r.state === "booting" || r.state === "ready")) {
+      if (
+        r.generation === this.generation &&
+        (r.state === "booting" || r.state === "ready") &&
+        r.retiring === undefined
+      ) {
         current.set(r.id, r);
       }
     }
@@ -331,6 +380,13 @@ export class WorkerPool {
     }
     for (const r of current.values()) {
       if (r.id > this.desired) this.stopWorker(r, true, "scaled down");
+    }
+    // A retiring worker serves on until its successor in the slot is ready.
+    for (const r of this.records) {
+      if (r.retiring === undefined || r.state !== "ready") continue;
+      if (r.id > this.desired || current.get(r.id)?.state === "ready") {
+        this.stopWorker(r, true, r.retiring);
+      }
     }
     if (this.previous && this.hasOlder()) {
       let allReady = true;
@@ -371,9 +427,11 @@ export class WorkerPool {
       listeners: [],
       heartbeatMs,
       log: o.log,
+      stackOnTimeout: o.stackOnTimeout && o.mode === "process",
     };
     const rec: Rec = {
       proc: undefined as unknown as Proc,
+      owner: this.nextOwner++,
       id,
       generation: this.generation,
       state: "booting",
@@ -386,6 +444,8 @@ export class WorkerPool {
       heapUsed: 0,
       deadline: undefined,
       killReason: undefined,
+      listeners: this.listeners,
+      retiring: undefined,
     };
     const onMessage = (msg: FromWorker): void => this.onMessage(rec, msg);
     const onExit = (code: number | null, signal: string | null): void => {
@@ -408,10 +468,29 @@ export class WorkerPool {
   private onMessage(rec: Rec, msg: FromWorker): void {
     rec.lastBeat = Date.now();
     rec.beaten = true;
-    if (msg.t === "hb") {
+    if (msg.t === "ss") {
+      const r = this.shared.serve(rec.owner, msg.q, performance.now());
+      if (r.length > 0) rec.proc.send({ t: "ss", r });
+    } else if (msg.t === "hb") {
       rec.stats = msg.stats;
       rec.rss = msg.rss;
       rec.heapUsed = msg.heapUsed;
+    } else if (msg.t === "listener") {
+      const l = rec.listeners[msg.index];
+      const sent = l?.handle !== undefined && rec.proc.sendHandle(msg, l.handle);
+      if (!sent) {
+        rec.proc.send({ t: "listener", index: msg.index, error: "no socket handle to send" });
+      }
+    } else if (msg.t === "retire") {
+      if (rec.retiring === undefined && rec.state === "ready") {
+        rec.retiring = msg.reason;
+        this.logger.info("worker asks to be replaced", {
+          worker: rec.id,
+          pid: rec.proc.pid,
+          reason: msg.reason,
+        });
+        this.wake();
+      }
     } else if (msg.t === "ready" && rec.state === "booting") {
       rec.state = "ready";
       rec.readyAt = rec.lastBeat;
@@ -430,9 +509,13 @@ export class WorkerPool {
   ): Proc {
     // Descriptors 0-2 are stdio, 3 is IPC; listening sockets follow from 4, in spec order.
     init.listeners = this.listeners.map((_, i): WorkerListen => ({ fd: 4 + i }));
+    // publish-uid=http: the master reads the address from /json/list; nothing on stderr.
+    const inspect = init.stackOnTimeout
+      ? ["--inspect-port=127.0.0.1:0", "--inspect-publish-uid=http"]
+      : [];
     const child: ChildProcess = spawn(
       process.execPath,
-      [...this.options.execArgv, fileURLToPath(entryUrl)],
+      [...this.options.execArgv, ...inspect, fileURLToPath(entryUrl)],
       {
         stdio: ["ignore", "inherit", "inherit", "ipc", ...this.listeners.map((l) => l.fd)],
         serialization: "json",
@@ -458,10 +541,19 @@ export class WorkerPool {
       });
     };
     send({ t: "init", init });
+    const logger = this.logger;
     return {
       pid: child.pid ?? -1,
       threadId: undefined,
       send,
+      sendHandle(msg, handle) {
+        if (!child.connected) return false;
+        // keepOpen: the master's own descriptor must stay open; the worker gets a copy.
+        child.send(msg, handle as never, { keepOpen: true }, (error) => {
+          if (error) logger.debug("cannot send a socket", { worker: init.id, error });
+        });
+        return true;
+      },
       kill(signal) {
         if (!exited) child.kill(signal);
       },
@@ -495,6 +587,9 @@ export class WorkerPool {
       threadId: worker.threadId,
       send(msg) {
         if (!exited) worker.postMessage(msg);
+      },
+      sendHandle() {
+        return false;
       },
       kill() {
         if (!exited) void worker.terminate();

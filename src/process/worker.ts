@@ -13,14 +13,30 @@
  *   (INT/QUIT): drop connections instead of draining them. A fast stop arriving during a
  *   graceful one calls each function again with false, so they must tolerate a second call.
  * - count served requests in `ctx.stats.requests` (and any other counters): they reach the master
- *   with each heartbeat.
+ *   with each heartbeat, and once more just before the worker exits.
+ * It may also:
+ * - `ctx.acquireListener(i)` (process mode): get a fresh copy of listening socket `i` from the
+ *   master. Closing a server closes its descriptor; a new copy lets a worker stop accepting
+ *   (close) and start again (listen on the copy) while the socket itself stays open in the
+ *   master: what sync workers and `worker-connections` limits are built on.
+ * - `ctx.retire(reason)`: ask to be replaced (max requests, memory). The master starts a
+ *   successor in the same slot and, once it is ready, stops this worker gracefully.
+ * - `ctx.onReopen(fn)`: reopen its own files (access logs) on USR1.
+ * - `ctx.onBlocked(fn)`: facts for the timeout report. When the master times a worker out (its
+ *   event loop is blocked), it reads the blocked JavaScript stack through the inspector (process
+ *   mode, `stackOnTimeout`) and calls `fn` *on the blocked thread* (an inspector evaluation runs
+ *   there through a V8 interrupt); what
+ *   `fn` returns (JSON-able: the requests in flight) is logged with the stack. `fn` must be
+ *   synchronous and quick: nothing asynchronous can run in a blocked worker.
  * Throwing `AppLoadError` (or exiting with ExitCode.appLoad) tells the master the app cannot be
  * loaded at all: it stops everything and exits 4 instead of respawning. Any other throw before
  * `ready()` is a boot failure (respawned with backoff, then exit 3).
  */
+import inspector from "node:inspector";
 import { ExitCode } from "../core/exitCodes.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
 import type { FromWorker, ToWorker, WorkerInit, WorkerListen } from "./protocol.ts";
+import { type SharedState, SharedStateClient } from "./sharedState.ts";
 
 export type { WorkerListen } from "./protocol.ts";
 
@@ -46,9 +62,26 @@ export interface WorkerContext {
   readonly signal: AbortSignal;
   /** Register a stop function: stop accepting, finish in-flight work, resolve. */
   onStop(fn: (graceful: boolean) => Promise<void> | void): void;
-  /** Register a function called on USR1 after the error log is reopened (other log files). */
+  /** True in process mode: `acquireListener` works. */
+  readonly canAcquireListener: boolean;
+  /**
+   * A fresh copy of listening socket `index` (a raw handle for `server.listen(handle)`), from
+   * the master. Rejects in thread mode, when the master has no handle for it, or when the
+   * master is gone.
+   */
+  acquireListener(index: number): Promise<object>;
+  /** Ask the master to replace this worker (it stops it gracefully once the successor is ready). */
+  retire(reason: string): void;
+  /** Register a function run on USR1 (reopen log files), after the error log is reopened. */
   onReopen(fn: () => void): void;
+  /** Register a function whose result is logged when this worker is killed for a timeout. */
+  onBlocked(fn: () => Record<string, unknown>): void;
+  /** Counters shared with every other worker of the master (sharedState.ts). */
+  readonly shared: SharedState;
 }
+
+/** Where the runtime puts the `onBlocked` collector, for the master to call through the debugger. */
+export const BLOCKED_REPORT_KEY = "brigade.worker.onBlocked";
 
 export type WorkerMain = (ctx: WorkerContext) => void | Promise<void>;
 
@@ -59,8 +92,11 @@ export class AppLoadError extends Error {
 
 /** A transport to the master: IPC for processes, a message port for threads. */
 export interface MasterChannel {
+  /** "thread" for a worker_thread: no descriptors of its own, no signals. */
+  readonly mode: "process" | "thread";
   send(msg: FromWorker): void;
-  onMessage(fn: (msg: ToWorker) => void): void;
+  /** `handle` is set on a `listener` message (a socket sent over IPC). */
+  onMessage(fn: (msg: ToWorker, handle?: object) => void): void;
   /** Called when the master is gone (IPC disconnect): the worker then stops gracefully. */
   onLost(fn: () => void): void;
   /** Exit this worker (process.exit in a process, the thread's own exit in a thread). */
@@ -74,18 +110,59 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
   const logger = createLogger(init.log).child({ tier: init.name, worker: init.id });
   const abort = new AbortController();
   const stopFns: ((graceful: boolean) => Promise<void> | void)[] = [];
-  const reopenFns: (() => void)[] = [];
   const stats: WorkerStats = { requests: 0 };
   let readySent = false;
   let stopping = false;
+  const shared = new SharedStateClient({
+    send(q) {
+      channel.send({ t: "ss", q });
+      return true;
+    },
+    onDegraded(reason) {
+      logger.warn("shared state unavailable; limits fail open", { reason });
+    },
+  });
+  let retired = false;
+
+  const reopenFns: (() => void)[] = [];
+  const blockedFns: (() => Record<string, unknown>)[] = [];
+  const waitingFor = new Map<
+    number,
+    { resolve: (h: object) => void; reject: (e: Error) => void }[]
+  >();
+  const inspecting = channel.mode === "process" && init.stackOnTimeout === true;
+  // Started with --inspect on purpose (debugging a worker): leave that inspector alone.
+  const inspectorWanted = inspector.url() !== undefined;
+  if (channel.mode === "process" && !inspecting) {
+    // Node opens its inspector on SIGUSR1; without the timeout report nothing should.
+    process.on("SIGUSR1", () => {});
+  }
 
   const beat = (): void => {
     const mem = process.memoryUsage();
     channel.send({ t: "hb", stats: { ...stats }, rss: mem.rss, heapUsed: mem.heapUsed });
+    // An inspector open while this loop runs was not opened for a timeout report (the master
+    // opens it only for a blocked worker, and kills it right after): a stray SIGUSR1. Close it.
+    if (channel.mode === "process" && !inspectorWanted && inspector.url() !== undefined) {
+      logger.warn("inspector opened by a stray SIGUSR1; closing it");
+      inspector.close();
+    }
   };
   beat();
   // unref: a worker whose servers are all closed must be able to exit on its own.
   setInterval(beat, init.heartbeatMs).unref();
+
+  (globalThis as Record<symbol, unknown>)[Symbol.for(BLOCKED_REPORT_KEY)] = (): string => {
+    const out: Record<string, unknown> = {};
+    for (const fn of blockedFns) {
+      try {
+        Object.assign(out, fn());
+      } catch (error) {
+        out.reportError = String(error);
+      }
+    }
+    return JSON.stringify(out);
+  };
 
   let fast = false;
   const stop = async (graceful: boolean): Promise<void> => {
@@ -105,23 +182,35 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
     for (const r of results) {
       if (r.status === "rejected") logger.error("stop function failed", { error: r.reason });
     }
+    // The last counters, so the master's totals include what was served since the last beat.
+    beat();
     channel.exit(ExitCode.ok);
   };
 
-  channel.onMessage((msg) => {
-    if (msg.t === "stop") void stop(msg.graceful);
+  channel.onMessage((msg, handle) => {
+    if (msg.t === "ss") shared.receive(msg.r);
+    else if (msg.t === "stop") void stop(msg.graceful);
     else if (msg.t === "reopen") {
       logger.reopen();
       for (const fn of reopenFns) {
         try {
           fn();
         } catch (error) {
-          logger.error("reopen function failed", { error });
+          logger.error("reopening a file failed", { error });
         }
       }
+    } else if (msg.t === "listener") {
+      const waiter = waitingFor.get(msg.index)?.shift();
+      if (!waiter) return;
+      if (handle) waiter.resolve(handle);
+      else waiter.reject(new Error(msg.error ?? `no handle for listener ${msg.index}`));
     }
   });
   channel.onLost(() => {
+    shared.lost();
+    for (const list of waitingFor.values()) {
+      for (const w of list.splice(0)) w.reject(new Error("the master is gone"));
+    }
     logger.warn("master is gone; stopping");
     void stop(true);
   });
@@ -142,9 +231,30 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
     onStop(fn) {
       stopFns.push(fn);
     },
+    canAcquireListener: channel.mode === "process",
+    acquireListener(index) {
+      if (channel.mode !== "process") {
+        return Promise.reject(new Error("acquireListener needs process mode"));
+      }
+      return new Promise((resolve, reject) => {
+        const list = waitingFor.get(index) ?? [];
+        list.push({ resolve, reject });
+        waitingFor.set(index, list);
+        channel.send({ t: "listener", index });
+      });
+    },
+    retire(reason) {
+      if (retired || stopping) return;
+      retired = true;
+      channel.send({ t: "retire", reason });
+    },
     onReopen(fn) {
       reopenFns.push(fn);
     },
+    onBlocked(fn) {
+      blockedFns.push(fn);
+    },
+    shared,
   };
 
   let main: WorkerMain;

@@ -99,6 +99,8 @@ export interface PipelineInput {
   source: string;
   /** The modules, in order (default: src/webserver/modules.ts). */
   modules?: readonly WebModule[];
+  /** Worker-wide services modules find in `scope.services` (`sharedState`, `stats`: the worker's). */
+  services?: ReadonlyMap<string, unknown>;
 }
 
 interface Loc {
@@ -208,6 +210,8 @@ export class Pipeline implements EngineHandler {
       engine: web.engine,
       headerTimeout: web.clientHeaderTimeout * 1000,
       bodyTimeout: web.clientBodyTimeout * 1000,
+      bodyMinRate: web.clientBodyMinRate,
+      bodyMinRateGrace: web.clientBodyMinRateGrace * 1000,
       keepaliveTimeout: web.keepaliveTimeout * 1000,
       keepaliveRequests: web.keepaliveRequests,
       sendTimeout: web.sendTimeout * 1000,
@@ -584,12 +588,13 @@ class Compiler {
   private readonly shared = new Map<string, Map<string, unknown>>();
   private readonly closers: (() => void | Promise<void>)[] = [];
   private readonly reopeners: (() => void)[] = [];
-  private readonly services = new Map<string, unknown>();
+  private readonly services: Map<string, unknown>;
   private readonly moduleKeys: Map<WebModule, string[]>;
   private readonly templateNames: TemplateNames;
 
   constructor(input: PipelineInput) {
     this.input = input;
+    this.services = new Map(input.services ?? []);
     this.modules = input.modules ?? defaultModules;
     this.templateNames = {
       vars: new Set([...this.modules.flatMap((m) => m.variables ?? []), ...groupNames(input.web)]),
@@ -614,8 +619,10 @@ class Compiler {
     // The quick start: no servers, one made of the web section's own settings.
     const synthetic = web.servers.length === 0;
     const blocks: { block: ServerBlock; path: Path }[] = synthetic
-      ? [{ block: {} as ServerBlock, path: ["web"] }]
+      ? [{ block: this.quickStart(web), path: ["web"] }]
       : web.servers.map((block, i) => ({ block, path: ["web", "servers", i] }));
+    // The upstream groups, for the proxy (and whatever else names a group).
+    this.services.set("upstreams", web.upstreams);
     // nginx's http block: a web-section setting named like a block field (`root`, `accessLog`,
     // `clientMaxBodySize`, and any a module adds the same way) is what servers inherit.
     const httpLevel: Record<string, unknown> = {};
@@ -733,6 +740,24 @@ class Compiler {
       closers: this.closers,
       reopeners: this.reopeners,
     });
+  }
+
+  /**
+   * The server block of the quick start (no `servers`): empty (the web section's `root` and the
+   * rest are inherited), or with `web.proxy`, a proxy to those addresses; with a `root` too, and a
+   * module that tries files, files first and the rest proxied (nginx's
+   * `try_files $uri $uri/ @proxy`).
+   */
+  private quickStart(web: WebConfig): ServerBlock {
+    if (web.proxy.length === 0) return {} as ServerBlock;
+    const tries = [...this.moduleKeys.values()].some((keys) => keys.includes("tryFiles"));
+    if (web.root !== undefined && tries) {
+      return {
+        tryFiles: ["$uri", "$uri/", "@proxy"],
+        locations: [{ match: "@proxy", proxy: web.proxy }],
+      } as unknown as ServerBlock;
+    }
+    return { proxy: web.proxy } as ServerBlock;
   }
 
   /** Two servers on one address with the same exact name: nginx warns and ignores; we refuse. */

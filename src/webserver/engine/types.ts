@@ -32,6 +32,9 @@ export interface EngineOptions {
   engine: "node" | "brigade";
   headerTimeout: number;
   bodyTimeout: number;
+  /** Bytes per second a request body must keep up after `bodyMinRateGrace` ms; 0: off. */
+  bodyMinRate: number;
+  bodyMinRateGrace: number;
   keepaliveTimeout: number;
   keepaliveRequests: number;
   sendTimeout: number;
@@ -42,6 +45,11 @@ export interface EngineOptions {
   serverHeader: string | undefined;
   mergeSlashes: boolean;
   logger: Logger;
+  /**
+   * Asked for every accepted connection before anything is read from it (the per-address
+   * connection cap, src/webserver/limits/connections.ts); false: the engine closes it.
+   */
+  admit?: ((socket: Socket) => boolean) | undefined;
 }
 
 /** TLS on a listener: a context per server, picked by SNI. */
