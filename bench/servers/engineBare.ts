@@ -56,6 +56,8 @@ async function engine(which: "node" | "brigade"): Promise<void> {
     engine: which,
     headerTimeout: 60_000,
     bodyTimeout: 60_000,
+    bodyMinRate: 0,
+    bodyMinRateGrace: 0,
     keepaliveTimeout: 75_000,
     keepaliveRequests: 1_000_000,
     sendTimeout: 60_000,

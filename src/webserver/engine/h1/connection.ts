@@ -121,6 +121,9 @@ export class Connection implements BodySource {
   private drainWaiter: (() => void) | undefined = undefined;
   /** The socket is corked until the next tick (pipelined responses coalesced). */
   private corked = false;
+  /** For `bodyMinRate`: the last sweep's time, and the time spent waiting on the client's body. */
+  private rateLast = 0;
+  private waited = 0;
   /** writableLength when the send timer was armed: output that moved is not a stall. */
   private sendMark = -1;
   /** Why we closed the connection ourselves, for the Completion of a response cut short. */
@@ -193,6 +196,24 @@ export class Connection implements BodySource {
         // keep-alive idle, linger: just close
         this.clearTimer();
         this.destroy();
+    }
+  }
+
+  /**
+   * The minimum body rate (Apache's mod_reqtimeout MinRate), called by the sweep: while the body
+   * is awaited from the client (not while the reader is behind), the time waited may not pass
+   * the grace plus one second per `minRate` bytes received; past it, the read fails with 408.
+   */
+  checkBodyRate(now: number, minRate: number, graceMs: number): void {
+    if (this.sink === undefined || this.bodyDone) return;
+    if (this.rateLast !== 0 && this.timerKind === T_BODY) this.waited += now - this.rateLast;
+    this.rateLast = now;
+    if (this.waited > graceMs + (this.bodyBytes / minRate) * 1000) {
+      this.engine.opts.logger.info("request body too slow; closing", {
+        client: this.base.remoteAddress,
+        received: this.bodyBytes,
+      });
+      this.failBody(new HttpError(408, "client body too slow", { close: true }));
     }
   }
 
@@ -329,6 +350,8 @@ export class Connection implements BodySource {
     this.clearTimer();
     this.continueSent = false;
     this.bodyBytes = 0;
+    this.rateLast = 0;
+    this.waited = 0;
     const req = new H1Request(
       head,
       this.base,
@@ -450,7 +473,11 @@ export class Connection implements BodySource {
           this.failBody(new HttpError(413, "request body larger than the limit", { close: true }));
           return;
         }
-        if (!this.sink.chunk(chunk)) this.sinkPaused = true;
+        if (!this.sink.chunk(chunk)) {
+          // The reader is behind now, not the client: no body timeout until we wait on it again.
+          this.sinkPaused = true;
+          if (this.timerKind === T_BODY) this.clearTimer();
+        }
       } else if (ev === END) {
         this.bodyDone = true;
         if (this.timerKind === T_BODY) this.clearTimer();

@@ -68,9 +68,12 @@ export class BrigadeHttp1Engine {
 
   /** Timeouts and draining; called by the listener's sweep with performance.now(). */
   sweep(now: number): void {
+    const minRate = this.opts.bodyMinRate;
+    const grace = this.opts.bodyMinRateGrace;
     for (const c of this.conns) {
       if (c.deadline !== 0 && now >= c.deadline) c.expire(now);
       else if (this.draining && c.idle && now - c.idleSince >= DRAIN_IDLE_MS) c.endSocket();
+      else if (minRate > 0) c.checkBodyRate(now, minRate, grace);
     }
   }
 

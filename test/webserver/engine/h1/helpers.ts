@@ -63,6 +63,8 @@ const defaults: Omit<EngineOptions, "logger"> = {
   engine: "brigade",
   headerTimeout: 60_000,
   bodyTimeout: 60_000,
+  bodyMinRate: 0,
+  bodyMinRateGrace: 0,
   keepaliveTimeout: 75_000,
   keepaliveRequests: 1000,
   sendTimeout: 60_000,

@@ -87,3 +87,60 @@ test("send timeout: a client that stops reading is dropped, and the log hears wh
   assert.equal(c.error, "send timeout");
   assert.ok(c.bytesSent > 0);
 });
+
+test("a reader that is slow to take the body is not the client's timeout", async (t) => {
+  const { port } = await startEngine(t, {
+    options: short,
+    handler: async (req) => {
+      const stream = req.body.stream();
+      let n = 0;
+      let first = true;
+      for await (const chunk of stream) {
+        n += (chunk as Buffer).length;
+        if (first) {
+          first = false;
+          // Longer than the body timeout: the client sent everything, we are the slow ones.
+          await new Promise((r) => setTimeout(r, 400));
+        }
+      }
+      return response(200, `got ${n}`);
+    },
+  });
+  const body = Buffer.alloc(300_000, 0x61);
+  const x = await exchange(
+    port,
+    [`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\n\r\n`, body],
+    {
+      responses: 1,
+    },
+  );
+  assert.equal(x.responses[0]?.status, 200);
+  assert.equal(x.responses[0]?.body, "got 300000");
+});
+
+test("bodyMinRate: a body trickling in, each byte inside the body timeout, gets 408", async (t) => {
+  const { port, reports } = await startEngine(t, {
+    options: { bodyTimeout: 60_000, bodyMinRate: 1000, bodyMinRateGrace: 200 },
+    handler: async (req) => response(200, await req.body.buffer()),
+  });
+  const client = connect(port, "127.0.0.1");
+  t.after(() => client.destroy());
+  let got = "";
+  client.on("data", (d: Buffer) => {
+    got += d.toString("latin1");
+  });
+  const closed = new Promise<void>((r) => client.once("close", () => r()));
+  client.on("error", () => {});
+  client.write("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n");
+  // One byte every 20 ms: 50 B/s against a minimum of 1000 B/s. Bounded: 20 s at most.
+  const trickle = setInterval(() => client.writable && client.write("x"), 20);
+  const bound = setTimeout(() => client.destroy(), 20_000);
+  await closed;
+  clearInterval(trickle);
+  clearTimeout(bound);
+  assert.match(got, /^HTTP\/1\.1 408 /);
+  assert.ok(
+    reports.some((r) => r.startsWith("info: request body too slow")),
+    reports.join("\n"),
+  );
+});
