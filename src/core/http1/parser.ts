@@ -834,6 +834,11 @@ export class H1Parser {
         head.upgrade = this.upgradeValue;
     }
     if (this.kind === "request") {
+      if (head.versionMinor === 0) {
+        // RFC 9110 §10.1.1: an Expect in an HTTP/1.0 request is ignored (no 100, no 417).
+        head.expectContinue = false;
+        head.expectUnknown = false;
+      }
       if (this.hostCount > 1) this.fail(400, "duplicate-host", "more than one Host field");
       if (this.hostCount === 0 && head.versionMinor === 1)
         this.fail(400, "missing-host", "HTTP/1.1 request without Host");
