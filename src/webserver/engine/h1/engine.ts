@@ -12,7 +12,7 @@
  */
 import type { Socket } from "node:net";
 import { defaultLimits, type ParseError, type ParserLimits } from "../../../core/http1/parser.ts";
-import { connectionView, DRAIN_IDLE_MS } from "../connection.ts";
+import { DRAIN_IDLE_MS } from "../connection.ts";
 import type { EngineHandler, EngineOptions } from "../types.ts";
 import { Connection } from "./connection.ts";
 
@@ -50,12 +50,11 @@ export class BrigadeHttp1Engine {
     this.serverLine = server === undefined ? "" : `server: ${server}\r\n`;
   }
 
-  /** Serve an accepted connection (a TLS socket once its handshake is done). */
+  /**
+   * Serve an accepted connection (a TLS socket once its handshake is done). While draining, one
+   * accepted just before the listener closed is still served, with `connection: close`.
+   */
   attach(socket: Socket): void {
-    if (this.draining) {
-      socket.destroy();
-      return;
-    }
     this.conns.add(new Connection(this, socket, this.listener));
   }
 
@@ -107,10 +106,5 @@ export class BrigadeHttp1Engine {
       client: conn.base.remoteAddress,
       error: err.code,
     });
-  }
-
-  /** For the access log of a request refused before it was one. */
-  view(conn: Connection, position: number) {
-    return connectionView(conn.base, position);
   }
 }
