@@ -4,8 +4,9 @@
  *
  * - nginx: `/` is `return 200 "hello"`, `/1k` a static 1 KiB file (sendfile, open_file_cache,
  *   access_log off: tuned fairly, as issue 10 asks);
- * - brigade web, `engine: "brigade"` and `engine: "node"`: a real master with one worker, `/` and
- *   `/1k` as `return` locations, no access log (the whole pipeline runs);
+ * - brigade web, `engine: "brigade"` and `engine: "node"`: a real master with one worker, `/` a
+ *   `return` location, `/1k` the same 1 KiB file through the static module (open-file cache on,
+ *   its default), no access log: the whole pipeline runs;
  * - the two engines alone (bench/servers/engineBare.ts: the listener and engine, no pipeline),
  *   and a bare node:http server: where the time goes, engine or pipeline.
  *
@@ -22,7 +23,7 @@ const kib = `${"x".repeat(1023)}\n`;
 function brigadeWeb(engine: "brigade" | "node"): Case {
   return {
     name: `brigade web (${engine})`,
-    description: `brigade web, \`engine: "${engine}"\`, 1 worker process, \`return\` locations, no access log`,
+    description: `brigade web, \`engine: "${engine}"\`, 1 worker process, \`/\`: \`return\`, \`/1k\`: the static module (its open-file cache on, as by default), no access log`,
     start: () =>
       startCommand({
         name: `brigade web (${engine})`,
@@ -35,6 +36,7 @@ function brigadeWeb(engine: "brigade" | "node"): Case {
           "--log-level",
           "warn",
         ],
+        files: { "html/1k": kib },
         beforeSpawn(port, dir) {
           const config = {
             web: {
@@ -43,10 +45,8 @@ function brigadeWeb(engine: "brigade" | "node"): Case {
               servers: [
                 {
                   listen: [`127.0.0.1:${port}`],
-                  locations: [
-                    { match: "= /", return: "200 hello" },
-                    { match: "= /1k", return: `200 ${"x".repeat(1024)}` },
-                  ],
+                  root: "html",
+                  locations: [{ match: "= /", return: "200 hello" }],
                 },
               ],
             },
