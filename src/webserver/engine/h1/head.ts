@@ -3,12 +3,12 @@
  * (a CR/LF from a module or a variable must never become response splitting), and the `date`
  * field computed once per second.
  */
-import { STATUS_CODES } from "node:http";
 import { TOKEN } from "../../../core/http1/chars.ts";
+import { reasonPhrase } from "../../statusPages.ts";
 
 const statusLines11: string[] = [];
 for (let s = 100; s < 600; s++) {
-  statusLines11[s] = `HTTP/1.1 ${s} ${STATUS_CODES[s] ?? "Unknown"}\r\n`;
+  statusLines11[s] = `HTTP/1.1 ${s} ${reasonPhrase(s)}\r\n`;
 }
 
 /** `HTTP/1.1 <status> <reason>\r\n`; throws on a status outside 100-599 or a reason with CR/LF. */
@@ -19,11 +19,6 @@ export function statusLine(status: number, reason: string | undefined): string {
   if (reason === undefined) return statusLines11[status]!;
   if (BAD_VALUE.test(reason)) throw new Error(`invalid reason phrase ${JSON.stringify(reason)}`);
   return `HTTP/1.1 ${status} ${reason}\r\n`;
-}
-
-/** Default reason phrase. */
-export function reasonOf(status: number): string {
-  return STATUS_CODES[status] ?? "Unknown";
 }
 
 /** Anything but HTAB, SP, VCHAR and obs-text (RFC 9110 §5.5). */
