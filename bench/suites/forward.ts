@@ -10,7 +10,8 @@
  *   `Connection: close` through the tunnel, read the answer, close; tunnels/s.
  *
  * Both proxies as shipped for this: Squid with `cache deny all` and no access log; brigade web
- * with `forwardProxy: true` and no access log. The tunnel drivers run in the bench process, the
+ * with `forwardProxy: true` and no access log, on each HTTP/1 engine (`engine: "node"`, the
+ * default, and `"brigade"`, our own). The tunnel drivers run in the bench process, the
  * same for both.
  */
 import { execFileSync } from "node:child_process";
@@ -74,9 +75,15 @@ export const cases: Case[] = [
   forwarded("squid", "Squid 5, `workers 1`, `cache deny all`, access_log none", () =>
     startSquid({ workers: 1 }),
   ),
-  forwarded(
-    "brigade web",
-    "brigade web, 1 worker process, `forwardProxy: true` (loopback destinations opened), no access log",
+  brigade("brigade web", "node"),
+  brigade("brigade web h1", "brigade"),
+];
+
+/** brigade web, one worker, forward proxy to loopback, on the given HTTP/1 engine. */
+function brigade(name: string, engine: "node" | "brigade"): Case {
+  return forwarded(
+    name,
+    `brigade web, 1 worker process, \`forwardProxy: true\` (loopback destinations opened), no access log, \`engine: "${engine}"\``,
     () =>
       startCommand({
         name: "brigade web",
@@ -93,6 +100,7 @@ export const cases: Case[] = [
           const config = {
             web: {
               workers: 1,
+              engine,
               servers: [
                 {
                   listen: [`127.0.0.1:${port}`],
@@ -106,8 +114,8 @@ export const cases: Case[] = [
           writeFileSync(join(dir, "brigade.config.json"), JSON.stringify(config));
         },
       }),
-  ),
-];
+  );
+}
 
 /** CONNECT through the proxy at `proxyPort` to `target`; resolves with the open tunnel. */
 function tunnel(proxyPort: number, target: string): Promise<net.Socket> {

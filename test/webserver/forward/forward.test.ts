@@ -76,43 +76,61 @@ test("absolute-form: forwarded with Via and Host, hop-by-hop fields dropped, kee
   assert.equal(header(headRes.out, "content-length"), String("hello HEAD /h".length));
 });
 
-test("CONNECT: curl --proxytunnel to an HTTPS server; the tunnel is logged at its end with bytes each way", async (t) => {
-  if (!requireTool(t, "curl")) return;
-  const dir = tempDir(t);
-  const tlsPort = await startTlsOrigin(t);
-  const proxy = await startProxy(t, {
-    forwardProxy: true,
-    forwardAllowDestinations: loopback,
-    forwardConnectPorts: [tlsPort],
-    accessLog: {
-      path: join(dir, "access.log"),
-      format:
-        "$request $status $forward_target $forward_addr up=$forward_bytes_up down=$forward_bytes_down $forward_end sent=$body_bytes_sent",
-      buffer: 0,
-    },
-  });
-  const r = await curl(["-x", proxy.url, "--proxytunnel", `https://127.0.0.1:${tlsPort}/x`, "-k"]);
-  assert.equal(r.code, 0, r.err);
-  assert.equal(r.connect, 200);
-  assert.equal(r.status, 200);
-  assert.match(r.out, /secure \/x/);
-  // The log line is written when the tunnel closes (curl has gone): wait for it.
-  let line = "";
-  for (let i = 0; i < 50 && line === ""; i++) {
-    line = readFileSync(join(dir, "access.log"), "utf8").trim();
-    if (line === "") await new Promise((r) => setTimeout(r, 100));
-  }
-  const m =
-    /^CONNECT 127\.0\.0\.1:(\d+) HTTP\/1\.1 200 127\.0\.0\.1:\1 127\.0\.0\.1:\1 up=(\d+) down=(\d+) (?:closed|reset) sent=(\d+)$/.exec(
-      line,
+for (const engine of ["node", "brigade"] as const) {
+  test(`CONNECT (engine ${engine}): curl --proxytunnel to an HTTPS server; the tunnel is logged at its end with bytes each way`, async (t) => {
+    if (!requireTool(t, "curl")) return;
+    const dir = tempDir(t);
+    const tlsPort = await startTlsOrigin(t);
+    const proxy = await startProxy(
+      t,
+      {
+        forwardProxy: true,
+        forwardAllowDestinations: loopback,
+        forwardConnectPorts: [tlsPort],
+        accessLog: {
+          path: join(dir, "access.log"),
+          format:
+            "$request $status $forward_target $forward_addr up=$forward_bytes_up down=$forward_bytes_down $forward_end sent=$body_bytes_sent",
+          buffer: 0,
+        },
+      },
+      {},
+      { engine },
     );
-  assert.ok(m, line);
-  // A TLS handshake and one exchange each way: hundreds of bytes, not zero.
-  assert.ok(Number(m[2]) > 200 && Number(m[3]) > 200, line);
-  // $body_bytes_sent is what reached the client's socket: the origin's last TLS alert, read
-  // after curl had closed, went nowhere.
-  assert.ok(Number(m[4]) > 200 && Number(m[4]) <= Number(m[3]), line);
-});
+    const r = await curl([
+      "-x",
+      proxy.url,
+      "--proxytunnel",
+      `https://127.0.0.1:${tlsPort}/x`,
+      "-k",
+    ]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.connect, 200);
+    assert.equal(r.status, 200);
+    assert.match(r.out, /secure \/x/);
+    // The log line is written when the tunnel closes (curl has gone): wait for it.
+    let line = "";
+    for (let i = 0; i < 50 && line === ""; i++) {
+      line = readFileSync(join(dir, "access.log"), "utf8").trim();
+      if (line === "") await new Promise((r) => setTimeout(r, 100));
+    }
+    const m =
+      /^CONNECT 127\.0\.0\.1:(\d+) HTTP\/1\.1 200 127\.0\.0\.1:\1 127\.0\.0\.1:\1 up=(\d+) down=(\d+) (?:closed|reset) sent=(\d+)$/.exec(
+        line,
+      );
+    assert.ok(m, line);
+    // A TLS handshake and one exchange each way: hundreds of bytes, not zero.
+    assert.ok(Number(m[2]) > 200 && Number(m[3]) > 200, line);
+    // $body_bytes_sent is what reached the client's socket: the origin's last TLS alert, read
+    // after curl had closed, went nowhere.
+    assert.ok(Number(m[4]) > 200 && Number(m[4]) <= Number(m[3]), line);
+    // An absolute-form request on the same engine.
+    const origin = await startOrigin(t);
+    const get = await curl(["-x", proxy.url, `http://127.0.0.1:${origin.port}/e`]);
+    assert.equal(get.status, 200);
+    assert.match(get.out, /hello GET \/e/);
+  });
+}
 
 test("who may use it: loopback by default, an allow-list replaces it (curl --interface 127.0.0.2)", async (t) => {
   if (!requireTool(t, "curl")) return;

@@ -27,14 +27,15 @@ type ServerBlock = Exclude<NonNullable<NonNullable<UserConfig["web"]>["servers"]
 
 /**
  * A forward proxy: one server block with `block`'s fields, on 127.0.0.1 port 0, with `services`
- * given to the modules (`forwardLookup`, ...).
+ * given to the modules (`forwardLookup`, ...) and `section`'s web settings (`engine`).
  */
 export async function startProxy(
   t: TestContext,
   block: Omit<ServerBlock, "listen">,
   services: Record<string, unknown> = {},
+  section: Omit<NonNullable<UserConfig["web"]>, "servers"> = {},
 ): Promise<Proxy> {
-  const web = { servers: [{ listen: ["127.0.0.1:0"], ...block }] };
+  const web = { ...section, servers: [{ listen: ["127.0.0.1:0"], ...block }] };
   const config = resolveConfig({ file: { value: { web }, source: "test" }, env: {} });
   const logger = createLogger({ level: "fatal", format: "text" });
   const pipeline = await Pipeline.compile({
