@@ -125,7 +125,8 @@ export function incomingResponse(
   const fields = new Fields();
   let server = false;
   let viaSeen: string | undefined;
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name]!;
     if (responseHop.has(name) || drop.has(name)) continue;
     if (name === "via") {
       viaSeen = Array.isArray(value) ? value.join(", ") : value;
@@ -191,10 +192,6 @@ export class OriginPools {
         this.timer = setInterval(() => this.sweep(), SWEEP_MS);
         this.timer.unref();
       }
-    } else {
-      // Most recently used last: sweeping starts with the coldest.
-      this.pools.delete(key);
-      this.pools.set(key, pool);
     }
     return pool;
   }

@@ -176,8 +176,20 @@ export class DestinationRules {
     this.defaults = defaults.map(([t, name]) => network(t, name));
   }
 
+  /** Verdicts by address text: a proxy connects to the same few addresses again and again. */
+  private readonly seen = new Map<string, Refusal | null>();
+
   /** Undefined when `address` may be connected to, else why not. */
   check(address: string): Refusal | undefined {
+    const hit = this.seen.get(address);
+    if (hit !== undefined) return hit ?? undefined;
+    const r = this.verdict(address);
+    if (this.seen.size >= 1024) this.seen.clear();
+    this.seen.set(address, r ?? null);
+    return r;
+  }
+
+  private verdict(address: string): Refusal | undefined {
     const bytes = addressBytes(address);
     if (bytes === undefined) {
       return { list: "default", network: network("::/0", "not an IP address"), form: address };
