@@ -288,7 +288,7 @@ export function runTunnel(
     // Half-close: the side that finished sending lets the other know, and both go on until each
     // has said it is done.
     client.on("end", () => {
-      if (!upstream.destroyed) upstream.end();
+      if (!upstream.destroyed && !upstream.writableEnded) upstream.end();
     });
     upstream.on("end", () => {
       if (!client.destroyed && !client.writableEnded) client.end();
