@@ -229,7 +229,9 @@ export interface StreamBody {
  * Hand the client connection over (WebSocket and other upgrades, CONNECT tunnels). The engine
  * writes the status line and fields (e.g. `101` with the upstream's fields, or `200` for CONNECT),
  * then calls `onSocket` with the raw connection and any bytes the client sent past the head; from
- * then on the connection is the callback's and the engine forgets it.
+ * then on the connection is the callback's and the engine forgets it. The socket may be handed
+ * over paused (so that no byte is read before the callback listens): call `resume()` (or
+ * `pipe()`) once its listeners are attached.
  *
  * If `onSocket` returns a promise, the exchange completes (the log phase runs) when it settles,
  * not when the head is written: a tunnel is logged when it ends, with its duration, and with the

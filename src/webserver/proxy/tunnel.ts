@@ -62,6 +62,8 @@ export function tunnel(t: TunnelEnds): void {
         to.once("drain", () => from.resume());
       }
     });
+    // Engines hand sockets over paused (no byte is lost before these listeners exist): start.
+    from.resume();
     // A half-close is passed on (sockets without allowHalfOpen then close by themselves).
     from.once("end", () => {
       if (!to.destroyed) to.end();
