@@ -211,6 +211,15 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   if (command.action === "check") {
+    // The web server's pipeline is compiled too (locations, listeners, certificates, modules):
+    // what only compiling can find is a config problem all the same.
+    const web = await import("../webserver/cli.ts");
+    const bad = await web.check(config, file, createLogger({ level: "warn", format: "text" }));
+    if (bad) {
+      const n = bad.problems.length;
+      err(`${bad.message}\nbrigade ${first}: ${n} problem${n === 1 ? "" : "s"} in the config`);
+      return failCode;
+    }
     // Like gunicorn's --check-config, an app that is named must also load.
     if (config.app.app !== undefined) {
       const { checkApp } = await import("../appserver/check.ts");

@@ -77,6 +77,11 @@ function code(text: string): string {
   return `\`${text}\``;
 }
 
+/** A table cell: a "|" (in `a | b` type names) would end the cell. */
+function cell(text: string): string {
+  return text.replace(/\|/g, "\\|");
+}
+
 /** Where the fields of a value of `type` found at `path` live: `a[]`, `a.<name>`, `a`. */
 function childPrefix(type: ValueType<unknown, unknown>, path: string): string {
   if (type.kind === "list") return `${path}[]`;
@@ -84,11 +89,25 @@ function childPrefix(type: ValueType<unknown, unknown>, path: string): string {
   return path;
 }
 
-function fieldRows(type: ValueType<unknown, unknown>, prefix: string, out: string[]): void {
+function fieldRows(
+  type: ValueType<unknown, unknown>,
+  prefix: string,
+  out: string[],
+  seen = new Map<Field<unknown, unknown>, string>(),
+): void {
   const fields = type.fields;
   if (!fields) return;
+  // A field shared by several blocks (module fields of servers and locations) is described
+  // once; later blocks name it in one row.
+  const again: string[] = [];
   for (const [key, f] of Object.entries(fields) as [string, Field<unknown, unknown>][]) {
     const path = `${prefix}.${key}`;
+    const first = seen.get(f);
+    if (first !== undefined) {
+      again.push(code(key));
+      continue;
+    }
+    seen.set(f, path);
     const def =
       f.default === undefined
         ? f.type.optional
@@ -96,8 +115,13 @@ function fieldRows(type: ValueType<unknown, unknown>, prefix: string, out: strin
           : "required"
         : JSON.stringify(f.default);
     const nginx = f.nginx ? ` nginx: ${code(f.nginx)}.` : "";
-    out.push(`| ${code(path)} | ${f.type.name} | ${def} | ${f.doc.replace(/\n/g, " ")}${nginx} |`);
-    fieldRows(f.type, childPrefix(f.type, path), out);
+    out.push(
+      `| ${code(path)} | ${cell(f.type.name)} | ${def} | ${cell(f.doc.replace(/\n/g, " "))}${nginx} |`,
+    );
+    fieldRows(f.type, childPrefix(f.type, path), out, seen);
+  }
+  if (again.length > 0) {
+    out.push(`| ${code(`${prefix}.…`)} | | | Also ${again.join(", ")}, as described above. |`);
   }
 }
 
@@ -110,7 +134,7 @@ function settingEntry(
   const flags = flagsFor([section as keyof typeof schema]).find((f) => f.key === key);
   const lines = [`### ${code(`${section}.${key}`)}`, ""];
   const rows: [string, string][] = [
-    ["Type", s.type.name],
+    ["Type", cell(s.type.name)],
     ["Default", code(defaultText(s))],
   ];
   if (flags) {

@@ -81,11 +81,14 @@ export function describeFound(value: unknown): string {
   return String(value);
 }
 
-/** `web.servers[1].locations[0].root` */
+const plainKey = /^[\w$-]+$/;
+
+/** `web.servers[1].locations[0].root`; a key with other than letters, digits, "_", "$", "-" is quoted: `fields["a b"]`. */
 export function formatPath(path: Path): string {
   let out = "";
   for (const part of path) {
     if (typeof part === "number") out += `[${part}]`;
+    else if (!plainKey.test(part)) out += `[${JSON.stringify(part)}]`;
     else out += out === "" ? part : `.${part}`;
   }
   return out;
@@ -206,7 +209,10 @@ export function optional<In, Out>(
  */
 export function list<In, Out>(item: ValueType<In, Out>): ValueType<In[] | In, Out[]> {
   const plural = /^[a-z ]+$/.test(item.name)
-    ? item.name.replace(/(s|ss)$/, "$1e").concat("s")
+    ? item.name
+        .replace(/(s|ss)$/, "$1e")
+        .replace(/([^aeiou])y$/, "$1ie")
+        .concat("s")
     : `(${item.name})`;
   return {
     name: `list of ${plural}`,
@@ -317,14 +323,89 @@ export function object<const F extends FieldRecord>(
 }
 
 /**
+ * A type defined in terms of itself (a location holds locations): `get` is called at check time.
+ * It has no `fields` of its own, so docs describe the structure once, where it first appears.
+ */
+export function lazy<In, Out>(
+  spec: { name: string; expected: string; kind: "list" | "object" },
+  get: () => ValueType<In, Out>,
+): ValueType<In, Out> {
+  return {
+    name: spec.name,
+    expected: spec.expected,
+    metavar: "",
+    kind: spec.kind,
+    fromString: (text) => get().fromString(text),
+    check: (value, path, issues) => get().check(value, path, issues),
+  };
+}
+
+type Shape = "string" | "number" | "boolean" | "list" | "object";
+type AnyType = ValueType<unknown, unknown>;
+type ShapeIn<A> = { [K in keyof A]: A[K] extends ValueType<infer I, unknown> ? I : never }[keyof A];
+type ShapeOut<A> = {
+  [K in keyof A]: A[K] extends ValueType<unknown, infer O> ? O : never;
+}[keyof A];
+
+function shapeOf(value: unknown): Shape | undefined {
+  if (Array.isArray(value)) return "list";
+  if (value === null) return undefined;
+  const t = typeof value;
+  if (t === "string" || t === "number" || t === "boolean") return t;
+  return t === "object" ? "object" : undefined;
+}
+
+/**
+ * A value that may take several shapes, each checked by its own type: `{ string: shorthand,
+ * object: full }`. A value of no listed shape is refused with `expected`. From a flag or an env
+ * var the text goes to the `string` alternative (or `number` / `boolean`, when the text is one).
+ */
+export function byShape<const A extends Partial<Record<Shape, AnyType>>>(
+  alternatives: A,
+  spec: { name: string; expected: string; metavar?: string },
+): ValueType<ShapeIn<A>, ShapeOut<A>> {
+  const alts = alternatives as Partial<Record<Shape, AnyType>>;
+  const onlyStructured = Object.keys(alts).every((k) => k === "list" || k === "object");
+  return {
+    name: spec.name,
+    expected: spec.expected,
+    metavar: spec.metavar ?? "VALUE",
+    kind: onlyStructured ? "object" : "scalar",
+    // The object form's fields, for docs (`listen[].address`).
+    ...(alts.object?.fields ? { fields: alts.object.fields } : {}),
+    fromString(text) {
+      for (const k of ["number", "boolean"] as const) {
+        const alt = alts[k];
+        if (!alt) continue;
+        const v = alt.fromString(text);
+        if (typeof v === k) return v;
+      }
+      return alts.string ? alts.string.fromString(text) : text;
+    },
+    check(value, path, issues) {
+      const shape = shapeOf(value);
+      const alt = shape === undefined ? undefined : alts[shape];
+      if (!alt) return mismatch(spec.expected, value, path, issues);
+      return alt.check(value, path, issues) as ShapeOut<A> | Invalid;
+    },
+  };
+}
+
+/**
  * A record of named entries, every value of the same type (`web.upstreams: { app: {...} }`).
  * Keys must match `keyPattern` (default: a letter, then letters, digits, `_`, `-` or `.`), so
- * that a name can be used in logs, metrics and references (`proxy: "app"`). Errors point into
- * the entry: `web.upstreams.app.peers[0].weight`.
+ * that a name can be used in logs, metrics and references (`proxy: "app"`), or pass `key` (free
+ * keys such as header names). Errors point into the entry: `web.upstreams.app.peers[0].weight`.
  */
 export function record<In, Out>(
   item: ValueType<In, Out>,
-  options: { name?: string; keyName?: string; keyPattern?: RegExp } = {},
+  options: {
+    name?: string;
+    keyName?: string;
+    keyPattern?: RegExp;
+    /** Checks a key instead of `keyPattern`: the problem, or undefined when the key is fine. */
+    key?: (key: string) => string | undefined;
+  } = {},
 ): ValueType<Record<string, In>, Record<string, Out>> {
   const keyPattern = options.keyPattern ?? /^[A-Za-z][\w.-]*$/;
   const name = options.name ?? `record of ${item.name}`;
@@ -349,11 +430,13 @@ export function record<In, Out>(
       const out: Record<string, Out> = {};
       let ok = true;
       for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-        if (!keyPattern.test(key)) {
-          issues.push({
-            path: [...path, key],
-            message: `invalid name; expected a letter followed by letters, digits, "_", "-" or "."`,
-          });
+        const bad = options.key
+          ? options.key(key)
+          : keyPattern.test(key)
+            ? undefined
+            : `invalid name; expected a letter followed by letters, digits, "_", "-" or "."`;
+        if (bad !== undefined) {
+          issues.push({ path: [...path, key], message: bad });
           ok = false;
           continue;
         }
@@ -366,18 +449,50 @@ export function record<In, Out>(
   };
 }
 
-/** Edit distance (Levenshtein), for did-you-mean. */
+/**
+ * `type`, then `then` on its output: return the (possibly transformed) value, or
+ * `problem(message)` to refuse it at the value's path. For rules a type alone cannot say (a regex
+ * that must compile, a shorthand string parsed into its object form).
+ */
+export function refine<In, Out, Out2 = Out>(
+  type: ValueType<In, Out>,
+  then: (value: Out, problem: (message: string) => Invalid) => Out2 | Invalid,
+  spec: { name?: string; expected?: string } = {},
+): ValueType<In, Out2> {
+  return {
+    ...(type as unknown as ValueType<In, Out2>),
+    name: spec.name ?? type.name,
+    expected: spec.expected ?? type.expected,
+    check(value, path, issues) {
+      const v = type.check(value, path, issues);
+      if (v === invalid) return invalid;
+      return then(v, (message) => {
+        issues.push({ path, message });
+        return invalid;
+      });
+    },
+  };
+}
+
+/**
+ * Edit distance for did-you-mean: Levenshtein plus the transposition of two adjacent letters as
+ * one edit (optimal string alignment), the commonest typo ("hots" is one edit from "host").
+ */
 export function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost);
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      }
+      d[i]![j] = v;
     }
-    prev = cur;
   }
-  return prev[b.length]!;
+  return d[a.length]![b.length]!;
 }
 
 /** The closest candidate to `word`, if close enough to be a likely typo. */

@@ -165,7 +165,8 @@ export interface WebRequest {
   readonly connection: WebConnection;
   /**
    * The current path, percent-decoded once and normalised (no `.`/`..` segments, no `//`), always
-   * starting with `/` (nginx `$uri`). Rewrites change it; the original stays in `target`.
+   * starting with `/` (nginx `$uri`). Rewrites change it; the original stays in `target`. A
+   * CONNECT to an authority (`example.com:443`) has the path "/" and that authority's host.
    */
   path: string;
   /** The current query string without `?` ("" when none; nginx `$args`). */
@@ -235,7 +236,17 @@ export interface TakeoverBody {
   onSocket(socket: Duplex, head: Buffer): void;
 }
 
-/** A response: status, fields and body. Filters may replace any part. */
+/**
+ * A response: status, fields and body. Filters may replace any part.
+ *
+ * Framing is the engine's: it drops `content-length`, `transfer-encoding`, `connection` and
+ * `keep-alive` from `fields` and writes its own from the body, except that a `content-length`
+ * set on a response with an `empty` body to a HEAD request, or on a 304, is kept (it states the
+ * length of the representation, as a proxied HEAD or a revalidation needs). The engine adds
+ * `server` unless the response has one; a `server` field with an empty value means none at all.
+ * Status 444 (nginx's) sends nothing: the engine closes the connection (HTTP/2: resets the
+ * stream).
+ */
 export interface WebResponse {
   status: number;
   /** Reason phrase; default the standard one. */

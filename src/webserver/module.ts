@@ -5,14 +5,18 @@
  * of the config, returns the handlers it registers into the fixed phases of the pipeline
  * (ARCHITECTURE.md):
  *
- *   1. accept/parse  (the engine, not a module)
- *   2. route         (the core: virtual host, then location)
- *   3. rewrite       `rewrite` handlers, in module order: redirects, rewrites, `return`
- *   4. access        `access` handlers, in module order: allow/deny, auth, limits
- *   5. content       exactly one `content` handler per location (static, proxy, return, ...),
- *                    possibly wrapped by `wrapContent` layers (the cache wraps the proxy)
- *   6. filters       `filter` handlers, in module order: header rules, compression, ...
- *   7. log           `log` handlers: access log, metrics
+ *   1. accept/parse    (the engine, not a module)
+ *   2. route           (the core): the virtual host, then
+ *      server rewrite  `serverRewrite` handlers of the server's implicit root location, in module
+ *                      order (nginx's server rewrite phase: runs before the location is chosen),
+ *                      then the location
+ *   3. rewrite         `rewrite` handlers, in module order: redirects, rewrites, `return`
+ *   4. access          `access` handlers, in module order: allow/deny, auth, limits
+ *   5. content         exactly one `content` handler per location (proxy, forward proxy, ...),
+ *                      else the first `defaultContent` in module order (static), else a 404;
+ *                      possibly wrapped by `wrapContent` layers (the cache wraps the proxy)
+ *   6. filters         `filter` handlers, in module order: header rules, compression, ...
+ *   7. log             `log` handlers: access log, metrics
  *
  * The module order is written down in one place, `src/webserver/modules.ts` (nginx's
  * auto/modules). A module never imports another module: what they share goes through
@@ -23,10 +27,27 @@
  * filters and log still run), or a {@link Reroute} to restart routing with a new URI (nginx's
  * internal redirect: `rewrite ... last`, `try_files` fallback, `error_page`, named locations
  * `@name`). A thrown {@link HttpError} answers with its status; any other throw is a 500, logged.
+ *
+ * A Reroute returned by a `rewrite` handler is nginx's `rewrite ... last`: the location is chosen
+ * again for the new URI, then its rewrite phase runs. A Reroute from anywhere else (content,
+ * `serverRewrite`, an error page) is an internal redirect: it starts over at the server rewrite
+ * phase. `@name` goes straight to that named location's rewrite phase. More than 10 reroutes for
+ * one request is a 500 (nginx's "rewrite or internal redirection cycle").
+ *
+ * Errors and error pages: throw `new HttpError(status)` (with `fields` such as `Location` or
+ * `Allow`) to let the server answer: the location's `errorPages` apply, else the server's default
+ * page. Return a `WebResponse` with that status instead to send exactly what you built (a proxied
+ * upstream error, a `return 404 "text"`).
+ *
+ * A module's settings are declared in `src/config/settings/web/<module>.ts` (the config layer
+ * cannot import the web server, and every setting is declared in the schema) and mounted into the
+ * server and location blocks by `src/config/settings/web.ts`; the module points `fields` (and
+ * `serverFields`) at that same table. See docs/webserver.md, "Writing a module".
  */
 import type { Field } from "../config/types.ts";
 import type { Logger } from "../core/logger.ts";
 import type { WebRequest, WebResponse } from "./exchange.ts";
+import type { Template } from "./variables.ts";
 
 /** Restart routing with `uri` (a path with an optional `?query`, or `@name` for a named location). */
 export interface Reroute {
@@ -72,10 +93,21 @@ export type LogHandler = (req: WebRequest, res: WebResponse, done: Completion) =
 
 /** The handlers one module registers for one location. */
 export interface ModuleHandlers {
+  /**
+   * nginx's server rewrite phase: read only from the server's implicit root location (match
+   * ""), run before the location is chosen and again after each internal redirect.
+   */
+  serverRewrite?: PhaseHandler;
   rewrite?: PhaseHandler;
   access?: PhaseHandler;
   /** Claims the content phase: two modules claiming one location is a config error. */
   content?: ContentHandler;
+  /**
+   * Content for a location no module claims with `content` (nginx's static module is such a
+   * default: it serves whatever location has no other content handler, with an inherited
+   * `root`). The first in module order wins.
+   */
+  defaultContent?: ContentHandler;
   /** Wraps whatever content handler the location has (outermost first in module order). */
   wrapContent?: (inner: ContentHandler) => ContentHandler;
   filter?: ResponseFilter;
@@ -98,16 +130,40 @@ export interface LocationScope<S = Record<string, unknown>> {
    * anywhere (the module applies its own default). Validated and normalised by the schema.
    */
   readonly settings: S;
+  /**
+   * This module's settings as written on this very block, without inheritance (the server block
+   * for its implicit root location). For directives nginx does not inherit, such as `rewrite`
+   * and `return`.
+   */
+  readonly own: Readonly<Partial<S>>;
   readonly location: LocationInfo;
   /** The server block's `serverName` list, for messages. */
   readonly serverNames: readonly string[];
   readonly logger: Logger;
   /** Resolve a path from the config relative to the config file's directory (or the cwd). */
   resolvePath(path: string): string;
+  /**
+   * Compile a setting's text with `$variables` (variables.ts: nginx's names, `$http_*`, captures,
+   * and the `variables` modules declare) into a function of the request. Throws an Error naming
+   * an unknown variable, with a did-you-mean: let it propagate from `setup`.
+   */
+  template(text: string, options?: { escape?: (value: string) => string }): Template;
   /** Worker-wide services (shared state, upstream groups, ...), by name; see each provider. */
   readonly services: ReadonlyMap<string, unknown>;
   /** Called when the worker stops (or the pipeline is replaced): release what setup opened. */
   onClose(fn: () => void | Promise<void>): void;
+  /** Called on USR1 (log rotation): reopen files. */
+  onReopen(fn: () => void): void;
+  /**
+   * False when the pipeline is compiled only to check the config (`brigade check`, and in the
+   * master before a start or a reload): validate everything, but open, create or write nothing.
+   */
+  readonly serving: boolean;
+  /**
+   * State this module shares between its locations within one pipeline (one map per module per
+   * pipeline): open log files by path, zones, groups.
+   */
+  readonly shared: Map<string, unknown>;
 }
 
 /** A field a module adds to server and location blocks. */
@@ -127,6 +183,12 @@ export interface WebModule<S = Record<string, unknown>> {
   readonly fields?: Record<string, ModuleField>;
   /** Fields valid in server blocks only (nginx context `server`). */
   readonly serverFields?: Record<string, ModuleField>;
+  /**
+   * Names of the `WebRequest.vars` this module sets (`upstream_addr`, `remote_user`), so that
+   * templates (`$upstream_addr` in a log format or a header value) may use them: any other
+   * unknown `$name` is a config error.
+   */
+  readonly variables?: readonly string[];
   /**
    * Compile the handlers for one location (called for every location, and for each server's
    * implicit root location). Runs in each worker, and in the master for `brigade check` and

@@ -144,8 +144,9 @@ test("app without APP is refused before anything starts; a valid one reaches the
   const none = await brigade(["app"], dir);
   assert.equal(none.code, 2);
   assert.match(none.stderr, /^brigade app: app\.app: no app given/);
-  // The tier entries are placeholders for now: they log and exit 1.
-  const placeholder = await brigade(["web", "--log-format", "text"], dir);
+  // The app tier's entry is a placeholder for now: it logs and exits 1 (`brigade web` is real:
+  // test/webserver/serve.test.ts).
+  const placeholder = await brigade(["app", "hello.ts", "--log-format", "text"], dir);
   assert.equal(placeholder.code, 1);
-  assert.match(placeholder.stderr, /brigade web: not implemented yet/);
+  assert.match(placeholder.stderr, /brigade app: not implemented yet/);
 });

@@ -1,14 +1,184 @@
-/** The `web` section: the web server (`brigade web`), which faces the network. */
+/**
+ * The `web` section: the web server (`brigade web`), which faces the network.
+ *
+ * The section holds the process settings, the engine's timeouts and limits, the quick-start
+ * settings (`listen`, `root`, `accessLog`: what `brigade web --root ./public --listen :8080`
+ * needs, and the values servers inherit when they set none, like nginx's `http` block), and
+ * `servers`: a list of server blocks, each with its locations.
+ *
+ * Server and location blocks hold the core's fields (web/core.ts) and every web module's fields
+ * (web/<module>.ts), mounted here in module order. A module's table must also be the `fields` of
+ * its WebModule (src/webserver/modules.ts); test/webserver/config.test.ts checks the two agree.
+ * A section setting named like a block field (`root`, `accessLog`, `clientMaxBodySize`) is the
+ * value servers inherit when they set none (nginx's `http` block): a module that wants a
+ * quick-start flag (`--proxy`) declares one here with its field's name and type.
+ */
 import { setting } from "../setting.ts";
-import { list, listen } from "../types.ts";
+import {
+  boolean,
+  duration,
+  integer,
+  lazy,
+  list,
+  listen,
+  object,
+  oneOf,
+  optional,
+  size,
+  type ValueType,
+} from "../types.ts";
 import { processSettings } from "./process.ts";
+import { accessLogFields } from "./web/accessLog.ts";
+import { commonCoreFields, locationCoreFields, serverCoreFields } from "./web/core.ts";
+import { headersFields } from "./web/headers.ts";
+import { rewriteFields } from "./web/rewrite.ts";
+import { staticFields } from "./web/static.ts";
+
+/** Every module's location fields (also valid in server blocks), in module order. */
+export const moduleFields = {
+  ...rewriteFields,
+  ...staticFields,
+  ...headersFields,
+  ...accessLogFields,
+};
+
+/** Every module's server-only fields. */
+export const moduleServerFields = {};
+
+const locationFields = {
+  ...locationCoreFields,
+  ...commonCoreFields,
+  ...moduleFields,
+  locations: {
+    type: optional(
+      lazy(
+        { name: "list of locations (nested)", expected: "a list of locations", kind: "list" },
+        // biome-ignore lint/suspicious/noExplicitAny: the location type refers to itself.
+        (): ValueType<any, any> => list(locationType),
+      ),
+    ),
+    doc: "Locations nested in this one (same fields). nginx's rules: a nested prefix must lie inside its parent's prefix; exact and named locations hold none.",
+    nginx: "location (nested)",
+  },
+};
+
+/** A location block. */
+export const locationType = object(locationFields, { name: "location" });
+
+const serverFields = {
+  ...serverCoreFields,
+  ...commonCoreFields,
+  ...moduleServerFields,
+  ...moduleFields,
+  locations: {
+    type: optional(list(locationType)),
+    doc: "The locations: each `{ match, ...fields }`, chosen by nginx's rules (see `match`). A request that matches none is served by the server block's own fields.",
+    nginx: "location",
+  },
+};
+
+/** A server block. */
+export const serverType = object(serverFields, { name: "server" });
+
+export type ServerBlock = typeof serverType extends ValueType<unknown, infer O> ? O : never;
+export type LocationBlock = typeof locationType extends ValueType<unknown, infer O> ? O : never;
 
 export const web = {
   listen: setting({
     type: list(listen()),
     default: ["127.0.0.1:8080"],
-    doc: 'The addresses the web server listens on, each "host:port", ":port", "[::1]:port", "port" or "unix:/path". Repeat the flag for several; in an env var, separate them with commas.',
+    doc: 'The addresses of servers that set no `listen` (and of the one server made up when `servers` is empty), each "host:port", ":port", "[::1]:port", "port" or "unix:/path". Repeat the flag for several; in an env var, separate them with commas.',
     nginx: "listen",
+  }),
+  root: setting({
+    type: staticFields.root.type,
+    default: undefined,
+    doc: "Serve files from this directory: the `root` of servers and locations that set none (nginx's `root` in the `http` block). With no `servers`, `brigade web --root ./public` serves it on `web.listen`.",
+    nginx: "root (http block)",
+  }),
+  accessLog: setting({
+    type: accessLogFields.accessLog.type,
+    default: undefined,
+    defaultText: "off",
+    doc: 'The access log of servers and locations that set none: a file, "-" for standard output, or "off" (the default; in a config file also `{ path, format }`, see the servers\' `accessLog`).',
+    nginx: "access_log (http block)",
+  }),
+  clientMaxBodySize: setting({
+    type: size(),
+    default: "1m",
+    doc: "The largest request body accepted where no server or location sets `clientMaxBodySize`; a larger one gets 413. 0: no limit.",
+    nginx: "client_max_body_size",
+  }),
+  servers: setting({
+    type: list(serverType),
+    default: [],
+    defaultText: "[] (one server on `web.listen`)",
+    doc: "The server blocks (virtual hosts). A request goes to a server listening on the address it came in on, by its Host (TLS: also SNI), else to that address's default server. Empty: one server on `web.listen` with `web.root`.",
+    nginx: "server",
+  }),
+  unknownHost: setting({
+    type: oneOf(["default", "misdirected", "close"]),
+    default: "default",
+    doc: "What a request whose Host names no server on its address gets: `default` is served by the address's default server (nginx's behaviour); `misdirected` is answered 421; `close` closes the connection unanswered (nginx's `return 444` in a catch-all server). Requests without a Host (HTTP/1.0) go to the default server either way.",
+  }),
+  serverHeader: setting({
+    type: oneOf(["name", "version", "off"]),
+    default: "name",
+    doc: "The `Server` response header: `name` (`brigade`), `version` (`brigade/<version>`), or `off` (none, unless a response brings its own).",
+    nginx: "server_tokens",
+  }),
+  clientHeaderTimeout: setting({
+    type: duration(),
+    default: 60,
+    doc: "How long a client may take to send a request's head (line and header fields); then the connection gets 408 and is closed.",
+    nginx: "client_header_timeout",
+  }),
+  clientBodyTimeout: setting({
+    type: duration(),
+    default: 60,
+    doc: "How long a client may go without sending a byte of a request body being read; then 408 and the connection is closed.",
+    nginx: "client_body_timeout",
+  }),
+  keepaliveTimeout: setting({
+    type: duration(),
+    default: 75,
+    doc: "How long an idle keep-alive connection (HTTP/1.1 between requests, an HTTP/2 session with no stream) is kept open. 0 disables keep-alive.",
+    nginx: "keepalive_timeout",
+  }),
+  keepaliveRequests: setting({
+    type: integer({ min: 1 }),
+    default: 1000,
+    doc: "Requests served on one HTTP/1.1 connection before it is closed (bounds per-connection memory growth).",
+    nginx: "keepalive_requests",
+  }),
+  sendTimeout: setting({
+    type: duration(),
+    default: 60,
+    doc: "How long a response may wait for the client to read anything; a client that stops reading is then dropped.",
+    nginx: "send_timeout",
+  }),
+  maxRequestLine: setting({
+    type: size(),
+    default: "8k",
+    doc: "The longest request line (method, target, version) accepted; longer gets 414.",
+    nginx: "large_client_header_buffers (size)",
+  }),
+  maxHeaderSize: setting({
+    type: size(),
+    default: "32k",
+    doc: "The largest request head (request line and header fields together) accepted; larger gets 431.",
+    nginx: "large_client_header_buffers (number × size)",
+  }),
+  maxHeaders: setting({
+    type: integer({ min: 1, max: 10000 }),
+    default: 100,
+    doc: "The most header fields a request may carry; more gets 431.",
+  }),
+  mergeSlashes: setting({
+    type: boolean(),
+    default: true,
+    doc: 'Merge repeated slashes in the request path ("//a///b" is "/a/b") before locations are matched.',
+    nginx: "merge_slashes",
   }),
   ...processSettings({
     name: "web server",

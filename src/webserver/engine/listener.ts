@@ -1,0 +1,139 @@
+/**
+ * The engine as a worker runs it: one accepting server per listening socket (net for plain
+ * HTTP, tls for HTTPS with SNI and ALPN), each connection handed to the HTTP/1 engine or, when
+ * the client chose `h2` by ALPN, to the HTTP/2 engine. Accepting is kept apart from the
+ * protocol servers so that a graceful stop can stop accepting without node:http closing idle
+ * keep-alive connections at once (its `close()` does; we close them only once idle for a
+ * moment, so a client already sending its next request is not reset).
+ */
+import net from "node:net";
+import tls from "node:tls";
+import { sweepInterval } from "./connection.ts";
+import { Http1Engine } from "./http1.ts";
+import { Http2Engine } from "./http2.ts";
+import type { EngineHandler, EngineOptions, ListenerPlan } from "./types.ts";
+
+/** What `server.listen()` takes: an inherited descriptor or an address (threads, tests). */
+export type ListenTarget =
+  | { fd: number }
+  | { host: string; port: number; reusePort?: boolean }
+  | { path: string };
+
+interface Listening {
+  readonly plan: ListenerPlan;
+  readonly accept: net.Server;
+  readonly h1: Http1Engine;
+  readonly h2: Http2Engine | undefined;
+}
+
+export class WebEngine {
+  private readonly handler: EngineHandler;
+  private readonly opts: EngineOptions;
+  private readonly listening: Listening[] = [];
+  private readonly timer: NodeJS.Timeout;
+  private stopping = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(handler: EngineHandler, opts: EngineOptions) {
+    this.handler = handler;
+    this.opts = opts;
+    this.timer = setInterval(() => this.sweep(), sweepInterval(opts.bodyTimeout, opts.sendTimeout));
+    this.timer.unref();
+  }
+
+  /** Start serving `plan` on `target`; resolves once listening, with the bound address. */
+  listen(plan: ListenerPlan, target: ListenTarget): Promise<net.AddressInfo | string | null> {
+    const h1 = new Http1Engine(plan.key, this.handler, this.opts);
+    h1.startTracking();
+    let h2: Http2Engine | undefined;
+    let accept: net.Server;
+    if (plan.tls) {
+      const t = plan.tls;
+      if (t.http2) h2 = new Http2Engine(plan.key, this.handler, this.opts);
+      accept = tls.createServer({
+        cert: t.cert,
+        key: t.key,
+        ALPNProtocols: t.http2 ? ["h2", "http/1.1"] : ["http/1.1"],
+        SNICallback: (servername, cb) => cb(null, t.contextFor(servername)),
+        handshakeTimeout: this.opts.headerTimeout,
+      });
+      accept.on("secureConnection", (socket: tls.TLSSocket) => {
+        if (socket.alpnProtocol === "h2" && h2) h2.attach(socket);
+        else h1.attach(socket);
+      });
+      accept.on("tlsClientError", (error, socket) => {
+        this.opts.logger.debug("TLS handshake failed", {
+          error: error.message,
+          client: socket.remoteAddress,
+        });
+        socket.destroy();
+      });
+    } else {
+      accept = net.createServer({ noDelay: true }, (socket) => h1.attach(socket));
+    }
+    accept.on("error", (error) =>
+      this.opts.logger.error("listener error", { error, listener: plan.key }),
+    );
+    this.listening.push({ plan, accept, h1, h2 });
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error): void => reject(e);
+      accept.once("error", onError);
+      accept.listen(target, () => {
+        accept.off("error", onError);
+        resolve(accept.address());
+      });
+    });
+  }
+
+  /** Open connections (HTTP/1 connections and HTTP/2 sessions). */
+  get connectionCount(): number {
+    let n = 0;
+    for (const l of this.listening) n += l.h1.connectionCount + (l.h2?.connectionCount ?? 0);
+    return n;
+  }
+
+  /** Connections dropped because their client stopped reading. */
+  get sendTimeouts(): number {
+    let n = 0;
+    for (const l of this.listening) n += l.h1.sendTimeouts + (l.h2?.sendTimeouts ?? 0);
+    return n;
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const l of this.listening) {
+      l.h1.sweep(now);
+      l.h2?.sweep(now);
+    }
+    if (this.stopping && this.connectionCount === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /**
+   * Stop accepting; with `graceful`, let every connection finish what it holds (HTTP/1: the
+   * request in flight, answered with `Connection: close`; HTTP/2: GOAWAY) and resolve when none
+   * is left; without, drop them all.
+   */
+  async stop(graceful: boolean): Promise<void> {
+    this.stopping = true;
+    for (const l of this.listening) {
+      if (l.accept.listening) l.accept.close();
+      l.h1.drain();
+      l.h2?.drain();
+      if (!graceful) {
+        l.h1.destroyAll();
+        l.h2?.destroyAll();
+      }
+    }
+    if (this.connectionCount > 0) {
+      // Look more often than the sweep does, so a stop ends as soon as the last one closes.
+      const poll = setInterval(() => this.sweep(), 50);
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      clearInterval(poll);
+    }
+    clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * What an engine needs from the rest of the web server, and what it is given: the contract
+ * between the HTTP engines (node:http, node:http2, and a lean HTTP/1.1 engine of our own later,
+ * issue 10) and the pipeline. An engine parses requests, builds `EngineRequest`s, asks the
+ * handler for an `Outcome`, writes its response, and reports a `Completion`.
+ */
+import type { SecureContext } from "node:tls";
+import type { Logger } from "../../core/logger.ts";
+import type { WebConnection, WebResponse } from "../exchange.ts";
+import type { Completion } from "../module.ts";
+import type { EngineRequest } from "./request.ts";
+
+export interface Outcome {
+  response: WebResponse;
+  /** Close the connection after this response (malformed input, an unread body). */
+  close: boolean;
+  /** Called once the response is written or abandoned: runs the log phase. */
+  complete(done: Completion): void;
+}
+
+export interface EngineHandler {
+  /** Answer one request. Never rejects: every failure is already a response. */
+  handle(req: EngineRequest): Promise<Outcome>;
+  /** A request refused before it was one (a malformed head): for the access log. */
+  rejected(connection: WebConnection, status: number, reason: string): void;
+}
+
+/** Timeouts in milliseconds, sizes in bytes. */
+export interface EngineOptions {
+  headerTimeout: number;
+  bodyTimeout: number;
+  keepaliveTimeout: number;
+  keepaliveRequests: number;
+  sendTimeout: number;
+  maxRequestLine: number;
+  maxHeaderSize: number;
+  maxHeaders: number;
+  /** The `Server` value, or undefined for none. */
+  serverHeader: string | undefined;
+  mergeSlashes: boolean;
+  logger: Logger;
+}
+
+/** TLS on a listener: a context per server, picked by SNI. */
+export interface ListenerTls {
+  /** The default server's certificate chain and key (PEM): no SNI, or an unknown name. */
+  cert: Buffer;
+  key: Buffer;
+  /** The context for an SNI name, or undefined for the default. */
+  contextFor(servername: string): SecureContext | undefined;
+  /** Offer h2 by ALPN. */
+  http2: boolean;
+}
+
+/** One listening socket as the engine serves it. */
+export interface ListenerPlan {
+  /** The listen key (`formatListen`): what `WebConnection.listener` says. */
+  key: string;
+  tls: ListenerTls | undefined;
+}
