@@ -15,9 +15,17 @@
  * A module's settings are mounted in src/config/settings/web.ts in the same order.
  */
 import { accessLog } from "./accessLog/index.ts";
+import { compressModule } from "./compress/index.ts";
 import { headers } from "./headers/index.ts";
 import type { WebModule } from "./module.ts";
 import { rewrite } from "./rewrite/index.ts";
+import { staticModule } from "./static/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: modules of every settings type.
-export const modules: readonly WebModule<any>[] = [rewrite, headers, accessLog];
+export const modules: readonly WebModule<any>[] = [
+  rewrite,
+  staticModule,
+  headers,
+  compressModule,
+  accessLog,
+];

@@ -67,7 +67,7 @@ test("problems deep in nested locations carry their full key path", () => {
   } catch (e) {
     assert.ok(e instanceof ConfigError);
     assert.deepEqual(e.message.split("\n"), [
-      'f.json: web.servers[0].locations[0].locations[0].locations[0].typo: unknown setting; expected one of "match", "internal", "clientMaxBodySize", "errorPages", "return", "rewrite", "root", "index", "addHeaders", "setHeaders", "removeHeaders", "expires", "cacheControl", "accessLog", "locations"',
+      'f.json: web.servers[0].locations[0].locations[0].locations[0].typo: unknown setting; did you mean "types"?',
       'f.json: web.servers[0].locations[0].locations[0].locations[0].expires: expected a duration ("30d", "1h", -1), "modified 1h", "epoch", "max" or "off", found "soon"',
     ]);
   }

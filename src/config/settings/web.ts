@@ -29,6 +29,7 @@ import {
 } from "../types.ts";
 import { processSettings } from "./process.ts";
 import { accessLogFields } from "./web/accessLog.ts";
+import { compressFields } from "./web/compress.ts";
 import { commonCoreFields, locationCoreFields, serverCoreFields } from "./web/core.ts";
 import { headersFields } from "./web/headers.ts";
 import { rewriteFields } from "./web/rewrite.ts";
@@ -39,6 +40,7 @@ export const moduleFields = {
   ...rewriteFields,
   ...staticFields,
   ...headersFields,
+  ...compressFields,
   ...accessLogFields,
 };
 
@@ -95,6 +97,34 @@ export const web = {
     default: undefined,
     doc: "Serve files from this directory: the `root` of servers and locations that set none (nginx's `root` in the `http` block). With no `servers`, `brigade web --root ./public` serves it on `web.listen`.",
     nginx: "root (http block)",
+  }),
+  autoindex: setting({
+    type: staticFields.autoindex.type,
+    default: undefined,
+    defaultText: "false",
+    doc: "List directories that have no index file (`brigade web --root . --autoindex`): the `autoindex` of servers and locations that set none.",
+    nginx: "autoindex (http block)",
+  }),
+  tryFiles: setting({
+    type: staticFields.tryFiles.type,
+    default: undefined,
+    defaultText: "(none)",
+    doc: "The `tryFiles` of servers and locations that set none; for a single-page app: `brigade web --root dist --try-files '$uri' --try-files /index.html`.",
+    nginx: "try_files (http block)",
+  }),
+  gzip: setting({
+    type: compressFields.gzip.type,
+    default: undefined,
+    defaultText: "false",
+    doc: "Compress responses with gzip on the fly (`--gzip`): the `gzip` of servers and locations that set none.",
+    nginx: "gzip (http block)",
+  }),
+  brotli: setting({
+    type: compressFields.brotli.type,
+    default: undefined,
+    defaultText: "false",
+    doc: "Compress responses with brotli on the fly (`--brotli`): the `brotli` of servers and locations that set none.",
+    nginx: "brotli (http block)",
   }),
   accessLog: setting({
     type: accessLogFields.accessLog.type,

@@ -1,0 +1,285 @@
+/**
+ * Looking files up, with nginx's `open_file_cache` and more: what is cached per path is the
+ * file's facts (type, size, times, validators, whether the symlink policy allows it, or the error
+ * its lookup gave), and, for files up to `maxFileSize`, the content itself, so a hot small file
+ * costs no system call at all until it is revalidated.
+ *
+ * Revalidation: an entry older than `valid` is checked with one `stat` before it is used; a
+ * changed file (device, inode, size, mtime or ctime) is loaded again, so edits show up within
+ * `valid`. Entries not used for `inactive` are dropped, and at most `max` entries are kept
+ * (least recently used go first). With `max` 0 nothing is cached and every request looks again.
+ *
+ * Files are opened with O_NONBLOCK (a FIFO in the tree must not hang a thread) and only regular
+ * files and directories are served.
+ */
+import { close as closeFd, constants, fstat, open, read, type Stats, stat } from "node:fs";
+import { promisify } from "node:util";
+import { fileEtag, httpDate } from "./conditional.ts";
+
+const openAsync = promisify(open);
+const fstatAsync = promisify(fstat);
+const statAsync = promisify(stat);
+const readAsync = promisify(read);
+const closeAsync = promisify(closeFd);
+
+const openFlags = constants.O_RDONLY | constants.O_NONBLOCK;
+
+/** What a lookup found. */
+export type Lookup = Found | Missing;
+
+export interface Found {
+  readonly ok: true;
+  readonly path: string;
+  readonly directory: boolean;
+  readonly size: number;
+  readonly mtimeMs: number;
+  /** nginx-format strong ETag. */
+  readonly etag: string;
+  /** The Last-Modified value. */
+  readonly lastModified: string;
+  /** Whether the symlink policy lets this path be served. */
+  readonly allowed: boolean;
+  /** The whole content, when the file is small enough to be cached in memory. */
+  readonly data: Buffer | undefined;
+  readonly dev: number;
+  readonly ino: number;
+  readonly ctimeMs: number;
+}
+
+export interface Missing {
+  readonly ok: false;
+  readonly path: string;
+  /** `ENOENT`, `ENOTDIR`, `EACCES`, `ENAMETOOLONG`, `ELOOP`, `EISDIR`..., or `ESPECIAL` for a file that is neither regular nor a directory. */
+  readonly code: string;
+}
+
+/** Checks a freshly opened path against the symlink policy. */
+export type Verify = (path: string, fd: number) => Promise<boolean>;
+
+export interface OpenFileCacheOptions {
+  /** Entries kept at most; 0 disables caching. */
+  readonly max: number;
+  readonly inactiveMs: number;
+  readonly validMs: number;
+  /** Files up to this size are kept in memory. */
+  readonly maxFileSize: number;
+  readonly verify: Verify;
+}
+
+interface Entry {
+  lookup: Lookup;
+  checkedAt: number;
+  usedAt: number;
+}
+
+/** A file opened for one response: the caller owns `fd` (and must close it or hand it over). */
+export interface Opened {
+  readonly found: Found;
+  readonly fd: number;
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === "string" ? code : "EIO";
+}
+
+function factsOf(path: string, st: Stats, allowed: boolean, data: Buffer | undefined): Found {
+  return {
+    ok: true,
+    path,
+    directory: st.isDirectory(),
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+    etag: fileEtag(st.mtimeMs, st.size),
+    lastModified: httpDate(st.mtimeMs),
+    allowed,
+    data,
+    dev: st.dev,
+    ino: st.ino,
+    ctimeMs: st.ctimeMs,
+  };
+}
+
+function sameFile(f: Found, st: Stats): boolean {
+  return (
+    f.ino === st.ino &&
+    f.dev === st.dev &&
+    f.size === st.size &&
+    f.mtimeMs === st.mtimeMs &&
+    f.ctimeMs === st.ctimeMs
+  );
+}
+
+async function readWhole(fd: number, size: number): Promise<Buffer | undefined> {
+  const buf = Buffer.allocUnsafe(size);
+  let off = 0;
+  while (off < size) {
+    const { bytesRead } = await readAsync(fd, buf, off, size - off, off);
+    if (bytesRead === 0) return undefined; // shrank while we read: look again
+    off += bytesRead;
+  }
+  return buf;
+}
+
+export class OpenFileCache {
+  readonly #options: OpenFileCacheOptions;
+  readonly #entries = new Map<string, Entry>();
+  readonly #loading = new Map<string, Promise<Lookup>>();
+  #sweeper: NodeJS.Timeout | undefined;
+
+  constructor(options: OpenFileCacheOptions) {
+    this.#options = options;
+  }
+
+  /** Number of entries held (for tests and metrics). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Whether `path` has an entry (for tests). */
+  has(path: string): boolean {
+    return this.#entries.has(path);
+  }
+
+  /** The cached facts of `path` when fresh (no system call needed), else undefined. */
+  peek(path: string, now = Date.now()): Lookup | undefined {
+    const entry = this.#entries.get(path);
+    if (entry === undefined) return undefined;
+    const o = this.#options;
+    if (now - entry.checkedAt >= o.validMs || now - entry.usedAt > o.inactiveMs) return undefined;
+    this.#touch(path, entry, now);
+    return entry.lookup;
+  }
+
+  /**
+   * The facts of `path` (with the content of a small file), from the cache when fresh enough.
+   * Never throws for file-system errors: they come back as {@link Missing}.
+   */
+  async lookup(path: string, now = Date.now()): Promise<Lookup> {
+    const o = this.#options;
+    const entry = this.#entries.get(path);
+    if (entry !== undefined && now - entry.usedAt <= o.inactiveMs) {
+      if (now - entry.checkedAt < o.validMs) {
+        this.#touch(path, entry, now);
+        return entry.lookup;
+      }
+      const l = entry.lookup;
+      if (l.ok) {
+        try {
+          if (sameFile(l, await statAsync(path))) {
+            entry.checkedAt = now;
+            this.#touch(path, entry, now);
+            return l;
+          }
+        } catch {
+          // gone or unreadable: load again, which says why
+        }
+      }
+    }
+    let pending = this.#loading.get(path);
+    if (pending === undefined) {
+      pending = this.#load(path).finally(() => this.#loading.delete(path));
+      this.#loading.set(path, pending);
+    }
+    const lookup = await pending;
+    this.#store(path, lookup, now);
+    return lookup;
+  }
+
+  /**
+   * Open `path` for a response (a file too large for memory, or with caching off). The facts
+   * come from the descriptor itself, so headers and body agree even if the file just changed;
+   * a change also refreshes the cached entry.
+   */
+  async open(path: string): Promise<Opened | Missing> {
+    let fd: number;
+    try {
+      fd = await openAsync(path, openFlags);
+    } catch (err) {
+      return { ok: false, path, code: errorCode(err) };
+    }
+    try {
+      const st = await fstatAsync(fd);
+      if (!st.isFile() && !st.isDirectory()) {
+        await closeAsync(fd);
+        return { ok: false, path, code: "ESPECIAL" };
+      }
+      const allowed = await this.#options.verify(path, fd);
+      const found = factsOf(path, st, allowed, undefined);
+      const cached = this.#entries.get(path);
+      if (cached?.lookup.ok && !sameFile(cached.lookup, st)) this.#entries.delete(path);
+      return { found, fd };
+    } catch (err) {
+      await closeAsync(fd).catch(() => {});
+      return { ok: false, path, code: errorCode(err) };
+    }
+  }
+
+  /** Drop everything (config reload, worker stop). */
+  clear(): void {
+    this.#entries.clear();
+    if (this.#sweeper) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+  }
+
+  /** Drop entries unused for `inactive`. */
+  sweep(now = Date.now()): void {
+    for (const [path, e] of this.#entries) {
+      if (now - e.usedAt > this.#options.inactiveMs) this.#entries.delete(path);
+    }
+  }
+
+  #touch(path: string, entry: Entry, now: number): void {
+    // Map order is the LRU order: move to the end, at most once a second per entry (an
+    // approximate LRU is enough, and a hot file then costs no map writes).
+    if (now - entry.usedAt >= 1000) {
+      this.#entries.delete(path);
+      this.#entries.set(path, entry);
+    }
+    entry.usedAt = now;
+  }
+
+  #store(path: string, lookup: Lookup, now: number): void {
+    const o = this.#options;
+    if (o.max === 0) return;
+    this.#entries.delete(path);
+    this.#entries.set(path, { lookup, checkedAt: now, usedAt: now });
+    while (this.#entries.size > o.max) {
+      const oldest = this.#entries.keys().next().value as string;
+      this.#entries.delete(oldest);
+    }
+    if (this.#sweeper === undefined) {
+      const every = Math.max(1000, Math.min(o.inactiveMs, 60_000));
+      this.#sweeper = setInterval(() => this.sweep(), every);
+      this.#sweeper.unref();
+    }
+  }
+
+  async #load(path: string): Promise<Lookup> {
+    const o = this.#options;
+    for (let attempt = 0; ; attempt++) {
+      let fd: number;
+      try {
+        fd = await openAsync(path, openFlags);
+      } catch (err) {
+        return { ok: false, path, code: errorCode(err) };
+      }
+      try {
+        const st = await fstatAsync(fd);
+        if (!st.isFile() && !st.isDirectory()) return { ok: false, path, code: "ESPECIAL" };
+        const allowed = await o.verify(path, fd);
+        let data: Buffer | undefined;
+        if (o.max > 0 && st.isFile() && st.size <= o.maxFileSize && allowed) {
+          data = st.size === 0 ? Buffer.alloc(0) : await readWhole(fd, st.size);
+          // Changed under us: look again (a few times), else serve it from disk.
+          if (data === undefined && attempt < 2) continue;
+        }
+        return factsOf(path, st, allowed, data);
+      } catch (err) {
+        return { ok: false, path, code: errorCode(err) };
+      } finally {
+        await closeAsync(fd).catch(() => {});
+      }
+    }
+  }
+}
