@@ -62,6 +62,16 @@ export interface UpstreamRequest {
   signal?: AbortSignal;
   /** Overrides the pool's read timeout for this request (0: none, for event streams). */
   readTimeout?: number;
+  /**
+   * Overrides, for this request, the longest pause between two reads of the body (default: the
+   * read timeout). A proxy that times the body itself (event streams get a longer idle time,
+   * decided once the head is seen) passes 0.
+   */
+  bodyTimeout?: number;
+  /** Overrides the pool's connect timeout when this request opens a connection. */
+  connectTimeout?: number;
+  /** Overrides the pool's send timeout for this request (0: none). */
+  sendTimeout?: number;
 }
 
 export interface UpstreamResponse {
@@ -116,6 +126,13 @@ function isReplayable(body: UpstreamRequest["body"]): boolean {
     Buffer.isBuffer(body) ||
     body instanceof Uint8Array
   );
+}
+
+/** Whether a response's Connection field says the peer closes the connection after it. */
+function closes(connection: string | string[] | undefined): boolean {
+  if (connection === undefined) return false;
+  const v = Array.isArray(connection) ? connection.join(",") : connection;
+  return /(?:^|,)\s*close\s*(?:,|$)/i.test(v);
 }
 
 /** The headers to hand to undici: framing headers dropped, names as given. */
@@ -184,7 +201,7 @@ class Connection {
   requests = 0;
   closed = false;
 
-  constructor(pool: PeerPool, target: PeerTarget, options: PoolOptions) {
+  constructor(pool: PeerPool, target: PeerTarget, options: PoolOptions, connectTimeout: number) {
     const origin = target.kind === "unix" ? "http://localhost" : `http://${targetName(target)}`;
     this.client = new Client(origin, {
       pipelining: 1,
@@ -195,7 +212,7 @@ class Connection {
       bodyTimeout: options.readTimeout,
       maxRequestsPerClient: options.maxRequests,
       connect: (_opts, callback) => {
-        dial(target, options.connectTimeout).then(
+        dial(target, connectTimeout).then(
           (socket) => {
             this.socket = socket;
             callback(null, socket);
@@ -261,7 +278,7 @@ export class PeerPool {
         sent: false,
       });
     }
-    const conn = this.take();
+    const conn = this.take(req.connectTimeout);
     try {
       return await this.send(conn, req);
     } catch (err) {
@@ -274,7 +291,7 @@ export class PeerPool {
         idempotent.has(req.method.toUpperCase()) &&
         isReplayable(req.body);
       if (!stale) throw err;
-      return await this.send(this.fresh(), req);
+      return await this.send(this.fresh(req.connectTimeout), req);
     }
   }
 
@@ -299,7 +316,7 @@ export class PeerPool {
         headers,
         signal: req.signal,
         createConnection: (_o, cb) => {
-          dial(this.target, this.options.connectTimeout).then(
+          dial(this.target, req.connectTimeout ?? this.options.connectTimeout).then(
             (socket) => {
               connected = true;
               cb?.(null, socket);
@@ -390,17 +407,17 @@ export class PeerPool {
     }
   }
 
-  private take(): Connection {
+  private take(connectTimeout?: number): Connection {
     for (;;) {
       const conn = this.idleStack.pop();
-      if (conn === undefined) return this.fresh();
+      if (conn === undefined) return this.fresh(connectTimeout);
       if (!conn.closed && !conn.client.destroyed && !conn.client.closed) return conn;
       this.open.delete(conn);
     }
   }
 
-  private fresh(): Connection {
-    const conn = new Connection(this, this.target, this.options);
+  private fresh(connectTimeout = this.options.connectTimeout): Connection {
+    const conn = new Connection(this, this.target, this.options, connectTimeout);
     this.open.add(conn);
     this.created++;
     return conn;
@@ -437,7 +454,8 @@ export class PeerPool {
     const inMemory = isReplayable(req.body);
     const readTimeout = req.readTimeout ?? this.options.readTimeout;
     const state = { peer: this.peer, connected: reused, headers: false, sending: false };
-    const watchdog = this.sendWatchdog(conn, state);
+    const sendTimeout = req.sendTimeout ?? this.options.sendTimeout;
+    const watchdog = this.sendWatchdog(conn, sendTimeout);
     try {
       const res = await conn.client.request({
         method: req.method as "GET",
@@ -446,16 +464,19 @@ export class PeerPool {
         body: (req.body ?? null) as Buffer | null,
         signal: req.signal ?? null,
         headersTimeout: readTimeout,
-        bodyTimeout: readTimeout,
+        bodyTimeout: req.bodyTimeout ?? readTimeout,
       });
       state.headers = true;
       watchdog.stop();
       const body = res.body;
+      // A peer that says it closes (gunicorn's sync workers always do) must not be reused: the
+      // next request would fail on the dead socket and be replayed on a fresh one.
+      const closing = closes(res.headers.connection);
       let ended = false;
       body.once("end", () => {
         ended = true;
       });
-      body.once("close", () => (ended ? this.recycle(conn) : this.discard(conn)));
+      body.once("close", () => (ended && !closing ? this.recycle(conn) : this.discard(conn)));
       return {
         status: res.statusCode,
         headers: res.headers as Record<string, string | string[]>,
@@ -470,7 +491,7 @@ export class PeerPool {
       this.discard(conn);
       if (watchdog.stalled) {
         throw new UpstreamError("timeout", "send", {
-          message: `upstream timed out sending the request (no progress for ${this.options.sendTimeout} ms)`,
+          message: `upstream timed out sending the request (no progress for ${sendTimeout} ms)`,
           peer: this.peer,
           cause: err,
         });
@@ -483,8 +504,7 @@ export class PeerPool {
    * nginx's proxy_send_timeout: fail when bytes wait in the socket and none was written for
    * `sendTimeout`. Runs until the response head arrives.
    */
-  private sendWatchdog(conn: Connection, _state: { sending: boolean }) {
-    const ms = this.options.sendTimeout;
+  private sendWatchdog(conn: Connection, ms: number) {
     const w = { stalled: false, stop: () => clearTimeout(timer) };
     let last = -1;
     let timer: NodeJS.Timeout | undefined;

@@ -18,6 +18,7 @@ import { accessLog } from "./accessLog/index.ts";
 import { compressModule } from "./compress/index.ts";
 import { headers } from "./headers/index.ts";
 import type { WebModule } from "./module.ts";
+import { proxy } from "./proxy/index.ts";
 import { rewrite } from "./rewrite/index.ts";
 import { staticModule } from "./static/index.ts";
 
@@ -25,6 +26,7 @@ import { staticModule } from "./static/index.ts";
 export const modules: readonly WebModule<any>[] = [
   rewrite,
   staticModule,
+  proxy,
   headers,
   compressModule,
   accessLog,

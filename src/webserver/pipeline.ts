@@ -613,8 +613,10 @@ class Compiler {
     // The quick start: no servers, one made of the web section's own settings.
     const synthetic = web.servers.length === 0;
     const blocks: { block: ServerBlock; path: Path }[] = synthetic
-      ? [{ block: {} as ServerBlock, path: ["web"] }]
+      ? [{ block: this.quickStart(web), path: ["web"] }]
       : web.servers.map((block, i) => ({ block, path: ["web", "servers", i] }));
+    // The upstream groups, for the proxy (and whatever else names a group).
+    this.services.set("upstreams", web.upstreams);
     // nginx's http block: a web-section setting named like a block field (`root`, `accessLog`,
     // `clientMaxBodySize`, and any a module adds the same way) is what servers inherit.
     const httpLevel: Record<string, unknown> = {};
@@ -732,6 +734,24 @@ class Compiler {
       closers: this.closers,
       reopeners: this.reopeners,
     });
+  }
+
+  /**
+   * The server block of the quick start (no `servers`): empty (the web section's `root` and the
+   * rest are inherited), or with `web.proxy`, a proxy to those addresses; with a `root` too, and a
+   * module that tries files, files first and the rest proxied (nginx's
+   * `try_files $uri $uri/ @proxy`).
+   */
+  private quickStart(web: WebConfig): ServerBlock {
+    if (web.proxy.length === 0) return {} as ServerBlock;
+    const tries = [...this.moduleKeys.values()].some((keys) => keys.includes("tryFiles"));
+    if (web.root !== undefined && tries) {
+      return {
+        tryFiles: ["$uri", "$uri/", "@proxy"],
+        locations: [{ match: "@proxy", proxy: web.proxy }],
+      } as unknown as ServerBlock;
+    }
+    return { proxy: web.proxy } as ServerBlock;
   }
 
   /** Two servers on one address with the same exact name: nginx warns and ignores; we refuse. */

@@ -139,14 +139,10 @@ test("--help lists each flag with its env var and default; --version", async (t)
   assert.match(v.stdout, /^\d+\.\d+\.\d+\n$/);
 });
 
-test("app without APP is refused before anything starts; a valid one reaches the tier", async (t) => {
+test("app without APP is refused before anything starts", async (t) => {
   const dir = tmp(t);
   const none = await brigade(["app"], dir);
   assert.equal(none.code, 2);
   assert.match(none.stderr, /^brigade app: app\.app: no app given/);
-  // The app tier's entry is a placeholder for now: it logs and exits 1 (`brigade web` is real:
-  // test/webserver/serve.test.ts).
-  const placeholder = await brigade(["app", "hello.ts", "--log-format", "text"], dir);
-  assert.equal(placeholder.code, 1);
-  assert.match(placeholder.stderr, /brigade app: not implemented yet/);
+  // Both tiers are real now (web: test/webserver/, app: test/appserver/): no placeholder left.
 });

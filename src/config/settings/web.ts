@@ -28,10 +28,12 @@ import {
   type ValueType,
 } from "../types.ts";
 import { processSettings } from "./process.ts";
+import { upstreams } from "./upstream.ts";
 import { accessLogFields } from "./web/accessLog.ts";
 import { compressFields } from "./web/compress.ts";
 import { commonCoreFields, locationCoreFields, serverCoreFields } from "./web/core.ts";
 import { headersFields } from "./web/headers.ts";
+import { proxyFields, proxyTargetList } from "./web/proxy.ts";
 import { rewriteFields } from "./web/rewrite.ts";
 import { staticFields } from "./web/static.ts";
 
@@ -39,6 +41,7 @@ import { staticFields } from "./web/static.ts";
 export const moduleFields = {
   ...rewriteFields,
   ...staticFields,
+  ...proxyFields,
   ...headersFields,
   ...compressFields,
   ...accessLogFields,
@@ -125,6 +128,18 @@ export const web = {
     defaultText: "false",
     doc: "Compress responses with brotli on the fly (`--brotli`): the `brotli` of servers and locations that set none.",
     nginx: "brotli (http block)",
+  }),
+  proxy: setting({
+    type: proxyTargetList,
+    default: [],
+    doc: "The quick start's upstream: with no `servers`, `brigade web --proxy http://127.0.0.1:8000` proxies every request there (repeat `--proxy` for a round-robin group of several). With `--root` too, files under the root are served first and everything else is proxied (nginx's `try_files $uri $uri/ @proxy`). In a config file, use `web.upstreams` and a location's `proxy` instead.",
+    nginx: "proxy_pass",
+  }),
+  upstreams: setting({
+    type: upstreams,
+    default: {},
+    doc: 'Named upstream groups (nginx\'s `upstream` blocks) that a location\'s `proxy` refers to by name: `upstreams: { app: { peers: ["127.0.0.1:8000", "127.0.0.1:8001"] } }` and `proxy: "app"`. Their peers, balancing policy, health checks, retries, keep-alive pools and timeouts; see docs/upstream.md.',
+    nginx: "upstream",
   }),
   accessLog: setting({
     type: accessLogFields.accessLog.type,

@@ -1,0 +1,120 @@
+/**
+ * proxy: the reverse proxy side by side, each in 1 process in front of its own node:http hello
+ * upstream (bench/servers/nodeHttp.ts), wrk on the proxy: nginx `proxy_pass` with an upstream
+ * keep-alive pool (the yardstick), `brigade web --proxy` (buffering on, as shipped), node-http-proxy
+ * (npm `http-proxy` with a keep-alive agent), and a plain undici `Pool` proxy. "hello direct"
+ * is the upstream alone: the latency a proxy adds is its p50/p99 minus that row's.
+ *
+ * The slow-client case is bench/suites/slowclients.ts.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type RunningServer, startCommand, startNginx } from "../lib/peers.ts";
+import { benchFile, type Case, defineSuite } from "../lib/suite.ts";
+
+async function hello(): Promise<RunningServer> {
+  return startCommand({
+    name: "upstream hello",
+    command: process.execPath,
+    args: [benchFile("bench/servers/nodeHttp.ts"), "{port}"],
+  });
+}
+
+/** A case: a fresh hello upstream, then `front(upstreamPort)` in front of it. */
+function proxied(
+  name: string,
+  description: string,
+  front: (upstreamPort: number) => Promise<RunningServer>,
+): Case {
+  return {
+    name,
+    description,
+    async start() {
+      const up = await hello();
+      let proxy: RunningServer;
+      try {
+        proxy = await front(up.port);
+      } catch (err) {
+        await up.stop();
+        throw err;
+      }
+      return {
+        url: proxy.url,
+        pids: [proxy.pid, up.pid],
+        async stop() {
+          await proxy.stop();
+          await up.stop();
+        },
+      };
+    },
+  };
+}
+
+function nodeProxy(script: string, args: string[] = []) {
+  return (upstreamPort: number) =>
+    startCommand({
+      name: script,
+      command: process.execPath,
+      args: [benchFile(script), "{port}", String(upstreamPort), ...args],
+    });
+}
+
+export const cases: Case[] = [
+  {
+    name: "hello direct",
+    description: "the node:http hello upstream alone, no proxy (for the latency a proxy adds)",
+    start: hello,
+  },
+  proxied(
+    "nginx proxy_pass",
+    "nginx, 1 worker, proxy_pass to an upstream block with keepalive 64, HTTP/1.1, buffering on",
+    (upstreamPort) =>
+      startNginx({
+        workers: 1,
+        http: `  upstream app { server 127.0.0.1:${upstreamPort}; keepalive 64; }`,
+        serverBlock:
+          '    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; }',
+      }),
+  ),
+  proxied(
+    "brigade web",
+    "brigade web, 1 worker, proxy to an upstream group with keepalive.idle 64 (as nginx's), defaults otherwise (request and response buffering, forwarding headers)",
+    (upstreamPort) =>
+      startCommand({
+        name: "brigade web",
+        command: process.execPath,
+        args: [benchFile("bin/brigade.ts"), "web", "-c", "{dir}/brigade.config.json"],
+        beforeSpawn(port, dir) {
+          const config = {
+            log: { level: "warn" },
+            web: {
+              workers: 1,
+              listen: [`127.0.0.1:${port}`],
+              upstreams: {
+                app: { peers: [`127.0.0.1:${upstreamPort}`], keepalive: { idle: 64 } },
+              },
+              servers: [{ proxy: "app" }],
+            },
+          };
+          writeFileSync(join(dir, "brigade.config.json"), JSON.stringify(config));
+        },
+      }),
+  ),
+  proxied(
+    "node-http-proxy",
+    "npm http-proxy 1.18 on node:http, keep-alive agent, xfwd",
+    nodeProxy("bench/servers/proxyHttpProxy.ts"),
+  ),
+  proxied(
+    "undici Pool proxy",
+    "a ~20-line node:http proxy on undici Pool.request()",
+    nodeProxy("bench/servers/proxyUndici.ts", ["request"]),
+  ),
+];
+
+export default defineSuite({
+  description: "reverse proxy throughput and added latency, same node:http hello upstream",
+  baseline: "nginx proxy_pass",
+  tools: ["nginx"],
+  cases,
+});
