@@ -117,8 +117,8 @@ interface MasterBase {
   logger: Logger;
   /**
    * Called on HUP: re-read config. Throwing keeps the old options running; the error is logged.
-   * With several pools, return `{ pools: { name: changes } }`; a pool not named is reloaded with
-   * its options unchanged (new workers, the same code path as a config change).
+   * With several pools, return `{ pools: { name: changes } }`: the pools named are reloaded (an
+   * empty `{}` replaces the workers with unchanged options), the others are left as they are.
    */
   reload?: () => Promise<ReloadableOptions>;
   hooks?: MasterHooks;
@@ -606,7 +606,12 @@ export class Master {
     const next = new Map<Managed, PoolSpec>();
     for (const m of this.pools) {
       if (only !== undefined && m.spec.name !== only) continue;
-      const c = "pools" in this.options ? (byName?.[m.spec.name] ?? {}) : single;
+      let c: PoolChanges = single;
+      if ("pools" in this.options) {
+        const named = byName?.[m.spec.name];
+        if (named === undefined) continue;
+        c = named;
+      }
       next.set(m, { ...m.spec, ...c, name: m.spec.name, startAfter: m.spec.startAfter });
     }
     const bound = new Map<Managed, BoundListener[]>();

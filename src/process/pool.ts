@@ -193,7 +193,7 @@ const ANNOUNCE_MS = 5000;
 /** How long reading a timed-out worker's stack may delay its SIGKILL. */
 const STACK_CAPTURE_MS = 10_000;
 /** Exit reasons that are planned replacements, logged at info level. */
-const plannedReasons = new Set(["stopped", "scaled down"]);
+const plannedReasons = new Set(["stopped", "scaled down", "replaced"]);
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 

@@ -249,8 +249,14 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
       if (c.problems.length > 0) throw new Error(c.problems.join("; "));
       await c.pipeline!.close();
       setEnv(next.app.env);
+      const before = pools(current, ctx.file, dir, c.pipeline!);
       current = next;
-      return { pools: pools(next, ctx.file, dir, c.pipeline!) };
+      const after = pools(next, ctx.file, dir, c.pipeline!);
+      // The app workers are always replaced (that is a deploy: the code may have changed); the
+      // web workers only when their settings did.
+      const same = JSON.stringify(before.web) === JSON.stringify(after.web);
+      if (same) logger.info("web settings unchanged; the web workers stay");
+      return { pools: same ? { app: after.app } : after };
     },
     hooks: {
       onReady(m) {
