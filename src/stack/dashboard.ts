@@ -51,7 +51,7 @@ function chart(svg, samples, series, opts) {
   let max = opts.min || 0;
   for (const s of series) for (const p of samples) { const v = s.get(p); if (v != null && v > max) max = v; }
   if (max <= 0) max = 1;
-  max *= 1.1;
+  if (!opts.fixed) max *= 1.1;
   const x = (t) => L + (W - L - 4) * (1 - (now - t) / span);
   const y = (v) => T + (H - T - B) * (1 - v / max);
   const el = (name, attrs, text) => { const e = document.createElementNS(SVGNS, name); for (const k in attrs) e.setAttribute(k, attrs[k]); if (text != null) e.textContent = text; svg.appendChild(e); return e; };
@@ -63,7 +63,7 @@ function chart(svg, samples, series, opts) {
   }
   for (let m = 0; m <= span / 60000; m++) {
     const xx = x(now - m * 60000);
-    el("text", { x: xx, y: H - 4, "text-anchor": "middle", "font-size": 10, fill: "#6b7385" }, m === 0 ? "now" : "-" + m + "m");
+    el("text", { x: xx, y: H - 4, "text-anchor": m === 0 ? "end" : "middle", "font-size": 10, fill: "#6b7385" }, m === 0 ? "now" : "-" + m + "m");
   }
   for (const s of series) {
     let d = "", pen = false;
@@ -121,7 +121,7 @@ async function poll() {
   chart($("rps"), d.samples, rpsSeries, { span, fmt: (v) => v >= 100 ? Math.round(v) : v.toFixed(1) });
   chart($("lat-web"), d.samples, latSeries("web"), { span, fmt: fmtMs });
   chart($("lat-app"), d.samples, latSeries("app"), { span, fmt: fmtMs });
-  chart($("cache"), d.samples, cacheSeries, { span, min: 100, fmt: (v) => Math.round(v) + "%" });
+  chart($("cache"), d.samples, cacheSeries, { span, min: 100, fixed: true, fmt: (v) => Math.round(v) + "%" });
   const last = d.samples[d.samples.length - 1];
   $("now-rps").textContent = last ? Math.round(last.rps.web) + " req/s" : "–";
   const rows = [];
