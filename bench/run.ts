@@ -11,6 +11,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
+import { svgChart } from "./lib/chart.ts";
 import { treeRss } from "./lib/process.ts";
 import { markdownTables, type Run, summarise } from "./lib/report.ts";
 import type { Server, Suite } from "./lib/suite.ts";
@@ -222,7 +223,15 @@ async function main(): Promise<number> {
     `${base}.json`,
     `${JSON.stringify({ suite: name, command, env, settings, rss, rows, runs }, null, 2)}\n`,
   );
-  process.stderr.write(`\nwritten: ${base}.md, ${base}.json\n`);
+  if (suite.chart) {
+    writeFileSync(
+      `${base}.svg`,
+      svgChart(rows, `bench ${name}: ${suite.description}`, suite.baseline),
+    );
+  }
+  process.stderr.write(
+    `\nwritten: ${base}.md, ${base}.json${suite.chart ? `, ${base}.svg` : ""}\n`,
+  );
   return runs.some((r) => r.error) ? 1 : 0;
 }
 

@@ -44,6 +44,8 @@ export interface Suite {
   paths?: string[];
   /** External tools the cases need besides wrk; checked before anything starts. */
   tools?: Tool[];
+  /** Also write an SVG bar chart of the results (bench/lib/chart.ts) beside the table. */
+  chart?: boolean;
 }
 
 /** Identity, for type checking a suite where it is written. */

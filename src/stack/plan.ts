@@ -79,6 +79,13 @@ export function appGroup(config: Config): Record<string, unknown> {
     failTimeout: "2s",
     queue: { size: sync ? config.stack.appQueue : 0, timeout: "60s" },
     timeouts: { connect: "5s", read: Math.max(60, config.app.timeout + 5) },
+    // Local unix sockets to our own workers: keep every connection a busy moment opened (the
+    // default 32 idle per peer would close and reopen the rest under load), and close idle ones
+    // before the app worker's own keep-alive timeout does (so none is reused as it closes).
+    keepalive:
+      config.app.keepAlive > 0 && !sync
+        ? { idle: 1024, timeout: Math.max(0.5, config.app.keepAlive - 1), requests: 1_000_000 }
+        : { idle: 0 },
   };
 }
 
