@@ -101,7 +101,11 @@ function slowClients(port: number, count = 20, perByteMs = 200): () => void {
     sockets.add(s);
     let i = 0;
     let timer: NodeJS.Timeout | undefined;
+    let ended = false;
+    // Exactly one successor per connection, whichever of data, error and close comes first.
     const again = () => {
+      if (ended) return;
+      ended = true;
       clearTimeout(timer);
       sockets.delete(s);
       s.destroy();
