@@ -74,9 +74,10 @@ export function appGroup(config: Config): Record<string, unknown> {
   const sync = config.app.workerClass === "sync";
   return {
     policy: { type: "leastConnections" },
-    // The master says which workers are ready; passive health still catches a dying one.
-    maxFails: 1,
-    failTimeout: "2s",
+    // No passive health: the master says which workers are ready and takes a dying one out
+    // within milliseconds, and a refused connection is retried on the next worker anyway. (With
+    // maxFails, clients closing mid-request took every worker out for failTimeout: 502s.)
+    maxFails: 0,
     queue: { size: sync ? config.stack.appQueue : 0, timeout: "60s" },
     timeouts: { connect: "5s", read: Math.max(60, config.app.timeout + 5) },
     // Local unix sockets to our own workers: keep every connection a busy moment opened (the
