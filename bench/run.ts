@@ -153,6 +153,7 @@ async function main(): Promise<number> {
           durationSec: warmupSec,
           threads,
           signal: abort.signal,
+          ...(suite.headers ? { headers: suite.headers } : {}),
         });
       }
     }
@@ -168,6 +169,7 @@ async function main(): Promise<number> {
               durationSec,
               threads,
               signal: abort.signal,
+              ...(suite.headers ? { headers: suite.headers } : {}),
             });
           } catch (err) {
             abort.signal.throwIfAborted();

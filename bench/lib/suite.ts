@@ -42,6 +42,8 @@ export interface Suite {
   cases: Case[];
   /** Request these paths on every case (one row each) instead of each server's `url`. */
   paths?: string[];
+  /** Header fields wrk sends to every case (credentials, say). */
+  headers?: Record<string, string>;
   /** External tools the cases need besides wrk; checked before anything starts. */
   tools?: Tool[];
   /** Also write an SVG bar chart of the results (bench/lib/chart.ts) beside the table. */

@@ -5,7 +5,7 @@
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
 
-export type Tool = "nginx" | "gunicorn" | "wrk" | "curl" | "chromium";
+export type Tool = "nginx" | "gunicorn" | "wrk" | "curl" | "chromium" | "varnishd";
 
 /** How to get each tool on Debian/Ubuntu (what .ci/run does). */
 export const installHint: Record<Tool, string> = {
@@ -14,6 +14,7 @@ export const installHint: Record<Tool, string> = {
   wrk: "apt-get install -y wrk",
   curl: "apt-get install -y curl",
   chromium: "apt-get install -y chromium",
+  varnishd: "apt-get install -y varnish",
 };
 
 const extraDirs = ["/usr/sbin", "/usr/local/sbin", "/sbin"];

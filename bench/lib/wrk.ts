@@ -62,6 +62,8 @@ export interface WrkOptions {
   timeoutSec?: number;
   /** Aborts the run (Ctrl-C). */
   signal?: AbortSignal;
+  /** Header fields sent with every request (`-H "name: value"`). */
+  headers?: Record<string, string>;
 }
 
 /** Run wrk once; bounded by its duration plus 15 s, after which it is killed and this rejects. */
@@ -73,6 +75,7 @@ export function runWrk(options: WrkOptions): Promise<WrkResult> {
     `--timeout`,
     `${options.timeoutSec ?? 5}s`,
     "--latency",
+    ...Object.entries(options.headers ?? {}).flatMap(([k, v]) => ["-H", `${k}: ${v}`]),
     options.url,
   ];
   return new Promise((resolve, reject) => {

@@ -5,7 +5,7 @@
  * (npm `http-proxy` with a keep-alive agent), and a plain undici `Pool` proxy. "hello direct"
  * is the upstream alone: the latency a proxy adds is its p50/p99 minus that row's.
  *
- * The slow-client case is bench/suites/slowclients.ts.
+ * The slow-client case is bench/suites/proxyslow.ts.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";

@@ -28,7 +28,7 @@ interface Command {
   needsApp: boolean;
   meta: MetaFlag[];
   /** What to do with a valid config. */
-  action: "run" | "check" | "print" | "control";
+  action: "run" | "check" | "print" | "control" | "purge";
   /** For `control` commands: their own arguments, as `--help` shows them (`POOL ±N`). */
   args?: { usage: string; min: number; max: number };
   tier?: () => Promise<{ run: TierRun }>;
@@ -123,6 +123,38 @@ const commands: Record<string, Command> = {
     meta: [configFlag, helpFlag],
     action: "check",
   },
+  purge: {
+    summary:
+      "Purge the HTTP cache of a running web server (URL, --tag or --key) through its cache admin endpoint.",
+    sections: ["log", "web"],
+    positional: true,
+    needsApp: false,
+    meta: [
+      configFlag,
+      {
+        long: "tag",
+        metavar: "TAG",
+        doc: "Purge everything tagged TAG (Surrogate-Key / Cache-Tag).",
+      },
+      { long: "key", metavar: "KEY", doc: "Purge one cache key (the key template's result)." },
+      {
+        long: "invalidate",
+        doc: "Mark stale (revalidated before the next use) instead of deleting.",
+      },
+      {
+        long: "admin",
+        metavar: "URL",
+        doc: "The admin endpoint (http://127.0.0.1:8080/_cache). Default: the config's location with cacheAdmin.",
+      },
+      {
+        long: "token",
+        metavar: "TOKEN",
+        doc: "Its bearer token. Default: BRIGADE_CACHE_TOKEN, else the config's cacheAdmin.token.",
+      },
+      helpFlag,
+    ],
+    action: "purge",
+  },
   "print-config": {
     summary: "Print the effective config (defaults < file < env < flags), validated.",
     sections: ["log", "app", "web", "stack"],
@@ -159,9 +191,12 @@ function mainHelp(): string {
 export function commandHelp(name: string): string {
   const c = commands[name];
   if (!c) throw new Error(`no command ${name}`);
-  const positional = c.positional ? (c.needsApp ? " APP" : " [APP]") : (c.args?.usage ?? "");
+  const arg = c.action === "purge" ? "URL" : "APP";
+  const positional = c.positional ? (c.needsApp ? ` ${arg}` : ` [${arg}]`) : (c.args?.usage ?? "");
   const lines = [`Usage: brigade ${name} [options]${positional}`, "", c.summary, ""];
-  if (c.positional) {
+  if (c.action === "purge") {
+    lines.push("Arguments:", "  URL     Purge every stored variant of this URL.", "");
+  } else if (c.positional) {
     lines.push(
       "Arguments:",
       `  APP     ${summary(schema.app.app.doc)} [app.app; env BRIGADE_APP]`,
@@ -222,7 +257,7 @@ export async function main(argv: string[]): Promise<number> {
     return ExitCode.ok;
   }
   const overrides = [...parsed.overrides];
-  const app = command.positional ? parsed.positionals[0] : undefined;
+  const app = command.positional && command.action !== "purge" ? parsed.positionals[0] : undefined;
   if (app !== undefined)
     overrides.push({ section: "app", key: "app", value: app, source: "argument APP" });
   const configFile = parsed.meta.get("config");
@@ -282,6 +317,26 @@ export async function main(argv: string[]): Promise<number> {
   if (command.action === "control") {
     const control = await import("../stack/control.ts");
     return control.command(first, parsed.positionals, config, file, parsed.meta.has("json"));
+  }
+  if (command.action === "purge") {
+    const { purgeCommand } = await import("../webserver/cache/cli.ts");
+    const str = (k: string): string | undefined => {
+      const v = parsed.meta.get(k);
+      return typeof v === "string" ? v : undefined;
+    };
+    return purgeCommand(
+      config,
+      {
+        url: parsed.positionals[0],
+        tag: str("tag"),
+        key: str("key"),
+        invalidate: parsed.meta.get("invalidate") === true,
+        admin: str("admin"),
+        token: str("token"),
+      },
+      out,
+      err,
+    );
   }
   if (command.action === "print") {
     const json = JSON.stringify(config, null, 2);

@@ -35,6 +35,7 @@ import { ExitCode } from "../core/exitCodes.ts";
 import type { Logger, LoggerOptions } from "../core/logger.ts";
 import { type BoundListener, bindListenerSync, type ListenSpec } from "./listen.ts";
 import type { FromWorker, ToWorker, WorkerInit, WorkerListen } from "./protocol.ts";
+import { SharedStore } from "./sharedState.ts";
 import { captureBlockedStack } from "./stack.ts";
 import { BLOCKED_REPORT_KEY } from "./worker.ts";
 
@@ -149,6 +150,8 @@ interface Proc {
 
 interface Rec {
   proc: Proc;
+  /** Unique for the pool's life: who holds shared-state counts. */
+  owner: number;
   id: number;
   generation: number;
   state: WorkerState;
@@ -215,6 +218,9 @@ export class WorkerPool {
   private serial = 0;
   /** False until `start()`: a pool waiting for another to be ready spawns nothing. */
   private started = true;
+  private nextOwner = 1;
+  /** Counters shared by all workers (sharedState.ts); kept across reloads. */
+  readonly shared = new SharedStore();
 
   constructor(options: PoolOptions, logger: Logger, wake: () => void, hooks: PoolHooks = {}) {
     this.options = options;
@@ -372,6 +378,7 @@ export class WorkerPool {
       const { rec, code, signal } = this.exits.shift()!;
       this.records.delete(rec);
       for (const l of rec.own) l.close(true);
+      this.shared.dropOwner(rec.owner);
       const booted = rec.readyAt !== undefined;
       const requested = rec.killReason !== undefined;
       let reason = rec.killReason ?? (signal ? `signal ${signal}` : `exit code ${code}`);
@@ -709,6 +716,7 @@ export class WorkerPool {
     };
     const rec: Rec = {
       proc: undefined as unknown as Proc,
+      owner: this.nextOwner++,
       id,
       generation: this.generation,
       state: "booting",
@@ -748,7 +756,10 @@ export class WorkerPool {
   private onMessage(rec: Rec, msg: FromWorker): void {
     rec.lastBeat = Date.now();
     rec.beaten = true;
-    if (msg.t === "hb") {
+    if (msg.t === "ss") {
+      const r = this.shared.serve(rec.owner, msg.q, performance.now());
+      if (r.length > 0) rec.proc.send({ t: "ss", r });
+    } else if (msg.t === "hb") {
       rec.stats = msg.stats;
       rec.rss = msg.rss;
       rec.heapUsed = msg.heapUsed;

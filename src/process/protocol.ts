@@ -3,6 +3,7 @@
  * message port for threads. JSON-able only, so both transports carry them unchanged.
  */
 import type { LoggerOptions } from "../core/logger.ts";
+import type { SharedBatch, SharedReplies } from "./sharedState.ts";
 
 /**
  * What a worker passes to `server.listen()` for one listen spec: an inherited descriptor (process
@@ -33,6 +34,8 @@ export type ToWorker =
   | { t: "init"; init: WorkerInit }
   | { t: "stop"; graceful: boolean }
   | { t: "reopen" }
+  /** Answers to shared-state calls (sharedState.ts). */
+  | { t: "ss"; r: SharedReplies }
   /** Sent with a handle: a fresh copy of listening socket `index` (answers `listener`). */
   | { t: "listener"; index: number; error?: string }
   /** A message for the worker module (`ctx.onMessage(topic, fn)`), from the master's tier. */
@@ -41,6 +44,8 @@ export type ToWorker =
 export type FromWorker =
   | { t: "ready" }
   | { t: "hb"; stats: Record<string, number>; rss: number; heapUsed: number }
+  /** Shared-state calls made during one event-loop turn (sharedState.ts). */
+  | { t: "ss"; q: SharedBatch }
   /** Ask for a fresh copy of listening socket `index` (process mode). */
   | { t: "listener"; index: number }
   /** Replace me: start my successor, and stop me gracefully once it is ready. */

@@ -40,6 +40,7 @@ import inspector from "node:inspector";
 import { ExitCode } from "../core/exitCodes.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
 import type { FromWorker, ToWorker, WorkerInit, WorkerListen } from "./protocol.ts";
+import { type SharedState, SharedStateClient } from "./sharedState.ts";
 
 export type { WorkerListen } from "./protocol.ts";
 
@@ -83,6 +84,8 @@ export interface WorkerContext {
   send(topic: string, body: unknown): void;
   /** Handle the master's messages on `topic` (ones that came before are delivered now). */
   onMessage(topic: string, fn: (body: unknown) => void): void;
+  /** Counters shared with every other worker of the master (sharedState.ts). */
+  readonly shared: SharedState;
 }
 
 /** Where the runtime puts the `onBlocked` collector, for the master to call through the debugger. */
@@ -118,6 +121,15 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
   const stats: WorkerStats = { requests: 0 };
   let readySent = false;
   let stopping = false;
+  const shared = new SharedStateClient({
+    send(q) {
+      channel.send({ t: "ss", q });
+      return true;
+    },
+    onDegraded(reason) {
+      logger.warn("shared state unavailable; limits fail open", { reason });
+    },
+  });
   let retired = false;
 
   const reopenFns: (() => void)[] = [];
@@ -193,7 +205,8 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
   };
 
   channel.onMessage((msg, handle) => {
-    if (msg.t === "stop") void stop(msg.graceful);
+    if (msg.t === "ss") shared.receive(msg.r);
+    else if (msg.t === "stop") void stop(msg.graceful);
     else if (msg.t === "reopen") {
       logger.reopen();
       for (const fn of reopenFns) {
@@ -220,6 +233,7 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
     }
   });
   channel.onLost(() => {
+    shared.lost();
     for (const list of waitingFor.values()) {
       for (const w of list.splice(0)) w.reject(new Error("the master is gone"));
     }
@@ -279,6 +293,7 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
       early.delete(topic);
       for (const body of kept ?? []) deliver(topic, fn, body);
     },
+    shared,
   };
 
   let main: WorkerMain;

@@ -1,6 +1,7 @@
 /**
  * A web worker of `brigade up` (a `WorkerMain`): the web server's worker (the pipeline on the
- * engine, as src/webserver/worker.ts), plus what the stack adds:
+ * engine, with the same services and connection cap as src/webserver/worker.ts: keep the two
+ * alike), plus what the stack adds:
  *
  * - The `app` upstream group's peers are the app workers, as the master tells them: a table of
  *   the ready app workers' sockets (topic `stack.peers`), applied as it comes. A worker that is
@@ -27,6 +28,7 @@ import {
 } from "../upstream/index.ts";
 import { WebEngine } from "../webserver/engine/listener.ts";
 import type { EngineHandler } from "../webserver/engine/types.ts";
+import { ConnectionCap } from "../webserver/limits/connections.ts";
 import { Pipeline } from "../webserver/pipeline.ts";
 import type { WebWorkerData } from "../webserver/worker.ts";
 import { APP_GROUP } from "./plan.ts";
@@ -143,6 +145,11 @@ export default async function main(ctx: WorkerContext): Promise<void> {
       serving: true,
       logger: ctx.logger,
       source: data.source,
+      // As src/webserver/worker.ts: limits count across workers, the cache counts into stats.
+      services: new Map<string, unknown>([
+        ["sharedState", ctx.shared],
+        ["stats", ctx.stats],
+      ]),
     });
   } finally {
     unsubscribe(groupChannel.name, capture);
@@ -179,7 +186,21 @@ export default async function main(ctx: WorkerContext): Promise<void> {
       pipeline.rejected(conn, status, reason);
     },
   };
-  const engine = new WebEngine(handler, { ...pipeline.engineOptions, logger: ctx.logger });
+  // The per-address connection cap counts across workers through the master's shared state.
+  const cap =
+    web.maxConnectionsPerAddress > 0
+      ? new ConnectionCap({
+          max: web.maxConnectionsPerAddress,
+          exempt: web.maxConnectionsExempt,
+          shared: ctx.shared,
+          logger: ctx.logger,
+        })
+      : undefined;
+  const engine = new WebEngine(handler, {
+    ...pipeline.engineOptions,
+    logger: ctx.logger,
+    admit: cap?.admit,
+  });
   if (ctx.listeners.length !== pipeline.listeners.length) {
     throw new Error(
       `the master gave ${ctx.listeners.length} listening sockets for ${pipeline.listeners.length} listeners`,

@@ -99,6 +99,8 @@ export interface PipelineInput {
   source: string;
   /** The modules, in order (default: src/webserver/modules.ts). */
   modules?: readonly WebModule[];
+  /** Worker-wide services modules find in `scope.services` (`sharedState`, `stats`: the worker's). */
+  services?: ReadonlyMap<string, unknown>;
 }
 
 interface Loc {
@@ -207,6 +209,8 @@ export class Pipeline implements EngineHandler {
     this.engineOptions = {
       headerTimeout: web.clientHeaderTimeout * 1000,
       bodyTimeout: web.clientBodyTimeout * 1000,
+      bodyMinRate: web.clientBodyMinRate,
+      bodyMinRateGrace: web.clientBodyMinRateGrace * 1000,
       keepaliveTimeout: web.keepaliveTimeout * 1000,
       keepaliveRequests: web.keepaliveRequests,
       sendTimeout: web.sendTimeout * 1000,
@@ -583,12 +587,13 @@ class Compiler {
   private readonly shared = new Map<string, Map<string, unknown>>();
   private readonly closers: (() => void | Promise<void>)[] = [];
   private readonly reopeners: (() => void)[] = [];
-  private readonly services = new Map<string, unknown>();
+  private readonly services: Map<string, unknown>;
   private readonly moduleKeys: Map<WebModule, string[]>;
   private readonly templateNames: TemplateNames;
 
   constructor(input: PipelineInput) {
     this.input = input;
+    this.services = new Map(input.services ?? []);
     this.modules = input.modules ?? defaultModules;
     this.templateNames = {
       vars: new Set([...this.modules.flatMap((m) => m.variables ?? []), ...groupNames(input.web)]),

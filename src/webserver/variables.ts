@@ -110,7 +110,10 @@ const builtins: Record<string, Getter> = {
   server_name: serverName,
   server_addr: (c) => c.req.connection.localAddress,
   server_port: (c) => String(c.req.connection.localPort),
-  remote_addr: (c) => c.req.connection.remoteAddress,
+  // realip sets vars.remote_addr when a trusted proxy names the client.
+  remote_addr: (c) =>
+    ((c.req as { hasVars?: boolean }).hasVars !== false && c.req.vars.get("remote_addr")) ||
+    c.req.connection.remoteAddress,
   remote_port: (c) => String(c.req.connection.remotePort),
   remote_user: (c) => capture(c, "remote_user"),
   connection: (c) => String(c.req.connection.id),

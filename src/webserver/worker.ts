@@ -6,6 +6,7 @@
 import type { WorkerContext } from "../process/worker.ts";
 import { WebEngine } from "./engine/listener.ts";
 import type { EngineHandler } from "./engine/types.ts";
+import { ConnectionCap } from "./limits/connections.ts";
 import { Pipeline } from "./pipeline.ts";
 
 /** `MasterOptions.workerData` of the web tier (JSON). */
@@ -23,6 +24,10 @@ export default async function main(ctx: WorkerContext): Promise<void> {
     serving: true,
     logger: ctx.logger,
     source: data.source,
+    services: new Map<string, unknown>([
+      ["sharedState", ctx.shared],
+      ["stats", ctx.stats],
+    ]),
   });
   const stats = ctx.stats;
   const handler: EngineHandler = {
@@ -32,7 +37,22 @@ export default async function main(ctx: WorkerContext): Promise<void> {
     },
     rejected: (conn, status, reason) => pipeline.rejected(conn, status, reason),
   };
-  const engine = new WebEngine(handler, { ...pipeline.engineOptions, logger: ctx.logger });
+  const web = data.web;
+  // The per-address connection cap counts across workers through the master's shared state.
+  const cap =
+    web.maxConnectionsPerAddress > 0
+      ? new ConnectionCap({
+          max: web.maxConnectionsPerAddress,
+          exempt: web.maxConnectionsExempt,
+          shared: ctx.shared,
+          logger: ctx.logger,
+        })
+      : undefined;
+  const engine = new WebEngine(handler, {
+    ...pipeline.engineOptions,
+    logger: ctx.logger,
+    admit: cap?.admit,
+  });
   if (ctx.listeners.length !== pipeline.listeners.length) {
     throw new Error(
       `the master gave ${ctx.listeners.length} listening sockets for ${pipeline.listeners.length} listeners`,

@@ -144,5 +144,8 @@ test("app without APP is refused before anything starts", async (t) => {
   const none = await brigade(["app"], dir);
   assert.equal(none.code, 2);
   assert.match(none.stderr, /^brigade app: app\.app: no app given/);
-  // Both tiers are real now (web: test/webserver/, app: test/appserver/): no placeholder left.
+  // A named app reaches the tier, which finds it cannot be loaded: exit 4 (ExitCode.appLoad).
+  const missing = await brigade(["app", "hello.ts", "--log-format", "text"], dir);
+  assert.equal(missing.code, 4, missing.stderr);
+  assert.match(missing.stderr, /the app cannot be loaded/);
 });

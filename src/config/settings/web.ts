@@ -29,19 +29,29 @@ import {
 } from "../types.ts";
 import { processSettings } from "./process.ts";
 import { upstreams } from "./upstream.ts";
+import { accessFields, addressList } from "./web/access.ts";
 import { accessLogFields } from "./web/accessLog.ts";
+import { blockFields } from "./web/block.ts";
+import { cacheFields } from "./web/cache.ts";
 import { compressFields } from "./web/compress.ts";
 import { commonCoreFields, locationCoreFields, serverCoreFields } from "./web/core.ts";
 import { headersFields } from "./web/headers.ts";
+import { limitsFields } from "./web/limits.ts";
 import { proxyFields, proxyTargetList } from "./web/proxy.ts";
+import { realipFields } from "./web/realip.ts";
 import { rewriteFields } from "./web/rewrite.ts";
 import { staticFields } from "./web/static.ts";
 
 /** Every module's location fields (also valid in server blocks), in module order. */
 export const moduleFields = {
+  ...realipFields,
   ...rewriteFields,
+  ...blockFields,
+  ...limitsFields,
+  ...accessFields,
   ...staticFields,
   ...proxyFields,
+  ...cacheFields,
   ...headersFields,
   ...compressFields,
   ...accessLogFields,
@@ -101,6 +111,31 @@ export const web = {
     doc: "Serve files from this directory: the `root` of servers and locations that set none (nginx's `root` in the `http` block). With no `servers`, `brigade web --root ./public` serves it on `web.listen`.",
     nginx: "root (http block)",
   }),
+  proxy: setting({
+    type: proxyTargetList,
+    default: [],
+    doc: "The quick start's upstream: with no `servers`, `brigade web --proxy http://127.0.0.1:8000` proxies every request there (repeat `--proxy` for a round-robin group of several). With `--root` too, files under the root are served first and everything else is proxied (nginx's `try_files $uri $uri/ @proxy`). In a config file, use `web.upstreams` and a location's `proxy` instead.",
+    nginx: "proxy_pass",
+  }),
+  upstreams: setting({
+    type: upstreams,
+    default: {},
+    doc: 'Named upstream groups (nginx\'s `upstream` blocks) that a location\'s `proxy` refers to by name: `upstreams: { app: { peers: ["127.0.0.1:8000", "127.0.0.1:8001"] } }` and `proxy: "app"`. Their peers, balancing policy, health checks, retries, keep-alive pools and timeouts; see docs/upstream.md.',
+    nginx: "upstream",
+  }),
+  cache: setting({
+    type: cacheFields.cache.type,
+    default: undefined,
+    defaultText: "off",
+    doc: "Cache responses (an RFC 9111 shared cache, in memory): the `cache` of servers and locations that set none. `brigade web --proxy http://127.0.0.1:8000 --cache`.",
+    nginx: "proxy_cache",
+  }),
+  cacheDir: setting({
+    type: cacheFields.cacheDir.type,
+    default: undefined,
+    doc: "Add a disk tier to the cache in this directory, shared by all workers and kept across restarts: the `cacheDir` of servers and locations that set none (`--cache-dir DIR`, which also turns `cache` on).",
+    nginx: "proxy_cache_path",
+  }),
   autoindex: setting({
     type: staticFields.autoindex.type,
     default: undefined,
@@ -128,18 +163,6 @@ export const web = {
     defaultText: "false",
     doc: "Compress responses with brotli on the fly (`--brotli`): the `brotli` of servers and locations that set none.",
     nginx: "brotli (http block)",
-  }),
-  proxy: setting({
-    type: proxyTargetList,
-    default: [],
-    doc: "The quick start's upstream: with no `servers`, `brigade web --proxy http://127.0.0.1:8000` proxies every request there (repeat `--proxy` for a round-robin group of several). With `--root` too, files under the root are served first and everything else is proxied (nginx's `try_files $uri $uri/ @proxy`). In a config file, use `web.upstreams` and a location's `proxy` instead.",
-    nginx: "proxy_pass",
-  }),
-  upstreams: setting({
-    type: upstreams,
-    default: {},
-    doc: 'Named upstream groups (nginx\'s `upstream` blocks) that a location\'s `proxy` refers to by name: `upstreams: { app: { peers: ["127.0.0.1:8000", "127.0.0.1:8001"] } }` and `proxy: "app"`. Their peers, balancing policy, health checks, retries, keep-alive pools and timeouts; see docs/upstream.md.',
-    nginx: "upstream",
   }),
   accessLog: setting({
     type: accessLogFields.accessLog.type,
@@ -183,6 +206,26 @@ export const web = {
     default: 60,
     doc: "How long a client may go without sending a byte of a request body being read; then 408 and the connection is closed.",
     nginx: "client_body_timeout",
+  }),
+  clientBodyMinRate: setting({
+    type: size(),
+    default: 0,
+    doc: "The slowest a request body may arrive, in bytes per second, once `clientBodyMinRateGrace` has passed (Apache's mod_reqtimeout `MinRate`): a body trickling in a byte at a time, each just inside `clientBodyTimeout`, gets 408. Time the server itself is not reading (the upstream is slow to take the body) does not count. 0 (the default): off; \"500\" is Apache's choice.",
+  }),
+  clientBodyMinRateGrace: setting({
+    type: duration(),
+    default: 10,
+    doc: "How long a request body may take before `clientBodyMinRate` applies: the body gets this long plus one second per `clientBodyMinRate` bytes received.",
+  }),
+  maxConnectionsPerAddress: setting({
+    type: integer({ min: 0 }),
+    default: 0,
+    doc: "The most connections one client address may hold open at once, across all workers (a slowloris from one address cannot take the server's connections); one more is closed at once. Counted from accept to close, by the peer address (before `realIpFrom`: behind a proxy, exempt the proxy). 0 (the default): no limit.",
+  }),
+  maxConnectionsExempt: setting({
+    type: addressList,
+    default: [],
+    doc: 'Addresses and networks `maxConnectionsPerAddress` does not apply to (your own proxies, a monitoring host): `["10.0.0.0/8", "::1"]`.',
   }),
   keepaliveTimeout: setting({
     type: duration(),

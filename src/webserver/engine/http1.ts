@@ -594,6 +594,20 @@ export class Http1Engine {
         continue;
       }
       if (
+        conn.reading &&
+        o.bodyMinRate > 0 &&
+        conn.reading.tooSlow(now, o.bodyMinRate, o.bodyMinRateGrace)
+      ) {
+        const reading = conn.reading;
+        conn.reading = undefined;
+        o.logger.info("request body too slow; closing", {
+          client: conn.base.remoteAddress,
+          received: reading.received,
+        });
+        reading.fail(new HttpError(408, "client body too slow", { close: true }));
+        continue;
+      }
+      if (
         conn.active > 0 &&
         o.sendTimeout > 0 &&
         conn.progress.writeStalled(s, now, o.sendTimeout)

@@ -284,6 +284,13 @@ export class Http2Engine {
         for (const body of s.reading) body.fail(new HttpError(408, "client body timeout"));
         s.reading.clear();
       }
+      if (o.bodyMinRate > 0) {
+        for (const body of s.reading) {
+          if (!body.tooSlow(now, o.bodyMinRate, o.bodyMinRateGrace)) continue;
+          s.reading.delete(body);
+          body.fail(new HttpError(408, "client body too slow"));
+        }
+      }
       if (o.sendTimeout > 0 && s.progress.writeStalled(socket, now, o.sendTimeout)) {
         this.sendTimeouts++;
         s.session.destroy();

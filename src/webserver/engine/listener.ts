@@ -69,7 +69,17 @@ export class WebEngine {
         socket.destroy();
       });
     } else {
-      accept = net.createServer({ noDelay: true }, (socket) => h1.attach(socket));
+      accept = net.createServer({ noDelay: true }, (socket) => {
+        if (this.opts.admit && !this.opts.admit(socket)) socket.destroy();
+        else h1.attach(socket);
+      });
+    }
+    if (plan.tls && this.opts.admit) {
+      // Before the TLS handshake: a refused client costs no handshake.
+      const admit = this.opts.admit;
+      accept.on("connection", (socket: net.Socket) => {
+        if (!admit(socket)) socket.destroy();
+      });
     }
     accept.on("error", (error) =>
       this.opts.logger.error("listener error", { error, listener: plan.key }),

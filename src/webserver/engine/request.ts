@@ -167,6 +167,8 @@ export class StreamBody implements RequestBody {
   private readonly limit: () => number;
   private readonly onStart: () => void;
   private out: Transform | undefined;
+  private rateLast = 0;
+  private waited = 0;
 
   constructor(
     source: Readable,
@@ -211,6 +213,24 @@ export class StreamBody implements RequestBody {
     );
     source.pipe(out);
     return out;
+  }
+
+  /**
+   * Whether the body arrives slower than `minRate` bytes/s: true once the time spent waiting on
+   * the client (not on a reader that is slow to take what arrived) passes `graceMs` plus one
+   * second per `minRate` bytes received. Called by the engine's sweep while the body is read.
+   */
+  tooSlow(now: number, minRate: number, graceMs: number): boolean {
+    const out = this.out;
+    if (out === undefined || this.ended) return false;
+    if (this.rateLast === 0) {
+      this.rateLast = now;
+      return false;
+    }
+    // Data waiting in our buffers means the reader, not the client, is behind.
+    if (out.readableLength === 0 && out.writableLength === 0) this.waited += now - this.rateLast;
+    this.rateLast = now;
+    return this.waited > graceMs + (this.received / minRate) * 1000;
   }
 
   /** Stop reading and fail the reader with `error` (the body timeout). */

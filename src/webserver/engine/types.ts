@@ -4,6 +4,7 @@
  * issue 10) and the pipeline. An engine parses requests, builds `EngineRequest`s, asks the
  * handler for an `Outcome`, writes its response, and reports a `Completion`.
  */
+import type { Socket } from "node:net";
 import type { SecureContext } from "node:tls";
 import type { Logger } from "../../core/logger.ts";
 import type { WebConnection, WebResponse } from "../exchange.ts";
@@ -29,6 +30,9 @@ export interface EngineHandler {
 export interface EngineOptions {
   headerTimeout: number;
   bodyTimeout: number;
+  /** Bytes per second a request body must keep up after `bodyMinRateGrace` ms; 0: off. */
+  bodyMinRate: number;
+  bodyMinRateGrace: number;
   keepaliveTimeout: number;
   keepaliveRequests: number;
   sendTimeout: number;
@@ -39,6 +43,11 @@ export interface EngineOptions {
   serverHeader: string | undefined;
   mergeSlashes: boolean;
   logger: Logger;
+  /**
+   * Asked for every accepted connection before anything is read from it (the per-address
+   * connection cap, src/webserver/limits/connections.ts); false: the engine closes it.
+   */
+  admit?: ((socket: Socket) => boolean) | undefined;
 }
 
 /** TLS on a listener: a context per server, picked by SNI. */

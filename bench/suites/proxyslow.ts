@@ -1,5 +1,5 @@
 /**
- * slowclients: the article's central claim as a benchmark. gunicorn `-k sync -w 2` with a small
+ * proxyslow: the article's central claim as a benchmark. gunicorn `-k sync -w 2` with a small
  * WSGI app, driven by wrk (the fast clients), with and without 20 slow clients that send a
  * request head a byte every 200 ms and never finish it; directly, and behind `brigade web`
  * (1 worker, defaults). Directly, the slow clients hold both sync workers and the fast clients
