@@ -293,8 +293,13 @@ export async function main(argv: string[]): Promise<number> {
   if (command.action === "check") {
     // The web server's pipeline is compiled too (locations, listeners, certificates, modules):
     // what only compiling can find is a config problem all the same.
-    const web = await import("../webserver/cli.ts");
-    const bad = await web.check(config, file, createLogger({ level: "warn", format: "text" }));
+    // A config that names an app may be brigade up's, whose locations send to `proxy: "app"`
+    // (the stack's group of app workers): compiled as brigade up would, that group included.
+    const quiet = createLogger({ level: "warn", format: "text" });
+    const bad =
+      config.app.app !== undefined
+        ? await (await import("../stack/cli.ts")).checkWeb(config, file, quiet)
+        : await (await import("../webserver/cli.ts")).check(config, file, quiet);
     if (bad) {
       const n = bad.problems.length;
       err(`${bad.message}\nbrigade ${first}: ${n} problem${n === 1 ? "" : "s"} in the config`);

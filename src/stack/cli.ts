@@ -80,6 +80,22 @@ async function compileWeb(data: StackWebData, logger: Logger): Promise<Pipeline>
   });
 }
 
+/** `brigade check` of a config that names an app: its web section as `brigade up` compiles it. */
+export async function checkWeb(
+  config: Config,
+  file: string | undefined,
+  logger: Logger,
+): Promise<ConfigError | undefined> {
+  try {
+    const p = await compileWeb(webData(config, file, runtimeDir(config, file)), logger);
+    await p.close();
+    return undefined;
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+}
+
 /** The problems of a config for `brigade up`, as lines naming each setting; empty when fine. */
 async function check(config: Config, file: string | undefined, dir: string, logger: Logger) {
   const out = [...problems(config), ...appConflicts(config.app)];
