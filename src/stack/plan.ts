@@ -5,8 +5,9 @@
  *
  * The embedded default (no `web.servers`): one server on `web.listen` (127.0.0.1:8080) that
  * serves files from `web.root`, or `./public` when that directory exists, and hands everything
- * else to the app: nginx's `try_files $uri $uri/index.html @app`. With `servers` of their own, users send
- * requests to the app with `proxy: "app"`.
+ * else to the app: nginx's `try_files $uri $uri/index.html @app`; with `--cache`, only the app's
+ * answers are cached. With `servers` of their own, users send requests to the app with
+ * `proxy: "app"`.
  */
 import { createHash } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
@@ -103,12 +104,22 @@ export function webSection(config: Config, cwd = process.cwd()): Config["web"] {
   const web = structuredClone(config.web);
   if (web.servers.length === 0) {
     const root = staticRoot(config, cwd);
+    // `--cache` caches the app's answers, as nginx's proxy_cache: not the files, which the
+    // static module already serves from its open-file cache.
+    const cache = web.cache !== undefined || web.cacheDir !== undefined;
     const server: Record<string, unknown> =
       root !== undefined
         ? {
             root,
             tryFiles: ["$uri", "$uri/index.html", `@${APP_GROUP}`],
-            locations: [{ match: `@${APP_GROUP}`, proxy: APP_GROUP }],
+            ...(cache ? { cache: false } : {}),
+            locations: [
+              {
+                match: `@${APP_GROUP}`,
+                proxy: APP_GROUP,
+                ...(cache ? { cache: web.cache ?? true } : {}),
+              },
+            ],
           }
         : { proxy: APP_GROUP };
     (web.servers as unknown[]).push(server);

@@ -22,6 +22,11 @@ export default {
     const url = new URL(request.url);
     const h = { "x-version": version, "content-type": "text/plain" };
     ${mode === "500" ? 'return new Response("broken " + version + "\\n", { status: 500, headers: h });' : ""}
+    if (url.pathname === "/cached") {
+      return new Response("cached " + version + "\\n", {
+        headers: { ...h, "cache-control": "public, max-age=60" },
+      });
+    }
     if (url.pathname === "/slow") {
       await new Promise((r) => setTimeout(r, Number(url.searchParams.get("ms") ?? 1000)));
       return new Response("slow " + version + "\\n", { headers: h });

@@ -19,7 +19,7 @@ function sample(text: string, series: string): number | undefined {
 }
 
 test("static files at the front, the rest from the app; metrics match; status and scale", async (t) => {
-  const s = await startStack(t, { args: ["--app-workers", "2", "--web-workers", "1"] });
+  const s = await startStack(t, { args: ["--app-workers", "2", "--web-workers", "1", "--cache"] });
   const base = `http://127.0.0.1:${s.port}`;
   const css = await get(`${base}/style.css`);
   assert.equal(css.status, 200);
@@ -32,23 +32,31 @@ test("static files at the front, the rest from the app; metrics match; status an
   const echo = await get(`${base}/echo`, { method: "POST", body: "x".repeat(5000) });
   assert.equal(echo.body, "echo 1 5000\n");
 
-  // 2 + 10 static, 1 + 1 + 20 app: 34 web requests, 22 of them reached the app.
+  // 2 + 10 static, 1 + 1 + 20 app, 2 cached: 36 web requests, 23 of them reached the app.
   for (let i = 0; i < 10; i++) assert.equal((await get(`${base}/style.css`)).status, 200);
   for (let i = 0; i < 20; i++) assert.equal((await get(`${base}/api/${i}`)).status, 200);
   assert.equal((await get(`${base}/style.css`)).status, 200);
+  // With --cache, a response the app marks cacheable is answered by the front the second time.
+  const first = await get(`${base}/cached`);
+  const second = await get(`${base}/cached`);
+  assert.equal(first.body, "cached 1\n");
+  assert.equal(second.body, "cached 1\n");
+  assert.match(second.headers.get("cache-status") ?? "", /^brigade; hit/);
   const metrics = await waitFor(async () => {
     const m = (await get(`http://127.0.0.1:${s.admin}/metrics`)).body;
-    return sample(m, 'brigade_requests_total{tier="web",status="2xx"}') === 34 &&
-      sample(m, 'brigade_requests_total{tier="app",status="2xx"}') === 22
+    return sample(m, 'brigade_requests_total{tier="web",status="2xx"}') === 36 &&
+      sample(m, 'brigade_requests_total{tier="app",status="2xx"}') === 23
       ? m
       : undefined;
-  }, "the metrics to count 34 web and 22 app requests");
+  }, "the metrics to count 36 web and 23 app requests");
   assert.equal(sample(metrics, 'brigade_requests_total{tier="web",status="5xx"}'), 0);
-  assert.equal(sample(metrics, 'brigade_request_duration_seconds_count{tier="app"}'), 22);
-  assert.equal(sample(metrics, 'brigade_request_duration_seconds_count{tier="web"}'), 34);
+  assert.equal(sample(metrics, 'brigade_request_duration_seconds_count{tier="app"}'), 23);
+  assert.equal(sample(metrics, 'brigade_request_duration_seconds_count{tier="web"}'), 36);
+  assert.equal(sample(metrics, 'brigade_cache_requests_total{result="HIT"}'), 1);
+  assert.ok((sample(metrics, 'brigade_cache_requests_total{result="MISS"}') ?? 0) >= 1);
   assert.equal(sample(metrics, 'brigade_workers{tier="app",state="ready"}'), 2);
   assert.equal(sample(metrics, 'brigade_workers{tier="web",state="ready"}'), 1);
-  assert.ok((sample(metrics, "brigade_sent_bytes_total") ?? 0) > 34 * 20);
+  assert.ok((sample(metrics, "brigade_sent_bytes_total") ?? 0) > 36 * 20);
   assert.match(
     metrics,
     /brigade_worker_resident_memory_bytes\{tier="app",worker="1",pid="\d+"\} \d+/,
@@ -70,7 +78,7 @@ test("static files at the front, the rest from the app; metrics match; status an
   assert.match(status.stdout, /^brigade up: ready, master pid \d+/);
   assert.match(status.stdout, /app: 2 async workers, generation 1/);
   assert.match(status.stdout, /unix:.*app-1-\d+\.sock \(pid \d+\): web \d+: up/);
-  assert.match(status.stdout, /cache: off/);
+  assert.match(status.stdout, /cache: \d+% hits \(.*HIT 1/);
 
   const scaled = await s.cli(["scale", "app", "+1"]);
   assert.equal(scaled.code, 0, scaled.stdout);
