@@ -104,7 +104,7 @@ test("static files at the front, the rest from the app; metrics match; status an
 });
 
 /** `loops` request loops (keep-alive) until `stop()`, bounded in count and time. */
-function load(base: string, loops = 4, max = 3000, maxMs = 90_000) {
+function load(base: string, loops = 4, max = 30_000, maxMs = 90_000) {
   const results: { status: number; version: string | null; body: string; error?: string }[] = [];
   let stopped = false;
   const end = Date.now() + maxMs;
@@ -140,10 +140,12 @@ test("deploys: rolling under load with no failure and one version per response; 
       "2",
       "--web-workers",
       "1",
+      // Long enough for a few heartbeats (the canary is judged on the counters they bring each
+      // second) on a busy machine; a failing canary is rolled back as soon as it is judged.
       "--canary",
-      "1s",
+      "4s",
       "--canary-min-requests",
-      "10",
+      "5",
     ],
   });
   const base = `http://127.0.0.1:${s.port}`;
@@ -233,4 +235,37 @@ test("TERM: readiness 503 first, in-flight requests finish, exit 0", async (t) =
   const out = s.output();
   assert.ok(out.indexOf("readiness is 503") < out.indexOf("worker exited pool=web"), out);
   assert.ok(out.indexOf("worker exited pool=web") < out.indexOf("worker exited pool=app"), out);
+});
+
+test("sync app workers: one request at a time each, the rest queued at the front", async (t) => {
+  const s = await startStack(t, {
+    args: ["--app-workers", "1", "--web-workers", "1", "--worker-class", "sync"],
+  });
+  const base = `http://127.0.0.1:${s.port}`;
+  const metrics = `http://127.0.0.1:${s.admin}/metrics`;
+  const slow = [1, 2, 3].map(() => get(`${base}/slow?ms=1500`));
+  let sawQueue = false;
+  let maxAppConnections = 0;
+  const settled = Promise.all(slow);
+  let done = false;
+  void settled.then(() => {
+    done = true;
+  });
+  while (!done) {
+    const m = (await get(metrics)).body;
+    maxAppConnections = Math.max(
+      maxAppConnections,
+      sample(m, 'brigade_connections{tier="app"}') ?? 0,
+    );
+    if ((sample(m, 'brigade_requests_in_flight{tier="web"}') ?? 0) === 3) sawQueue = true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const answers = await settled;
+  assert.deepEqual(
+    answers.map((a) => a.body),
+    ["slow 1\n", "slow 1\n", "slow 1\n"],
+  );
+  // Three requests in the web tier at once, never more than one connection to the sync worker.
+  assert.ok(sawQueue, "the three requests were in the web tier together");
+  assert.equal(maxAppConnections, 1);
 });
