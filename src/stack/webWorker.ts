@@ -212,7 +212,7 @@ export default async function main(ctx: WorkerContext): Promise<void> {
       if (address !== null && typeof address === "object") pipeline.bound(l.plan.key, address.port);
     }),
   );
-  const report = setInterval(() => {
+  const sendView = (): void => {
     if (!group) return;
     const peers: PeerView[] = group.snapshot().peers.map((p) => ({
       server: p.server,
@@ -222,7 +222,9 @@ export default async function main(ctx: WorkerContext): Promise<void> {
       failures: p.failures,
     }));
     ctx.send("stack.upstream", peers);
-  }, 1000);
+  };
+  sendView();
+  const report = setInterval(sendView, 1000);
   report.unref();
   ctx.onReopen(() => pipeline.reopen());
   ctx.onStop(async (graceful) => {

@@ -44,7 +44,8 @@ test("static files at the front, the rest from the app; metrics match; status an
   assert.match(second.headers.get("cache-status") ?? "", /^brigade; hit/);
   const metrics = await waitFor(async () => {
     const m = (await get(`http://127.0.0.1:${s.admin}/metrics`)).body;
-    return sample(m, 'brigade_requests_total{tier="web",status="2xx"}') === 36 &&
+    return /brigade_upstream_peer_state\{web_pid="\d+",peer="unix:[^"]+",state="up"\} 1/.test(m) &&
+      sample(m, 'brigade_requests_total{tier="web",status="2xx"}') === 36 &&
       sample(m, 'brigade_requests_total{tier="app",status="2xx"}') === 23
       ? m
       : undefined;
@@ -268,4 +269,10 @@ test("sync app workers: one request at a time each, the rest queued at the front
   // Three requests in the web tier at once, never more than one connection to the sync worker.
   assert.ok(sawQueue, "the three requests were in the web tier together");
   assert.equal(maxAppConnections, 1);
+
+  // brigade stop: a graceful stop through the control socket, waiting until the master is gone.
+  const stop = await s.cli(["stop"]);
+  assert.equal(stop.code, 0, stop.stdout);
+  assert.match(stop.stdout, new RegExp(`brigade stop: stopped \\(master pid ${s.masterPid}\\)`));
+  assert.equal((await s.exited).code, 0);
 });
