@@ -20,7 +20,8 @@ export function svgChart(rows: readonly Row[], title: string, baseline: string):
   const L = 70;
   const T = 40;
   const H = 260;
-  const W = L + groups.length * groupW + 20;
+  // Wide enough for the bars and for the title (about 7.5 px a character at 14 px).
+  const W = Math.max(L + groups.length * groupW + 20, L + Math.ceil(title.length * 7.5));
   const legendH = 18 * cases.length + 10;
   const out: string[] = [];
   out.push(
