@@ -207,6 +207,7 @@ export class Pipeline implements EngineHandler {
           : "brigade";
     this.signature = serverHeader ?? "";
     this.engineOptions = {
+      engine: web.engine,
       headerTimeout: web.clientHeaderTimeout * 1000,
       bodyTimeout: web.clientBodyTimeout * 1000,
       bodyMinRate: web.clientBodyMinRate,

@@ -105,7 +105,11 @@ export async function startEngine(
   web: NonNullable<UserConfig["web"]>,
   opts: { baseDir?: string; modules?: readonly WebModule[] } = {},
 ): Promise<InProcess> {
-  const config = resolveConfig({ file: { value: { web }, source: "test" }, env: {} });
+  // BRIGADE_WEB_ENGINE=brigade runs these tests on Brigade's own HTTP/1 engine (as it does for
+  // `startWeb`, whose processes inherit the environment).
+  const which = process.env.BRIGADE_WEB_ENGINE;
+  const env = which === undefined ? {} : { BRIGADE_WEB_ENGINE: which };
+  const config = resolveConfig({ file: { value: { web }, source: "test" }, env });
   const logger = createLogger({ level: "fatal", format: "text" });
   const pipeline = await Pipeline.compile({
     web: config.web,

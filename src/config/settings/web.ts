@@ -245,6 +245,11 @@ export const web = {
     doc: "How long a response may wait for the client to read anything; a client that stops reading is then dropped.",
     nginx: "send_timeout",
   }),
+  engine: setting({
+    type: oneOf(["node", "brigade"]),
+    default: "node",
+    doc: "The HTTP/1.x engine: `node` (node:http and its llhttp parser) or `brigade` (Brigade's own: a strict RFC 9112 parser and response writer on the raw sockets, without node:http's per-request objects and streams; faster, and it refuses every request whose framing could be read two ways). HTTP/2 is node:http2 either way. The default becomes `brigade` once it has proven itself.",
+  }),
   maxRequestLine: setting({
     type: size(),
     default: "8k",

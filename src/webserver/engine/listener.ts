@@ -9,9 +9,10 @@
 import net from "node:net";
 import tls from "node:tls";
 import { sweepInterval } from "./connection.ts";
+import { BrigadeHttp1Engine } from "./h1/engine.ts";
 import { Http1Engine } from "./http1.ts";
 import { Http2Engine } from "./http2.ts";
-import type { EngineHandler, EngineOptions, ListenerPlan } from "./types.ts";
+import type { EngineHandler, EngineOptions, Http1Server, ListenerPlan } from "./types.ts";
 
 /** What `server.listen()` takes: an inherited descriptor or an address (threads, tests). */
 export type ListenTarget =
@@ -22,7 +23,7 @@ export type ListenTarget =
 interface Listening {
   readonly plan: ListenerPlan;
   readonly accept: net.Server;
-  readonly h1: Http1Engine;
+  readonly h1: Http1Server;
   readonly h2: Http2Engine | undefined;
 }
 
@@ -37,13 +38,21 @@ export class WebEngine {
   constructor(handler: EngineHandler, opts: EngineOptions) {
     this.handler = handler;
     this.opts = opts;
-    this.timer = setInterval(() => this.sweep(), sweepInterval(opts.bodyTimeout, opts.sendTimeout));
+    // Brigade's engine also times heads and idle connections by the sweep (node:http does its own).
+    const own = opts.engine === "brigade" ? [opts.headerTimeout, opts.keepaliveTimeout] : [];
+    this.timer = setInterval(
+      () => this.sweep(),
+      sweepInterval(opts.bodyTimeout, opts.sendTimeout, ...own),
+    );
     this.timer.unref();
   }
 
   /** Start serving `plan` on `target`; resolves once listening, with the bound address. */
   listen(plan: ListenerPlan, target: ListenTarget): Promise<net.AddressInfo | string | null> {
-    const h1 = new Http1Engine(plan.key, this.handler, this.opts);
+    const h1: Http1Server =
+      this.opts.engine === "brigade"
+        ? new BrigadeHttp1Engine(plan.key, this.handler, this.opts)
+        : new Http1Engine(plan.key, this.handler, this.opts);
     h1.startTracking();
     let h2: Http2Engine | undefined;
     let accept: net.Server;

@@ -28,6 +28,8 @@ export interface EngineHandler {
 
 /** Timeouts in milliseconds, sizes in bytes. */
 export interface EngineOptions {
+  /** The HTTP/1.x engine: node:http (http1.ts) or Brigade's own (h1/). */
+  engine: "node" | "brigade";
   headerTimeout: number;
   bodyTimeout: number;
   /** Bytes per second a request body must keep up after `bodyMinRateGrace` ms; 0: off. */
@@ -66,4 +68,17 @@ export interface ListenerPlan {
   /** The listen key (`formatListen`): what `WebConnection.listener` says. */
   key: string;
   tls: ListenerTls | undefined;
+}
+
+/** An HTTP/1.x engine as the listener drives it (node:http's, or Brigade's own). */
+export interface Http1Server {
+  /** Serve an accepted connection (TLS: after the handshake, for `http/1.1` by ALPN). */
+  attach(socket: Socket): void;
+  startTracking(): void;
+  readonly connectionCount: number;
+  readonly sendTimeouts: number;
+  /** Timeouts and draining, with performance.now(). */
+  sweep(now: number): void;
+  drain(): void;
+  destroyAll(): void;
 }

@@ -1,0 +1,76 @@
+/**
+ * Writing response heads: status lines prepared once per status, field names and values checked
+ * (a CR/LF from a module or a variable must never become response splitting), and the `date`
+ * field computed once per second.
+ */
+import { TOKEN } from "../../../core/http1/chars.ts";
+import { reasonPhrase } from "../../statusPages.ts";
+
+const statusLines11: string[] = [];
+for (let s = 100; s < 600; s++) {
+  statusLines11[s] = `HTTP/1.1 ${s} ${reasonPhrase(s)}\r\n`;
+}
+
+/** `HTTP/1.1 <status> <reason>\r\n`; throws on a status outside 100-599 or a reason with CR/LF. */
+export function statusLine(status: number, reason: string | undefined): string {
+  if (!Number.isInteger(status) || status < 100 || status > 599) {
+    throw new Error(`invalid response status ${status}`);
+  }
+  if (reason === undefined) return statusLines11[status]!;
+  if (BAD_VALUE.test(reason)) throw new Error(`invalid reason phrase ${JSON.stringify(reason)}`);
+  return `HTTP/1.1 ${status} ${reason}\r\n`;
+}
+
+/** Anything but HTAB, SP, VCHAR and obs-text (RFC 9110 §5.5). */
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+const validNames = new Set<string>();
+
+function isToken(name: string): boolean {
+  if (name.length === 0) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c > 0x7f || TOKEN[c] !== 1) return false;
+  }
+  return true;
+}
+
+/**
+ * Throws for a field name that is not a token. Names go out lowercase, as they are in `Fields`
+ * (and as the node:http engine writes them). Valid names are remembered, within a bound (names
+ * from a hostile upstream cannot grow the set forever).
+ */
+export function checkName(name: string): void {
+  if (validNames.has(name)) return;
+  if (!isToken(name)) throw new Error(`invalid response field name ${JSON.stringify(name)}`);
+  if (validNames.size < 2000) validNames.add(name);
+}
+
+/** Throws for a value that would break the head (CR, LF, NUL, other controls). */
+export function checkValue(name: string, value: string): void {
+  if (BAD_VALUE.test(value)) {
+    throw new Error(`invalid characters in the value of response field ${name}`);
+  }
+}
+
+let dateLine = "";
+let dateUntil = 0;
+
+/** `date: <IMF-fixdate>\r\n` for now, recomputed at most once per second. */
+export function currentDateLine(now = Date.now()): string {
+  if (now >= dateUntil) {
+    dateLine = `date: ${new Date(now).toUTCString()}\r\n`;
+    dateUntil = (Math.floor(now / 1000) + 1) * 1000;
+  }
+  return dateLine;
+}
+
+/** Fields the engine owns: dropped from a response's fields and written from the body. */
+export function isFramingField(name: string): boolean {
+  return (
+    name === "content-length" ||
+    name === "transfer-encoding" ||
+    name === "connection" ||
+    name === "keep-alive"
+  );
+}

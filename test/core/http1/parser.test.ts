@@ -1,0 +1,137 @@
+/**
+ * Parser properties the corpus cannot state: body pieces stay valid after later feeds (the
+ * parser appends into its own buffer, never over what it handed out), the unparsed rest after an
+ * upgrade, response framing that depends on the request, the end of a close-delimited body, and
+ * a head arriving one byte at a time costing one search per byte, not one per byte squared.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  BODY,
+  END,
+  H1Parser,
+  HEAD,
+  NEED_MORE,
+  ParseError,
+} from "../../../src/core/http1/parser.ts";
+
+function drain(p: H1Parser, out: { ev: number; data?: Buffer }[] = []) {
+  for (let ev = p.next(); ev !== NEED_MORE; ev = p.next()) {
+    out.push(ev === BODY ? { ev, data: p.chunk } : { ev });
+  }
+  return out;
+}
+
+test("body pieces handed out are never overwritten by later input", () => {
+  const p = new H1Parser("request");
+  const kept: Buffer[] = [];
+  let want = "";
+  // Every feed ends inside a chunk-size line, so the parser keeps a partial line and appends
+  // the next feed into its own buffer, behind the body pieces it has already handed out.
+  p.feed(Buffer.from("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5"));
+  for (let i = 0; i < 200; i++) {
+    for (const e of drain(p)) if (e.data) kept.push(e.data);
+    const data = String(i).padStart(5, "0");
+    want += data;
+    p.feed(Buffer.from(`\r\n${data}\r\n`));
+    for (const e of drain(p)) if (e.data) kept.push(e.data);
+    p.feed(Buffer.from(i === 199 ? "0\r\n\r\n" : "5"));
+  }
+  const evs = drain(p);
+  for (const e of evs) if (e.data) kept.push(e.data);
+  assert.equal(evs.at(-1)?.ev, END);
+  assert.equal(Buffer.concat(kept).toString(), want);
+});
+
+test("after an upgrade request the parser stops; rest() is what followed the head", () => {
+  const p = new H1Parser("request");
+  p.feed(
+    Buffer.from(
+      "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\x81\x05hello",
+      "latin1",
+    ),
+  );
+  assert.equal(p.next(), HEAD);
+  assert.equal(p.head.upgrade, "websocket");
+  assert.equal(p.next(), END);
+  p.stop();
+  assert.equal(p.next(), NEED_MORE);
+  assert.equal(p.rest().toString("latin1"), "\x81\x05hello");
+});
+
+test("responses: HEAD and 304 have no body, 1xx are interim, a close-delimited body ends at eof", () => {
+  const p = new H1Parser("response");
+  p.requestMethod = "HEAD";
+  p.feed(Buffer.from("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"));
+  assert.deepEqual(
+    drain(p).map((e) => e.ev),
+    [HEAD, END],
+  );
+  p.requestMethod = "GET";
+  p.feed(Buffer.from("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\nto the end"));
+  const evs = drain(p);
+  assert.deepEqual(
+    evs.map((e) => e.ev),
+    [HEAD, END, HEAD, BODY],
+  );
+  assert.equal(p.head.framing, "close");
+  assert.equal(p.head.keepAlive, false);
+  assert.equal(p.eof(), true);
+  assert.equal(p.next(), END);
+});
+
+test("a response framed two ways is a 502 whatever the request was", () => {
+  for (const method of ["GET", "POST"]) {
+    const p = new H1Parser("response");
+    p.requestMethod = method;
+    p.feed(
+      Buffer.from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"),
+    );
+    assert.throws(
+      () => p.next(),
+      (e: unknown) => e instanceof ParseError && e.status === 502 && e.code === "cl-te",
+    );
+    // dead after an error
+    assert.throws(() => p.next(), ParseError);
+  }
+});
+
+test("a request cut short: eof() says the message did not end", () => {
+  const p = new H1Parser("request");
+  p.feed(Buffer.from("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab"));
+  drain(p);
+  assert.equal(p.eof(), false);
+  const q = new H1Parser("request");
+  q.feed(Buffer.from("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+  drain(q);
+  assert.equal(q.eof(), true);
+});
+
+test("a head fed one byte at a time is searched once per byte (no quadratic rescans)", () => {
+  const p = new H1Parser("request", { maxHeaderBytes: 1 << 20 });
+  const head = `GET / HTTP/1.1\r\nHost: a\r\nX-Long: ${"v".repeat(200_000)}\r\n\r\n`;
+  const bytes = Buffer.from(head);
+  let searched = 0;
+  const indexOf = Buffer.prototype.indexOf;
+  // Count the bytes the LF search looks at: from where it starts to where it stops.
+  Buffer.prototype.indexOf = function (this: Buffer, v: unknown, from?: unknown) {
+    const r = indexOf.call(this, v as number, from as number);
+    searched += (r === -1 ? this.length : r + 1) - ((from as number) ?? 0);
+    return r;
+  } as typeof indexOf;
+  let ev = NEED_MORE as number;
+  try {
+    for (let i = 0; i < bytes.length && ev === NEED_MORE; i++) {
+      p.feed(bytes.subarray(i, i + 1));
+      ev = p.next();
+    }
+  } finally {
+    Buffer.prototype.indexOf = indexOf;
+  }
+  assert.equal(ev, HEAD);
+  assert.equal(p.head.fields[3]!.length, 200_000);
+  assert.ok(
+    searched < 2 * bytes.length,
+    `searched ${searched} bytes for a ${bytes.length}-byte head`,
+  );
+});
