@@ -7,6 +7,7 @@
  *   nginx `proxy_pass` with an upstream keep-alive pool);
  * - the mixed case: the same two paths while 20 slow clients each send a request head a byte
  *   every 200 ms (and start over when done), the article's slow network.
+ * brigade up runs twice: on the default HTTP engine (node:http) and with `--engine brigade`.
  * Target (issue 6): ≥ 3× nginx + gunicorn on `/hello`, and ≥ 0.6× on `/static.txt`.
  */
 import net from "node:net";
@@ -19,7 +20,7 @@ const wsgiHello = `def application(environ, start_response):
 `;
 const file = Buffer.alloc(1024, "x");
 
-async function brigadeUp(): Promise<RunningServer> {
+async function brigadeUp(extra: string[] = []): Promise<RunningServer> {
   const up = await startCommand({
     name: "brigade up",
     command: process.execPath,
@@ -39,6 +40,7 @@ async function brigadeUp(): Promise<RunningServer> {
       "1",
       "--log-level",
       "warn",
+      ...extra,
     ],
     files: { "public/static.txt": file },
     timeoutMs: 60_000,
@@ -159,7 +161,7 @@ export const cases: Case[] = [
     name: "brigade up",
     description:
       "brigade up --web-workers 1 --app-workers 2: the file from public/, the rest to async app workers on unix sockets (buffering on, admin off)",
-    start: brigadeUp,
+    start: () => brigadeUp(),
   },
   withSlowClients(
     "nginx + gunicorn, 20 slow",
@@ -169,7 +171,18 @@ export const cases: Case[] = [
   withSlowClients(
     "brigade up, 20 slow",
     "the same, while 20 slow clients send /hello heads a byte every 200 ms",
-    brigadeUp,
+    () => brigadeUp(),
+  ),
+  {
+    name: "brigade up, brigade engine",
+    description:
+      "brigade up as above with `--engine brigade` (the web tier on Brigade's own HTTP/1.1 engine)",
+    start: () => brigadeUp(["--engine", "brigade"]),
+  },
+  withSlowClients(
+    "brigade up, brigade engine, 20 slow",
+    "the same, while 20 slow clients send /hello heads a byte every 200 ms",
+    () => brigadeUp(["--engine", "brigade"]),
   ),
 ];
 
