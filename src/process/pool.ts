@@ -25,7 +25,7 @@
  * bound by the pool before the spawn and closed (unix: unlinked) when the worker is reaped.
  *
  * Stopping with an announcement (`onWorkerStopping`): before a ready worker is asked to stop
- * gracefully, the hook runs and the stop message waits (up to `announceMs`) for its promise: time
+ * gracefully, the hook runs and the stop message waits (up to 5 s) for its promise: time
  * to take the worker out of a load balancer's rotation before it stops accepting.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -120,7 +120,7 @@ export interface PoolHooks {
   onWorkerExit?(info: WorkerInfo, exit: WorkerExit): void;
   /**
    * A worker is about to stop (graceful) or being stopped or killed (not graceful). For a graceful
-   * stop of a ready worker the stop message waits for the returned promise (at most `announceMs`).
+   * stop of a ready worker the stop message waits for the returned promise (at most 5 s).
    */
   onWorkerStopping?(info: WorkerInfo, reason: string, graceful: boolean): Promise<void> | void;
   /** A message a worker sent with `ctx.send(topic, body)`. */

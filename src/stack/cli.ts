@@ -260,9 +260,18 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     pidfile: config.web.pidfile ?? config.app.pidfile,
     stopDelay: config.stack.stopDelay,
     reload: async () => {
-      const next = await ctx.reload();
-      const c = await check(next, ctx.file, dir, logger);
-      if (c.problems.length > 0) throw new Error(c.problems.join("; "));
+      let next: Config;
+      let c: Awaited<ReturnType<typeof check>>;
+      try {
+        next = await ctx.reload();
+        c = await check(next, ctx.file, dir, logger);
+        if (c.problems.length > 0) throw new Error(c.problems.join("; "));
+      } catch (error) {
+        // Nothing was reloaded: a `brigade reload` waiting for the outcome gets this one.
+        const reason = `the new config is bad: ${(error as Error).message}`;
+        for (const w of reloadWaiters.splice(0)) w({ ok: false, generation: 0, reason });
+        throw error;
+      }
       await c.pipeline!.close();
       setEnv(next.app.env);
       const before = pools(current, ctx.file, dir, c.pipeline!);

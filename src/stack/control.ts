@@ -5,7 +5,8 @@
  * The protocol is HTTP/1.1 over the unix socket, JSON bodies:
  * - `GET /status`: the stack's state (`StackStatus`).
  * - `POST /reload`: a reload (as HUP); the answer comes when the app workers' rolling reload
- *   has ended: `{ ok, generation, reason? }` (ok false: rolled back, and why).
+ *   has ended: `{ ok, generation, reason? }` (ok false: rolled back, and why; generation 0: the
+ *   new config was refused before anything changed).
  * - `POST /stop`: a graceful stop (as TERM); answered at once.
  * - `POST /scale` with `{ pool, delta }`: one pool's worker count changed by delta (TTIN/TTOU for
  *   any pool); answers the new target.
@@ -301,6 +302,7 @@ export async function command(
       const b = r.body as { ok: boolean; generation: number; reason?: string };
       if (json) print(JSON.stringify(b));
       else if (b.ok) print(`brigade reload: complete, app generation ${b.generation}`);
+      else if (b.generation === 0) print(`brigade reload: refused: ${b.reason}; nothing changed`);
       else print(`brigade reload: rolled back: ${b.reason}`);
       return b.ok ? ExitCode.ok : ExitCode.failure;
     }

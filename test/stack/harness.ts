@@ -61,9 +61,15 @@ export function tempDir(t: TestContext): string {
 
 export async function startStack(
   t: TestContext,
-  opts: { args?: string[]; app?: string; env?: NodeJS.ProcessEnv } = {},
+  opts: {
+    args?: string[];
+    app?: string;
+    env?: NodeJS.ProcessEnv;
+    files?: Record<string, string>;
+  } = {},
 ): Promise<Stack> {
   const dir = tempDir(t);
+  for (const [name, text] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), text);
   const appFile = join(dir, "app.ts");
   writeFileSync(appFile, opts.app ?? appSource("1"));
   mkdirSync(join(dir, "public"));

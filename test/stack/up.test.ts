@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import { waitFor } from "../helpers/process.ts";
 import { appSource, get, startStack } from "./harness.ts";
@@ -19,7 +20,10 @@ function sample(text: string, series: string): number | undefined {
 }
 
 test("static files at the front, the rest from the app; metrics match; status and scale", async (t) => {
-  const s = await startStack(t, { args: ["--app-workers", "2", "--web-workers", "1", "--cache"] });
+  const s = await startStack(t, {
+    args: ["--app-workers", "2", "--web-workers", "1", "--cache", "-c", "brigade.config.json"],
+    files: { "brigade.config.json": "{}" },
+  });
   const base = `http://127.0.0.1:${s.port}`;
   const css = await get(`${base}/style.css`);
   assert.equal(css.status, 200);
@@ -102,6 +106,17 @@ test("static files at the front, the rest from the app; metrics match; status an
   const bad = await s.cli(["scale", "db", "+1"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stdout, /usage: brigade scale app\|web/);
+
+  // A config that only the stack can fault (a location naming no group): the reload is refused,
+  // the command says why, the same workers go on.
+  writeFileSync(
+    join(s.dir, "brigade.config.json"),
+    JSON.stringify({ web: { servers: [{ locations: [{ match: "/", proxy: "nosuch" }] }] } }),
+  );
+  const refused = await s.cli(["reload", "-c", "brigade.config.json"]);
+  assert.equal(refused.code, 1, refused.stdout);
+  assert.match(refused.stdout, /brigade reload: refused: the new config is bad: .*nosuch/);
+  assert.equal((await get(`${base}/after`)).body, "version 1 /after\n");
 });
 
 /** `loops` request loops (keep-alive) until `stop()`, bounded in count and time. */
