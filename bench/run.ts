@@ -8,13 +8,14 @@
  * a .json with every raw run. Servers are stopped by PID at the end, on error and on Ctrl-C.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { svgChart } from "./lib/chart.ts";
 import { treeRss } from "./lib/process.ts";
 import { markdownTables, type Run, summarise } from "./lib/report.ts";
-import type { Server, Suite } from "./lib/suite.ts";
+import type { ExtraReport, Server, Suite } from "./lib/suite.ts";
 import { findTool, installHint, type Tool } from "./lib/tools.ts";
 import { runWrk } from "./lib/wrk.ts";
 
@@ -124,6 +125,8 @@ async function main(): Promise<number> {
   process.on("SIGTERM", onSignal);
 
   const started = new Map<string, Server>();
+  const cleanups: (() => void)[] = [];
+  let extra: ExtraReport | undefined;
   const runs: Run[] = [];
   const rss: Record<string, number> = {};
   const startedAt = new Date();
@@ -138,11 +141,24 @@ async function main(): Promise<number> {
       process.stderr.write(`  starting ${c.name}\n`);
       started.set(c.name, await c.start());
     }
-    type Target = { case: string; path: string | undefined; url: string };
-    const targets = suite.cases.flatMap((c): Target[] => {
+    type Target = { case: string; path: string | undefined; url: string; script?: string };
+    const scripts = mkdtempSync(join(tmpdir(), "brigade-wrk-"));
+    cleanups.push(() => rmSync(scripts, { recursive: true, force: true }));
+    const targets = suite.cases.flatMap((c, i): Target[] => {
       const server = started.get(c.name)!;
-      if (!suite.paths) return [{ case: c.name, path: undefined, url: server.url }];
-      return suite.paths.map((p) => ({ case: c.name, path: p, url: new URL(p, server.url).href }));
+      let script: string | undefined;
+      if (server.wrkScript !== undefined) {
+        script = join(scripts, `${i}.lua`);
+        writeFileSync(script, server.wrkScript);
+      }
+      const s = script === undefined ? {} : { script };
+      if (!suite.paths) return [{ case: c.name, path: undefined, url: server.url, ...s }];
+      return suite.paths.map((p) => ({
+        case: c.name,
+        path: p,
+        url: new URL(p, server.url).href,
+        ...s,
+      }));
     });
     if (warmupSec > 0) {
       for (const t of targets) {
@@ -154,6 +170,7 @@ async function main(): Promise<number> {
           threads,
           signal: abort.signal,
           ...(suite.headers ? { headers: suite.headers } : {}),
+          ...(t.script ? { script: t.script } : {}),
         });
       }
     }
@@ -170,6 +187,7 @@ async function main(): Promise<number> {
               threads,
               signal: abort.signal,
               ...(suite.headers ? { headers: suite.headers } : {}),
+              ...(t.script ? { script: t.script } : {}),
             });
           } catch (err) {
             abort.signal.throwIfAborted();
@@ -183,12 +201,22 @@ async function main(): Promise<number> {
         }
       }
     }
+    if (suite.extra) {
+      abort.signal.throwIfAborted();
+      extra = await suite.extra(started, {
+        durationSec,
+        repeats,
+        signal: abort.signal,
+        log: (line) => process.stderr.write(`  ${line}\n`),
+      });
+    }
     for (const c of suite.cases) {
       const s = started.get(c.name)!;
       rss[c.name] = treeRss(s.pids);
     }
   } finally {
     await Promise.allSettled([...started.values()].map((s) => s.stop()));
+    for (const fn of cleanups) fn();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
@@ -214,7 +242,7 @@ async function main(): Promise<number> {
     ...suite.cases.map((c) => `- **${c.name}**: ${c.description ?? ""}`),
     "",
   ].join("\n");
-  const markdown = `${header}\n${markdownTables(rows, suite.baseline, rss)}`;
+  const markdown = `${header}\n${markdownTables(rows, suite.baseline, rss)}${extra ? `\n${extra.markdown}` : ""}`;
   process.stdout.write(`\n${markdown}`);
 
   mkdirSync(values.out, { recursive: true });
@@ -223,7 +251,7 @@ async function main(): Promise<number> {
   const settings = { durationSec, repeats, connections, threads, warmupSec };
   writeFileSync(
     `${base}.json`,
-    `${JSON.stringify({ suite: name, command, env, settings, rss, rows, runs }, null, 2)}\n`,
+    `${JSON.stringify({ suite: name, command, env, settings, rss, rows, runs, extra: extra?.data }, null, 2)}\n`,
   );
   if (suite.chart) {
     writeFileSync(

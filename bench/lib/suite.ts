@@ -24,7 +24,27 @@ export interface Server {
   url: string;
   /** Root PIDs; memory is reported over their process trees. */
   pids: number[];
+  /**
+   * A wrk Lua script (its source) used for this server's runs, e.g. `wrk.path =
+   * "http://127.0.0.1:9000/"` to send absolute-form requests to a forward proxy.
+   */
+  wrkScript?: string;
   stop(): Promise<void>;
+}
+
+/** What a suite's own measurements (`Suite.extra`) are given. */
+export interface ExtraContext {
+  durationSec: number;
+  repeats: number;
+  signal: AbortSignal;
+  /** Progress lines (stderr). */
+  log(line: string): void;
+}
+
+/** What they give back: a markdown section for the report and the raw data for the JSON. */
+export interface ExtraReport {
+  markdown: string;
+  data: unknown;
 }
 
 export interface Case {
@@ -48,6 +68,11 @@ export interface Suite {
   tools?: Tool[];
   /** Also write an SVG bar chart of the results (bench/lib/chart.ts) beside the table. */
   chart?: boolean;
+  /**
+   * Measurements wrk cannot make (tunnels, streams), run on the started servers after the wrk
+   * rounds, with the same duration and repeats; their section is appended to the report.
+   */
+  extra?(servers: ReadonlyMap<string, Server>, ctx: ExtraContext): Promise<ExtraReport>;
 }
 
 /** Identity, for type checking a suite where it is written. */

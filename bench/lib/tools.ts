@@ -5,7 +5,7 @@
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
 
-export type Tool = "nginx" | "gunicorn" | "wrk" | "curl" | "chromium" | "varnishd";
+export type Tool = "nginx" | "gunicorn" | "wrk" | "curl" | "chromium" | "varnishd" | "squid";
 
 /** How to get each tool on Debian/Ubuntu (what .ci/run does). */
 export const installHint: Record<Tool, string> = {
@@ -15,6 +15,7 @@ export const installHint: Record<Tool, string> = {
   curl: "apt-get install -y curl",
   chromium: "apt-get install -y chromium",
   varnishd: "apt-get install -y varnish",
+  squid: "apt-get install -y squid",
 };
 
 const extraDirs = ["/usr/sbin", "/usr/local/sbin", "/sbin"];

@@ -64,6 +64,8 @@ export interface WrkOptions {
   signal?: AbortSignal;
   /** Header fields sent with every request (`-H "name: value"`). */
   headers?: Record<string, string>;
+  /** A Lua script file for wrk (`-s`): an absolute-form target for a forward proxy, say. */
+  script?: string;
 }
 
 /** Run wrk once; bounded by its duration plus 15 s, after which it is killed and this rejects. */
@@ -76,6 +78,7 @@ export function runWrk(options: WrkOptions): Promise<WrkResult> {
     `${options.timeoutSec ?? 5}s`,
     "--latency",
     ...Object.entries(options.headers ?? {}).flatMap(([k, v]) => ["-H", `${k}: ${v}`]),
+    ...(options.script ? ["-s", options.script] : []),
     options.url,
   ];
   return new Promise((resolve, reject) => {

@@ -230,10 +230,15 @@ export interface StreamBody {
  * writes the status line and fields (e.g. `101` with the upstream's fields, or `200` for CONNECT),
  * then calls `onSocket` with the raw connection and any bytes the client sent past the head; from
  * then on the connection is the callback's and the engine forgets it.
+ *
+ * If `onSocket` returns a promise, the exchange completes (the log phase runs) when it settles,
+ * not when the head is written: a tunnel is logged when it ends, with its duration, and with the
+ * bytes that went over the connection after the head (`bodyBytesSent` to the client,
+ * `bodyBytesReceived` from it, `head` included), so that vars set meanwhile are in the log.
  */
 export interface TakeoverBody {
   readonly kind: "takeover";
-  onSocket(socket: Duplex, head: Buffer): void;
+  onSocket(socket: Duplex, head: Buffer): void | Promise<void>;
 }
 
 /**

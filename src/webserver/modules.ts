@@ -7,7 +7,7 @@
  * - access phase (issue 9): realip, access (allow/deny), auth basic, auth request, limits,
  *   after `rewrite`;
  * - content: static (defaultContent), proxy (issue 5), cache (wrapContent, issue: cache),
- *   forward proxy;
+ *   forward (the forward proxy: its checks in the access phase, then its content handler);
  * - filters: `headers`, then compression (gzip/brotli) last, so that it compresses the final
  *   body and sees the final headers;
  * - log: `accessLog` (metrics beside it).
@@ -19,6 +19,7 @@ import { accessLog } from "./accessLog/index.ts";
 import { blockModule } from "./block/index.ts";
 import { cacheModule } from "./cache/index.ts";
 import { compressModule } from "./compress/index.ts";
+import { forwardModule } from "./forward/index.ts";
 import { headers } from "./headers/index.ts";
 import { limitsModule } from "./limits/index.ts";
 import type { WebModule } from "./module.ts";
@@ -40,6 +41,7 @@ export const modules: readonly WebModule<any>[] = [
   staticModule,
   proxy,
   cacheModule,
+  forwardModule,
   headers,
   compressModule,
   accessLog,

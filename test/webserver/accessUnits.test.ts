@@ -6,11 +6,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { resolveConfig } from "../../src/config/load.ts";
+import { parseBasic } from "../../src/core/credentials/basic.ts";
+import { parseHtpasswd } from "../../src/core/credentials/htpasswd.ts";
+import { md5Crypt, schemeOf, verifySync } from "../../src/core/credentials/passwords.ts";
 import { createLogger } from "../../src/core/logger.ts";
 import { createTrust } from "../../src/gateway/forwarded.ts";
-import { parseHtpasswd } from "../../src/webserver/access/htpasswd.ts";
-import { compileRules, parseBasic } from "../../src/webserver/access/index.ts";
-import { md5Crypt, schemeOf, verifySync } from "../../src/webserver/access/passwords.ts";
+import { compileRules } from "../../src/webserver/access/index.ts";
 import { Pipeline } from "../../src/webserver/pipeline.ts";
 import { parseNode, realClient } from "../../src/webserver/realip/index.ts";
 

@@ -35,6 +35,7 @@ import { blockFields } from "./web/block.ts";
 import { cacheFields } from "./web/cache.ts";
 import { compressFields } from "./web/compress.ts";
 import { commonCoreFields, locationCoreFields, serverCoreFields } from "./web/core.ts";
+import { forwardFields } from "./web/forward.ts";
 import { headersFields } from "./web/headers.ts";
 import { limitsFields } from "./web/limits.ts";
 import { proxyFields, proxyTargetList } from "./web/proxy.ts";
@@ -52,6 +53,7 @@ export const moduleFields = {
   ...staticFields,
   ...proxyFields,
   ...cacheFields,
+  ...forwardFields,
   ...headersFields,
   ...compressFields,
   ...accessLogFields,
@@ -163,6 +165,44 @@ export const web = {
     defaultText: "false",
     doc: "Compress responses with brotli on the fly (`--brotli`): the `brotli` of servers and locations that set none.",
     nginx: "brotli (http block)",
+  }),
+  forwardProxy: setting({
+    type: forwardFields.forwardProxy.type,
+    default: undefined,
+    defaultText: "false",
+    doc: "Be a forward proxy (`brigade web --forward-proxy --listen 127.0.0.1:3128`): the `forwardProxy` of servers and locations that set none. Serves loopback clients only unless `--allow-client` says otherwise; loopback, private and link-local destinations stay refused unless `--allow-destination` opens them. See docs/forward-proxy.md.",
+    nginx: "– (Squid: http_port)",
+  }),
+  forwardAllowDestinations: setting({
+    type: forwardFields.forwardAllowDestinations.type,
+    flag: "allow-destination",
+    default: undefined,
+    defaultText: "(none)",
+    doc: "Open a destination network the forward proxy's default deny-list refuses (`--allow-destination 127.0.0.0/8` for loopback, `--allow-destination 10.1.0.0/16` for a private network): the `forwardAllowDestinations` of servers and locations that set none.",
+  }),
+  forwardClients: setting({
+    type: forwardFields.forwardClients.type,
+    flag: "allow-client",
+    default: undefined,
+    defaultText: "loopback",
+    doc: "Let these client networks use the forward proxy (`--allow-client 10.0.0.0/8`; name loopback too to keep it): the `forwardClients` of servers and locations that set none.",
+  }),
+  forwardConnectPorts: setting({
+    type: forwardFields.forwardConnectPorts.type,
+    flag: "connect-port",
+    default: undefined,
+    defaultText: "443",
+    doc: "Ports CONNECT may tunnel to (`--connect-port 443 --connect-port 8443`): the `forwardConnectPorts` of servers and locations that set none.",
+  }),
+  forwardAuthUserFile: setting({
+    type: forwardFields.forwardAuthUserFile.type,
+    default: undefined,
+    doc: "Require proxy users from this htpasswd file (`--forward-auth-user-file users.htpasswd`): the `forwardAuthUserFile` of servers and locations that set none.",
+  }),
+  forwardParent: setting({
+    type: forwardFields.forwardParent.type,
+    default: undefined,
+    doc: "Go through this parent proxy (`--forward-parent 10.0.0.1:3128`): the `forwardParent` of servers and locations that set none.",
   }),
   accessLog: setting({
     type: accessLogFields.accessLog.type,

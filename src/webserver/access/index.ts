@@ -14,13 +14,14 @@
  */
 import { type AccessRule, accessFields } from "../../config/settings/web/access.ts";
 import type { ObjectOut } from "../../config/types.ts";
+import { basicChallenge, parseBasic } from "../../core/credentials/basic.ts";
+import { BcryptQueueFull, BcryptVerifier } from "../../core/credentials/bcrypt.ts";
+import { Htpasswd } from "../../core/credentials/htpasswd.ts";
 import { createTrust, type TrustPredicate } from "../../gateway/forwarded.ts";
 import { Fields, HttpError, response, type WebRequest, type WebResponse } from "../exchange.ts";
 import type { LocationScope, ModuleHandlers, WebModule } from "../module.ts";
 import type { Template } from "../variables.ts";
 import { AuthRequester } from "./authRequest.ts";
-import { BcryptQueueFull, BcryptVerifier } from "./bcrypt.ts";
-import { Htpasswd } from "./htpasswd.ts";
 
 type Settings = ObjectOut<typeof accessFields>;
 
@@ -61,19 +62,6 @@ function addressCheck(rules: readonly AccessRule[], scope: LocationScope<Setting
   };
 }
 
-/** `Basic <base64 user:password>` -> the pair, or undefined. */
-export function parseBasic(
-  header: string | undefined,
-): { user: string; password: string } | undefined {
-  if (header === undefined) return undefined;
-  const m = /^\s*basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-  if (!m) return undefined;
-  const decoded = Buffer.from(m[1]!, "base64").toString("utf8");
-  const colon = decoded.indexOf(":");
-  if (colon < 0) return undefined;
-  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-}
-
 function bcryptOf(scope: LocationScope<Settings>): BcryptVerifier {
   let v = scope.shared.get("bcrypt") as BcryptVerifier | undefined;
   if (v === undefined) {
@@ -90,11 +78,15 @@ function basicCheck(realm: string, file: string, scope: LocationScope<Settings>)
   const key = `htpasswd:${file}`;
   let users = scope.shared.get(key) as Htpasswd | undefined;
   if (users === undefined) {
-    users = new Htpasswd(file, scope.logger, bcryptOf(scope));
+    try {
+      users = new Htpasswd(file, scope.logger, bcryptOf(scope));
+    } catch (e) {
+      throw new Error(`authBasicUserFile: ${(e as Error).message}`);
+    }
     scope.shared.set(key, users);
   }
   const htpasswd = users;
-  const challenge = Fields.from({ "www-authenticate": `Basic realm="${realm}", charset="UTF-8"` });
+  const challenge = Fields.from({ "www-authenticate": basicChallenge(realm) });
   const refuse = (): HttpError =>
     new HttpError(401, "authorization required", { fields: challenge });
   return async (req, client) => {

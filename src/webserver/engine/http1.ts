@@ -477,6 +477,10 @@ export class Http1Engine {
     conn.active++;
     const ereq = new Http1Request(req, conn, this.opts, true, () => {});
     socket.once("close", () => ereq.abort(new Error("client closed the connection")));
+    // node:http took its own error listener off the socket: a client that resets it while the
+    // answer is being made (or written) must not be an uncaught error. A takeover's owner adds
+    // its own; this one stays and only closes.
+    socket.on("error", () => socket.destroy());
     this.handler.handle(ereq).then(
       (outcome) => {
         conn.active--;
@@ -515,13 +519,37 @@ export class Http1Engine {
       if (r.status === 101) text += "connection: upgrade\r\n";
       socket.write(`${text}\r\n`);
       this.conns.delete(socket);
-      this.finish(outcome, req, r, text.length + 2, 0, undefined);
+      const headBytes = text.length + 2;
+      // What the tunnel carries is counted from here on (the head we wrote is in bytesWritten).
+      const written = socket.bytesWritten;
+      const read = socket.bytesRead - head.length;
+      let ended: Promise<void> | undefined;
       try {
-        body.onSocket(socket, head);
+        const r = body.onSocket(socket, head);
+        if (r instanceof Promise) ended = r;
       } catch (error) {
         this.opts.logger.error("takeover failed", { error, path: req.path });
         socket.destroy();
       }
+      if (ended === undefined) {
+        this.finish(outcome, req, r, headBytes, 0, undefined);
+        return;
+      }
+      const done = (error: unknown): void => {
+        const sent = Math.max(0, socket.bytesWritten - written);
+        outcome.complete({
+          status: r.status,
+          bytesSent: headBytes + sent,
+          bodyBytesSent: sent,
+          bodyBytesReceived: Math.max(0, socket.bytesRead - read),
+          durationMs: performance.now() - req.hrStart,
+          error: error === undefined ? undefined : String((error as Error)?.message ?? error),
+        });
+      };
+      ended.then(
+        () => done(undefined),
+        (error: unknown) => done(error),
+      );
       return;
     }
     const noBody = noBodyStatus(r.status);

@@ -873,13 +873,18 @@ export class Connection implements BodySource {
     this.destroy(why);
   }
 
-  private handOver(s: Sending, onSocket: (socket: Socket, head: Buffer) => void): void {
+  private handOver(
+    s: Sending,
+    onSocket: (socket: Socket, head: Buffer) => void | Promise<void>,
+  ): void {
     const socket = this.socket;
     this.uncork();
     const rest = Buffer.from(this.parser.rest());
     // Paused first: a flowing socket keeps flowing when its 'data' listeners go.
     socket.pause();
-    this.complete(s, undefined);
+    // What the tunnel carries is counted from here on (the head is in bytesWritten already).
+    const written = socket.bytesWritten;
+    const read = socket.bytesRead - rest.length;
     // From now on the socket is the callback's: forget it entirely.
     this.dead = true;
     this.clearTimer();
@@ -890,12 +895,30 @@ export class Connection implements BodySource {
     socket.off("close", onSocketClose);
     socket.off("drain", onSocketDrain);
     (socket as Tagged)[kConnection] = undefined;
+    let ended: Promise<void> | undefined;
     try {
-      onSocket(socket, rest);
+      const r = onSocket(socket, rest);
+      if (r instanceof Promise) ended = r;
     } catch (error) {
       this.engine.opts.logger.error("takeover failed", { error, path: s.req.path });
       socket.destroy();
     }
+    if (ended === undefined) {
+      this.complete(s, undefined);
+      return;
+    }
+    // A promise: the exchange completes (is logged) when the tunnel ends, with what it carried.
+    const done = (error: string | undefined): void => {
+      const sent = Math.max(0, socket.bytesWritten - written);
+      s.bytesSent += sent;
+      s.bodyBytesSent = sent;
+      this.bodyBytes = Math.max(0, socket.bytesRead - read);
+      this.complete(s, error);
+    };
+    ended.then(
+      () => done(undefined),
+      (error: unknown) => done(String((error as Error)?.message ?? error)),
+    );
   }
 
   private completion(

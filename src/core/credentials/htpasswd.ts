@@ -12,11 +12,16 @@
  * SHA-256 of a secret random to this process, the user, the stored hash and the password, so a
  * returning client costs one SHA-256 instead of a bcrypt run; a changed entry no longer matches
  * its key. (Caddy caches the same way.)
+ *
+ * The checking itself is a {@link PasswordTable}, which a user list written in a config (the
+ * forward proxy's `forwardAuthUsers`) uses directly. These live in core, not in a web module,
+ * because two modules check passwords (access's `authBasic`, the forward proxy's
+ * `Proxy-Authorization`), as nginx keeps ngx_crypt.c in its core.
  */
 import { hash as digest, randomBytes } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
-import type { Logger } from "../../core/logger.ts";
+import type { Logger } from "../logger.ts";
 import type { BcryptVerifier } from "./bcrypt.ts";
 import { isSlow, type Scheme, schemeOf, verifySync } from "./passwords.ts";
 
@@ -74,32 +79,34 @@ const CHECK_EVERY_MS = 1000;
 /** Prefixed to what is hashed into cache keys, so they cannot be computed outside this process. */
 const cacheSecret = randomBytes(32).toString("hex");
 
-export class Htpasswd {
-  readonly path: string;
-  private readonly logger: Logger;
+/**
+ * The entry for one stored hash, or a problem (DES crypt and unknown formats are refused, as
+ * in files): for user lists written in a config rather than a file.
+ */
+export function entryOf(hash: string): Entry | string {
+  const scheme = schemeOf(hash);
+  if (scheme === "des-crypt") {
+    return "DES crypt hashes are refused (only 8 characters of a password count); make a new one with htpasswd -B";
+  }
+  if (scheme === undefined)
+    return "unknown hash format (expected bcrypt, $5$, $6$, $apr1$, {SHA}, {SSHA} or {PLAIN})";
+  return { hash, scheme, slow: isSlow(scheme) };
+}
+
+/**
+ * Users and their hashes, checked with the verification cache and the constant-cost answer for
+ * unknown users. {@link Htpasswd} keeps one filled from a file; a user list from a config is one
+ * as it is.
+ */
+export class PasswordTable {
   private readonly bcrypt: BcryptVerifier;
   private users = new Map<string, Entry>();
-  private signature = "";
-  private lastCheck = 0;
-  private checking = false;
   private dummy: Entry = { hash: "{SHA}", scheme: "sha1", slow: false };
   private readonly verified = new Map<string, true>();
 
-  /** Reads the file now; throws an Error naming it when it cannot be read. */
-  constructor(path: string, logger: Logger, bcrypt: BcryptVerifier) {
-    this.path = path;
-    this.logger = logger;
+  constructor(bcrypt: BcryptVerifier, users: Map<string, Entry> = new Map()) {
     this.bcrypt = bcrypt;
-    let text: string;
-    try {
-      const st = statSync(path);
-      text = readFileSync(path, "utf8");
-      this.signature = `${st.ino}:${st.size}:${st.mtimeMs}`;
-    } catch (error) {
-      throw new Error(`authBasicUserFile: cannot read ${path}: ${(error as Error).message}`);
-    }
-    this.install(text);
-    this.lastCheck = Date.now();
+    this.install(users);
   }
 
   /** Users currently known (for tests and status). */
@@ -107,8 +114,13 @@ export class Htpasswd {
     return this.users.size;
   }
 
+  /** Whether `user` has an entry. */
+  has(user: string): boolean {
+    return this.users.has(user);
+  }
+
   async check(user: string, password: string): Promise<CheckResult> {
-    this.maybeReload();
+    this.refresh();
     const entry = this.users.get(user);
     if (entry === undefined) {
       // Spend about what a real check of this file costs, so timing does not tell which
@@ -136,25 +148,57 @@ export class Htpasswd {
     return "ok";
   }
 
+  /** Called before each check: a subclass re-reads its source here. */
+  protected refresh(): void {}
+
   private verify(entry: Entry, password: string): Promise<boolean> {
     if (entry.scheme === "bcrypt") return this.bcrypt.verify(entry.hash, password);
     return Promise.resolve(verifySync(entry.hash, password, entry.scheme));
   }
 
-  private install(text: string): void {
-    const { users, warnings } = parseHtpasswd(text);
-    for (const w of warnings) this.logger.warn(`htpasswd ${this.path}: ${w}`);
+  protected install(users: Map<string, Entry>): void {
     this.users = users;
     this.verified.clear();
-    // A dummy hash of the same kind as the file's first entry, for unknown users.
+    // A dummy hash of the same kind as the first entry, for unknown users.
     const first = users.values().next().value;
     if (first !== undefined) {
       const hash = first.hash.replace(/.$/, (c) => (c === "." ? "/" : "."));
       this.dummy = { ...first, hash };
     }
   }
+}
 
-  private maybeReload(): void {
+export class Htpasswd extends PasswordTable {
+  readonly path: string;
+  private readonly logger: Logger;
+  private signature = "";
+  private lastCheck = 0;
+  private checking = false;
+
+  /** Reads the file now; throws an Error naming it when it cannot be read. */
+  constructor(path: string, logger: Logger, bcrypt: BcryptVerifier) {
+    super(bcrypt);
+    this.path = path;
+    this.logger = logger;
+    let text: string;
+    try {
+      const st = statSync(path);
+      text = readFileSync(path, "utf8");
+      this.signature = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch (error) {
+      throw new Error(`cannot read ${path}: ${(error as Error).message}`);
+    }
+    this.load(text);
+    this.lastCheck = Date.now();
+  }
+
+  private load(text: string): void {
+    const { users, warnings } = parseHtpasswd(text);
+    for (const w of warnings) this.logger.warn(`htpasswd ${this.path}: ${w}`);
+    this.install(users);
+  }
+
+  protected override refresh(): void {
     const now = Date.now();
     if (this.checking || now - this.lastCheck < CHECK_EVERY_MS) return;
     this.lastCheck = now;
@@ -171,8 +215,8 @@ export class Htpasswd {
       if (sig === this.signature) return;
       const text = await readFile(this.path, "utf8");
       this.signature = sig;
-      this.install(text);
-      this.logger.info("htpasswd file re-read", { file: this.path, users: this.users.size });
+      this.load(text);
+      this.logger.info("htpasswd file re-read", { file: this.path, users: this.size });
     } catch (error) {
       if (this.signature !== "gone") {
         this.logger.error("cannot re-read the htpasswd file; keeping its last entries", {
