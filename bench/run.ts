@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { svgChart } from "./lib/chart.ts";
 import { treeRss } from "./lib/process.ts";
 import { markdownTables, type Run, summarise } from "./lib/report.ts";
 import type { ExtraReport, Server, Suite } from "./lib/suite.ts";
@@ -252,7 +253,15 @@ async function main(): Promise<number> {
     `${base}.json`,
     `${JSON.stringify({ suite: name, command, env, settings, rss, rows, runs, extra: extra?.data }, null, 2)}\n`,
   );
-  process.stderr.write(`\nwritten: ${base}.md, ${base}.json\n`);
+  if (suite.chart) {
+    writeFileSync(
+      `${base}.svg`,
+      svgChart(rows, `bench ${name}: ${suite.description}`, suite.baseline),
+    );
+  }
+  process.stderr.write(
+    `\nwritten: ${base}.md, ${base}.json${suite.chart ? `, ${base}.svg` : ""}\n`,
+  );
   return runs.some((r) => r.error) ? 1 : 0;
 }
 

@@ -66,6 +66,8 @@ export interface Suite {
   headers?: Record<string, string>;
   /** External tools the cases need besides wrk; checked before anything starts. */
   tools?: Tool[];
+  /** Also write an SVG bar chart of the results (bench/lib/chart.ts) beside the table. */
+  chart?: boolean;
   /**
    * Measurements wrk cannot make (tunnels, streams), run on the started servers after the wrk
    * rounds, with the same duration and repeats; their section is appended to the report.

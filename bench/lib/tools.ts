@@ -5,7 +5,7 @@
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
 
-export type Tool = "nginx" | "gunicorn" | "wrk" | "curl" | "varnishd" | "squid";
+export type Tool = "nginx" | "gunicorn" | "wrk" | "curl" | "chromium" | "varnishd" | "squid";
 
 /** How to get each tool on Debian/Ubuntu (what .ci/run does). */
 export const installHint: Record<Tool, string> = {
@@ -13,6 +13,7 @@ export const installHint: Record<Tool, string> = {
   gunicorn: "apt-get install -y gunicorn",
   wrk: "apt-get install -y wrk",
   curl: "apt-get install -y curl",
+  chromium: "apt-get install -y chromium",
   varnishd: "apt-get install -y varnish",
   squid: "apt-get install -y squid",
 };

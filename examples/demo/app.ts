@@ -6,7 +6,10 @@
  * - `POST /api/echo`  echoes the request body back, with its length
  * - `GET /slow?ms=N`  answers after N ms (at most 10 s): why workers and buffering matter
  *
- * Static assets under `public/` are served by the web tier in front (`brigade up`), never by the app.
+ * - `GET /api/version` the version of this code (`DEMO_VERSION`), for watching a rolling deploy
+ *
+ * Static assets under `public/` (style.css, app.js, favicon.svg, hello.json) are served by the
+ * web tier in front (`brigade up`), never by the app.
  */
 import type { AppContext } from "../../src/gateway/index.ts";
 
@@ -18,18 +21,22 @@ const page = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Brigade demo</title>
-<style>
-body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; color: #222; }
-code { background: #f3f3f3; padding: 0 .25rem; border-radius: 3px; }
-</style>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/style.css">
 </head>
 <body>
 <h1>Brigade is serving</h1>
-<p>This page came from the demo app (<code>examples/demo/app.ts</code>), run by a Brigade worker.</p>
+<p>This page came from the demo app (<code>examples/demo/app.ts</code>), run by a Brigade app
+worker; its stylesheet, script and icon are files in <code>examples/demo/public/</code>, served by
+the web tier in front without the app being asked.</p>
+<div class="card"><strong>Which worker answered</strong> <button id="again">ask again</button>
+<div id="info">…</div></div>
 <ul>
-<li><a href="/api/info">/api/info</a>: which worker answered</li>
-<li><a href="/slow?ms=1500">/slow?ms=1500</a>: a slow endpoint</li>
+<li><a href="/api/info">/api/info</a>: the JSON API</li>
+<li><a href="/slow?ms=1500">/slow?ms=1500</a>: a slow endpoint (the web tier holds the client; the worker is free for others meanwhile)</li>
+<li><a href="/hello.json">/hello.json</a>: a static file</li>
 </ul>
+<script src="/app.js" defer></script>
 </body>
 </html>
 `;
@@ -49,6 +56,8 @@ export default {
             : null,
           method: request.method,
         });
+      case "/api/version":
+        return Response.json({ version: process.env.DEMO_VERSION ?? "1", pid: process.pid });
       case "/api/echo": {
         if (request.method !== "POST") {
           return new Response("use POST\n", { status: 405, headers: { allow: "POST" } });

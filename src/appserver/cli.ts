@@ -35,7 +35,8 @@ import { MetricsAggregator } from "./metrics.ts";
 import { watchForReload } from "./reloader.ts";
 import type { AppWorkerData } from "./worker.ts";
 
-const workerModule = fileURLToPath(new URL("./worker.ts", import.meta.url));
+/** The app worker module (also what `brigade up` runs in its app pool). */
+export const workerModule = fileURLToPath(new URL("./worker.ts", import.meta.url));
 const masterHookNames = ["onStarting", "onReload", "whenReady", "childExit", "onExit"] as const;
 /** Settings only a restart applies. */
 const restartOnly = [
@@ -51,7 +52,7 @@ const restartOnly = [
 ] as const;
 
 /** Problems with combinations of settings, before anything starts. */
-function conflicts(a: Config["app"]): string[] {
+export function conflicts(a: Config["app"]): string[] {
   const out: string[] = [];
   if (a.workerMode === "thread") {
     if (a.workerClass === "sync") {
@@ -67,7 +68,8 @@ function conflicts(a: Config["app"]): string[] {
   return out;
 }
 
-function setEnv(assignments: readonly string[]): void {
+/** Apply `app.env` (KEY=value) to this process, so workers inherit it. */
+export function setEnv(assignments: readonly string[]): void {
   for (const kv of assignments) {
     const eq = kv.indexOf("=");
     process.env[kv.slice(0, eq)] = kv.slice(eq + 1);
@@ -79,7 +81,8 @@ function jsonConfig(config: Config): Record<string, unknown> {
   return JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
 }
 
-function workerData(config: Config, file: string | undefined): AppWorkerData {
+/** What each app worker gets as `ctx.data` (also for `brigade up`'s app pool). */
+export function workerData(config: Config, file: string | undefined): AppWorkerData {
   const json = jsonConfig(config);
   return {
     app: json.app as Config["app"],

@@ -28,7 +28,9 @@ interface Command {
   needsApp: boolean;
   meta: MetaFlag[];
   /** What to do with a valid config. */
-  action: "run" | "check" | "print" | "purge";
+  action: "run" | "check" | "print" | "control" | "purge";
+  /** For `control` commands: their own arguments, as `--help` shows them (`POOL ±N`). */
+  args?: { usage: string; min: number; max: number };
   tier?: () => Promise<{ run: TierRun }>;
 }
 
@@ -39,6 +41,7 @@ const configFlag: MetaFlag = {
   doc: "The config file (.ts, .mts, .js, .mjs, .json, .yaml, .yml). Default: the first brigade.config.* in the working directory.",
 };
 const helpFlag: MetaFlag = { long: "help", short: "h", doc: "Show this help and exit." };
+const jsonFlag: MetaFlag = { long: "json", doc: "Print JSON instead of text." };
 const formatFlag: MetaFlag = {
   long: "format",
   metavar: "json|yaml",
@@ -67,16 +70,54 @@ const commands: Record<string, Command> = {
   },
   up: {
     summary: "Run both tiers under one master: the web server in front of the app server.",
-    sections: ["log", "app", "web"],
+    sections: ["log", "app", "web", "stack"],
     positional: true,
     needsApp: true,
     meta: [configFlag, helpFlag],
     action: "run",
     tier: () => import("../stack/cli.ts"),
   },
+  status: {
+    summary: "Show the running stack (brigade up): workers per tier, upstream peers, cache.",
+    sections: ["log", "stack"],
+    positional: false,
+    needsApp: false,
+    meta: [configFlag, jsonFlag, helpFlag],
+    action: "control",
+    args: { usage: "", min: 0, max: 0 },
+  },
+  reload: {
+    summary:
+      "Reload the running stack: new config, app workers replaced one at a time; waits for the outcome.",
+    sections: ["log", "stack"],
+    positional: false,
+    needsApp: false,
+    meta: [configFlag, jsonFlag, helpFlag],
+    action: "control",
+    args: { usage: "", min: 0, max: 0 },
+  },
+  stop: {
+    summary: "Stop the running stack gracefully (as TERM) and wait until it is gone.",
+    sections: ["log", "stack"],
+    positional: false,
+    needsApp: false,
+    meta: [configFlag, helpFlag],
+    action: "control",
+    args: { usage: "", min: 0, max: 0 },
+  },
+  scale: {
+    summary:
+      "Change a tier's worker count in the running stack: brigade scale app +1 (or -1, or 4).",
+    sections: ["log", "stack"],
+    positional: false,
+    needsApp: false,
+    meta: [configFlag, jsonFlag, helpFlag],
+    action: "control",
+    args: { usage: " app|web +N|-N|N", min: 2, max: 2 },
+  },
   check: {
     summary: "Validate the config without starting anything; list every problem (like nginx -t).",
-    sections: ["log", "app", "web"],
+    sections: ["log", "app", "web", "stack"],
     positional: true,
     needsApp: false,
     meta: [configFlag, helpFlag],
@@ -116,7 +157,7 @@ const commands: Record<string, Command> = {
   },
   "print-config": {
     summary: "Print the effective config (defaults < file < env < flags), validated.",
-    sections: ["log", "app", "web"],
+    sections: ["log", "app", "web", "stack"],
     positional: true,
     needsApp: false,
     meta: [configFlag, formatFlag, helpFlag],
@@ -151,7 +192,7 @@ export function commandHelp(name: string): string {
   const c = commands[name];
   if (!c) throw new Error(`no command ${name}`);
   const arg = c.action === "purge" ? "URL" : "APP";
-  const positional = c.positional ? (c.needsApp ? ` ${arg}` : ` [${arg}]`) : "";
+  const positional = c.positional ? (c.needsApp ? ` ${arg}` : ` [${arg}]`) : (c.args?.usage ?? "");
   const lines = [`Usage: brigade ${name} [options]${positional}`, "", c.summary, ""];
   if (c.action === "purge") {
     lines.push("Arguments:", "  URL     Purge every stored variant of this URL.", "");
@@ -199,8 +240,12 @@ export async function main(argv: string[]): Promise<number> {
   let parsed: ReturnType<typeof parseArgv>;
   try {
     parsed = parseArgv(rest, flags, command.meta);
-    if (parsed.positionals.length > (command.positional ? 1 : 0)) {
+    const max = command.args?.max ?? (command.positional ? 1 : 0);
+    if (parsed.positionals.length > max) {
       throw new UsageError(`unexpected argument "${parsed.positionals.at(-1)}"`);
+    }
+    if (parsed.positionals.length < (command.args?.min ?? 0)) {
+      throw new UsageError(`usage: brigade ${first}${command.args?.usage ?? ""}`);
     }
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
@@ -212,7 +257,7 @@ export async function main(argv: string[]): Promise<number> {
     return ExitCode.ok;
   }
   const overrides = [...parsed.overrides];
-  const app = command.action === "purge" ? undefined : parsed.positionals[0];
+  const app = command.positional && command.action !== "purge" ? parsed.positionals[0] : undefined;
   if (app !== undefined)
     overrides.push({ section: "app", key: "app", value: app, source: "argument APP" });
   const configFile = parsed.meta.get("config");
@@ -248,8 +293,13 @@ export async function main(argv: string[]): Promise<number> {
   if (command.action === "check") {
     // The web server's pipeline is compiled too (locations, listeners, certificates, modules):
     // what only compiling can find is a config problem all the same.
-    const web = await import("../webserver/cli.ts");
-    const bad = await web.check(config, file, createLogger({ level: "warn", format: "text" }));
+    // A config that names an app may be brigade up's, whose locations send to `proxy: "app"`
+    // (the stack's group of app workers): compiled as brigade up would, that group included.
+    const quiet = createLogger({ level: "warn", format: "text" });
+    const bad =
+      config.app.app !== undefined
+        ? await (await import("../stack/cli.ts")).checkWeb(config, file, quiet)
+        : await (await import("../webserver/cli.ts")).check(config, file, quiet);
     if (bad) {
       const n = bad.problems.length;
       err(`${bad.message}\nbrigade ${first}: ${n} problem${n === 1 ? "" : "s"} in the config`);
@@ -268,6 +318,10 @@ export async function main(argv: string[]): Promise<number> {
     const app = config.app.app !== undefined ? `; app ${config.app.app} loads` : "";
     out(`brigade check: ok: ${where}${app}`);
     return ExitCode.ok;
+  }
+  if (command.action === "control") {
+    const control = await import("../stack/control.ts");
+    return control.command(first, parsed.positionals, config, file, parsed.meta.has("json"));
   }
   if (command.action === "purge") {
     const { purgeCommand } = await import("../webserver/cache/cli.ts");

@@ -10,11 +10,12 @@
 import type { AnySetting, Section } from "./setting.ts";
 import { app } from "./settings/app.ts";
 import { log } from "./settings/log.ts";
+import { stack } from "./settings/stack.ts";
 import { web } from "./settings/web.ts";
 import type { ValueType } from "./types.ts";
 
 /** Every section, in docs order. */
-export const schema = { log, app, web } satisfies Record<string, Section>;
+export const schema = { log, app, web, stack } satisfies Record<string, Section>;
 
 export type Schema = typeof schema;
 export type SectionName = keyof Schema;
@@ -33,6 +34,10 @@ export const sectionInfo: Record<SectionName, { title: string; doc: string }> = 
   web: {
     title: "Web server (`brigade web`)",
     doc: "The web server: event-driven workers facing the network, answering what they can alone and proxying the rest to an upstream. Used by `brigade web` and `brigade up`.",
+  },
+  stack: {
+    title: "The whole stack (`brigade up`)",
+    doc: "What `brigade up` adds when it runs both tiers under one master: the admin listener (health, metrics, dashboard), the runtime directory of the app workers' sockets and the control socket, rolling deploys with a canary, and the graceful stop. Also read by `brigade status`, `reload`, `stop` and `scale` to find the running stack.",
   },
 };
 

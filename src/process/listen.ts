@@ -186,6 +186,35 @@ export async function bindListener(
   return options.reusePort ? l : primed(spec, l);
 }
 
+/**
+ * Bind one socket now, without making it listen: for a socket of one worker's own (a pool's
+ * `workerListen`), which that worker's `listen()` turns into a listening one. Nothing connects
+ * before the worker is ready, so no priming child is needed. A unix path that exists and is a
+ * socket is replaced (the caller owns the directory); TCP needs an IP literal.
+ */
+export function bindListenerSync(spec: ListenSpec): BoundListener {
+  if (spec.kind === "unix") {
+    let stat: ReturnType<typeof lstatSync> | undefined;
+    try {
+      stat = lstatSync(spec.path);
+    } catch {
+      stat = undefined;
+    }
+    if (stat) {
+      if (!stat.isSocket()) throw bindError(spec, -17 /* EEXIST */);
+      unlinkSync(spec.path);
+    }
+    const h = createServerHandle(spec.path, -1, -1, undefined, 0);
+    if (typeof h === "number") throw bindError(spec, h);
+    if (spec.mode !== undefined) chmodSync(spec.path, spec.mode);
+    return fromHandle(spec, h);
+  }
+  if (!net.isIP(spec.host)) throw new Error(`${formatListen(spec)}: an IP address is needed here`);
+  const h = createServerHandle(spec.host, spec.port, net.isIPv6(spec.host) ? 6 : 4, undefined, 0);
+  if (typeof h === "number") throw bindError(spec, h);
+  return fromHandle(spec, h);
+}
+
 async function primed(spec: ListenSpec, l: BoundListener): Promise<BoundListener> {
   try {
     await primeListeners([l.fd]);

@@ -4,18 +4,36 @@
  * after every action and on a short timer, and the pool moves its state machine one step.
  * Child exits and messages arrive as events; they only record facts and wake the loop.
  *
- * Reload (`reload()`): the generation number goes up; `tick()` starts a full set of workers of
- * the new generation beside the old ones, and only once every slot 1..N of the new generation is
- * ready does it ask the old workers to stop gracefully. If a new worker exits before it is ready,
- * the reload is abandoned: the new workers are stopped, the previous options come back, and the
- * old workers go on serving.
+ * Reload (`reload()`): the generation number goes up, and the new generation replaces the old
+ * one by the pool's `reloadStrategy`:
+ * - `all` (default): `tick()` starts a full set of workers of the new generation beside the old
+ *   ones, and only once every slot 1..N of the new generation is ready does it ask the old
+ *   workers to stop gracefully.
+ * - `rolling`: one slot at a time, in slot order: the slot's new worker starts beside the old
+ *   one, and once it is ready the old one is stopped gracefully and the next slot begins. The
+ *   first new worker is a canary: for `canaryMs` after it is ready, the `canary` hook compares it
+ *   with the old workers on every tick and may fail it; the old worker of its slot keeps serving
+ *   meanwhile (N+1 workers).
+ * If a new worker exits before it is ready, or the canary fails, the reload is rolled back: the
+ * new workers are stopped, the previous options come back, and the old workers go on serving.
+ * When a rolling reload fails after some slots were already replaced, those slots are rolled
+ * back the same rolling way (a new generation with the previous options, no canary), so
+ * capacity never dips.
+ *
+ * Per-worker sockets (`workerListen`): besides the pool's shared listening sockets, each worker
+ * can get sockets of its own (an app worker's unix socket, fed to a load balancer in front),
+ * bound by the pool before the spawn and closed (unix: unlinked) when the worker is reaped.
+ *
+ * Stopping with an announcement (`onWorkerStopping`): before a ready worker is asked to stop
+ * gracefully, the hook runs and the stop message waits (up to 5 s) for its promise: time
+ * to take the worker out of a load balancer's rotation before it stops accepting.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { ExitCode } from "../core/exitCodes.ts";
 import type { Logger, LoggerOptions } from "../core/logger.ts";
-import type { BoundListener } from "./listen.ts";
+import { type BoundListener, bindListenerSync, type ListenSpec } from "./listen.ts";
 import type { FromWorker, ToWorker, WorkerInit, WorkerListen } from "./protocol.ts";
 import { SharedStore } from "./sharedState.ts";
 import { captureBlockedStack } from "./stack.ts";
@@ -25,6 +43,8 @@ export type WorkerState = "booting" | "ready" | "draining" | "stopping";
 
 /** What the master knows about one worker at a moment (for `brigade status`). */
 export interface WorkerInfo {
+  /** The pool it belongs to (`PoolOptions.name`). */
+  pool: string;
   id: number;
   generation: number;
   /** OS process id; in thread mode the master's pid (see `threadId`). */
@@ -43,6 +63,8 @@ export interface WorkerInfo {
   stats: Record<string, number>;
   /** Why it asked to be replaced, while its successor boots. */
   retiring: string | undefined;
+  /** The addresses of its own sockets (`workerListen`), in order; empty without. */
+  ownListeners: string[];
 }
 
 export interface WorkerExit {
@@ -74,11 +96,46 @@ export interface PoolOptions {
    * `onBlocked` report through the inspector (see stack.ts) and log them. Process mode only.
    */
   stackOnTimeout: boolean;
+  /** How a reload replaces the workers (see the module comment). Default `all`. */
+  reloadStrategy?: "all" | "rolling";
+  /** Rolling reloads: how long the first new worker is watched by the `canary` hook (0: not). */
+  canaryMs?: number;
+  /**
+   * Sockets of each worker's own, after the shared ones in `ctx.listeners`: called before each
+   * spawn with the slot and a serial number unique in the pool (so a successor in the same slot
+   * gets a different path). TCP addresses must be IP literals. Process mode only.
+   */
+  workerListen?: (slot: number, serial: number) => ListenSpec[];
 }
 
+/** What the canary hook decides on one look. */
+export type CanaryVerdict =
+  | { verdict: "pass" }
+  | { verdict: "wait" }
+  | { verdict: "fail"; reason: string };
+
 export interface PoolHooks {
+  onWorkerSpawn?(info: WorkerInfo): void;
   onWorkerReady?(info: WorkerInfo): void;
   onWorkerExit?(info: WorkerInfo, exit: WorkerExit): void;
+  /**
+   * A worker is about to stop (graceful) or being stopped or killed (not graceful). For a graceful
+   * stop of a ready worker the stop message waits for the returned promise (at most 5 s).
+   */
+  onWorkerStopping?(info: WorkerInfo, reason: string, graceful: boolean): Promise<void> | void;
+  /** A message a worker sent with `ctx.send(topic, body)`. */
+  onWorkerMessage?(info: WorkerInfo, topic: string, body: unknown): void;
+  /**
+   * Rolling reloads: judge the canary (the first new worker) against the old ready workers;
+   * `final` on the last look, after `canaryMs` (then "wait" counts as "pass").
+   */
+  canary?(
+    candidate: WorkerInfo,
+    incumbents: WorkerInfo[],
+    look: { sinceMs: number; final: boolean },
+  ): CanaryVerdict;
+  /** A reload ended: every worker replaced, or rolled back (with why). */
+  onReloadEnd?(pool: string, result: { generation: number; ok: boolean; reason?: string }): void;
 }
 
 interface Proc {
@@ -113,6 +170,20 @@ interface Rec {
   listeners: readonly BoundListener[];
   /** Set when the worker asked to be replaced (`retire`): why. */
   retiring: string | undefined;
+  /** Its own sockets (`workerListen`), closed when it is reaped. */
+  own: BoundListener[];
+}
+
+/** A rolling reload in progress. */
+interface Rolling {
+  /** The slot being replaced now (1-based); past `desired` when done. */
+  slot: number;
+  /** When the canary became ready (undefined: no canary, or not yet ready). */
+  canarySince: number | undefined;
+  /** The canary has been judged (or there is none). */
+  canaryDone: boolean;
+  /** Slots already switched to the new generation (their old worker is stopped). */
+  switched: number;
 }
 
 const entryUrl = new URL("./workerEntry.ts", import.meta.url);
@@ -120,10 +191,12 @@ const entryUrl = new URL("./workerEntry.ts", import.meta.url);
 const FIRST_BEAT_GRACE_MS = 30_000;
 /** A fast stop waits this long before SIGKILL. */
 const FAST_STOP_MS = 1000;
+/** How long a graceful stop may wait for `onWorkerStopping` (taking a worker out of rotation). */
+const ANNOUNCE_MS = 5000;
 /** How long reading a timed-out worker's stack may delay its SIGKILL. */
 const STACK_CAPTURE_MS = 10_000;
 /** Exit reasons that are planned replacements, logged at info level. */
-const plannedReasons = new Set(["stopped", "scaled down"]);
+const plannedReasons = new Set(["stopped", "scaled down", "replaced"]);
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 
@@ -141,6 +214,10 @@ export class WorkerPool {
   private bootFailures = 0;
   private stopping = false;
   private previous: { options: PoolOptions; generation: number; desired: number } | undefined;
+  private rolling: Rolling | undefined;
+  private serial = 0;
+  /** False until `start()`: a pool waiting for another to be ready spawns nothing. */
+  private started = true;
   private nextOwner = 1;
   /** Counters shared by all workers (sharedState.ts); kept across reloads. */
   readonly shared = new SharedStore();
@@ -151,6 +228,37 @@ export class WorkerPool {
     this.logger = logger;
     this.wake = wake;
     this.hooks = hooks;
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  /** Hold off spawning until `start()` (a pool that starts after another one). */
+  hold(): void {
+    this.started = false;
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.wake();
+  }
+
+  get isStarted(): boolean {
+    return this.started;
+  }
+
+  /** A reload (of either strategy) is in progress. */
+  get reloading(): boolean {
+    return this.previous !== undefined || this.rolling !== undefined;
+  }
+
+  /** Send a topic message to one worker (by slot; every worker of that slot) or to all. */
+  send(topic: string, body: unknown, id?: number): void {
+    for (const r of this.records) {
+      if (id === undefined || r.id === id) r.proc.send({ t: "msg", topic, body });
+    }
   }
 
   /** The sockets new workers inherit; workers already running keep theirs. */
@@ -193,13 +301,27 @@ export class WorkerPool {
 
   /** Start replacing every worker with one running `options`. */
   reload(options: PoolOptions): void {
-    this.previous = { options: this.options, generation: this.generation, desired: this.desired };
+    if (this.reloading) {
+      // A reload during a reload: the newest options win, from the workers running now.
+      this.logger.info("a reload is in progress; it goes on with the newest options");
+    }
+    if (this.previous === undefined) {
+      this.previous = { options: this.options, generation: this.generation, desired: this.desired };
+    }
     this.options = options;
     this.desired = options.workers;
     this.generation++;
     this.bootFailures = 0;
     this.backoff.clear();
-    this.logger.info("reloading workers", { generation: this.generation, workers: this.desired });
+    const rolling = (options.reloadStrategy ?? "all") === "rolling";
+    this.rolling = rolling
+      ? { slot: 1, canarySince: undefined, canaryDone: (options.canaryMs ?? 0) <= 0, switched: 0 }
+      : undefined;
+    this.logger.info("reloading workers", {
+      generation: this.generation,
+      workers: this.desired,
+      strategy: rolling ? "rolling" : "all",
+    });
   }
 
   /** Stop every worker (graceful: drain within gracefulTimeout; else within a second). */
@@ -232,6 +354,7 @@ export class WorkerPool {
 
   private info(r: Rec, now: number): WorkerInfo {
     return {
+      pool: this.options.name,
       id: r.id,
       generation: r.generation,
       pid: r.proc.pid,
@@ -246,6 +369,7 @@ export class WorkerPool {
       heapUsed: r.heapUsed,
       stats: { ...r.stats },
       retiring: r.retiring,
+      ownListeners: r.own.map((l) => l.address),
     };
   }
 
@@ -253,6 +377,7 @@ export class WorkerPool {
     while (this.exits.length > 0) {
       const { rec, code, signal } = this.exits.shift()!;
       this.records.delete(rec);
+      for (const l of rec.own) l.close(true);
       this.shared.dropOwner(rec.owner);
       const booted = rec.readyAt !== undefined;
       const requested = rec.killReason !== undefined;
@@ -271,7 +396,18 @@ export class WorkerPool {
       // During a reload a new worker failing (even to load the app) must not take down the
       // old workers that still serve: the reload is abandoned instead.
       if (!booted && rec.generation === this.generation && this.previous && this.hasOlder()) {
-        this.abandonReload();
+        this.abandonReload("a new worker did not boot", reason);
+        continue;
+      }
+      // The canary died while being watched: that is a verdict too.
+      if (
+        booted &&
+        this.rolling &&
+        !this.rolling.canaryDone &&
+        rec.generation === this.generation &&
+        this.hasOlder()
+      ) {
+        this.abandonReload("the canary worker exited", reason);
         continue;
       }
       if (code === ExitCode.appLoad) {
@@ -301,19 +437,50 @@ export class WorkerPool {
     return false;
   }
 
-  private abandonReload(): void {
+  private abandonReload(what: string, detail: string): void {
     const prev = this.previous!;
-    this.logger.error("reload failed: a new worker did not boot; keeping the old workers", {
-      generation: this.generation,
+    const failed = this.generation;
+    const reason = `${what}: ${detail}`;
+    if (this.rolling && this.rolling.switched > 0) {
+      // Some slots run the new version already and their old workers are gone: replace them
+      // back, the rolling way, so that capacity never dips.
+      this.logger.error(`reload failed: ${what}; rolling back to the previous version`, {
+        generation: failed,
+        cause: detail,
+      });
+      for (const r of this.records) {
+        if (r.generation === failed && r.state === "booting") {
+          this.stopWorker(r, false, "reload abandoned");
+        }
+      }
+      // No `previous` now: if the old version cannot boot either, that is a boot failure.
+      this.options = prev.options;
+      this.desired = prev.desired;
+      this.generation++;
+      this.previous = undefined;
+      this.bootFailures = 0;
+      this.backoff.clear();
+      this.rolling = { slot: 1, canarySince: undefined, canaryDone: true, switched: 0 };
+      this.hooks.onReloadEnd?.(this.options.name, { generation: failed, ok: false, reason });
+      return;
+    }
+    this.logger.error(`reload failed: ${what}; keeping the old workers`, {
+      generation: failed,
+      cause: detail,
     });
     for (const r of this.records) {
-      if (r.generation === this.generation) this.stopWorker(r, false, "reload abandoned");
+      if (r.generation === failed) {
+        // A canary that served requests drains them; one still booting just goes.
+        this.stopWorker(r, r.state === "ready", "reload abandoned");
+      }
     }
     this.options = prev.options;
     this.generation = prev.generation;
     this.desired = prev.desired;
     this.previous = undefined;
+    this.rolling = undefined;
     this.bootFailures = 0;
+    this.hooks.onReloadEnd?.(this.options.name, { generation: failed, ok: false, reason });
   }
 
   private murder(now: number): void {
@@ -330,6 +497,7 @@ export class WorkerPool {
       if (silent > (r.beaten ? limit : Math.max(limit, FIRST_BEAT_GRACE_MS))) {
         r.killReason = "timeout";
         r.state = "stopping";
+        void this.hooks.onWorkerStopping?.(this.info(r, now), "timeout", false);
         const fields = { worker: r.id, pid: r.proc.pid, silentMs: silent };
         if (!this.options.stackOnTimeout || r.proc.threadId !== undefined || !r.beaten) {
           this.logger.error("worker timed out (no heartbeat); killing", fields);
@@ -359,6 +527,7 @@ export class WorkerPool {
   }
 
   private manage(now: number): void {
+    if (!this.started) return;
     const current = new Map<number, Rec>();
     for (const r of this.records) {
       if (
@@ -369,8 +538,11 @@ export class WorkerPool {
         current.set(r.id, r);
       }
     }
+    const rolling = this.rolling;
     for (let id = 1; id <= this.desired; id++) {
       if (current.has(id)) continue;
+      // A rolling reload replaces one slot at a time: later slots keep their old worker.
+      if (rolling && id > rolling.slot && this.olderIn(id) !== undefined) continue;
       const slot = this.backoff.get(id);
       if (slot && now < slot.notBefore) {
         setTimeout(this.wake, slot.notBefore - now).unref();
@@ -388,6 +560,10 @@ export class WorkerPool {
         this.stopWorker(r, true, r.retiring);
       }
     }
+    if (rolling) {
+      this.advanceRolling(rolling, current, now);
+      return;
+    }
     if (this.previous && this.hasOlder()) {
       let allReady = true;
       for (let id = 1; id <= this.desired; id++) {
@@ -401,21 +577,130 @@ export class WorkerPool {
           generation: this.generation,
         });
         this.previous = undefined;
+        this.hooks.onReloadEnd?.(this.options.name, { generation: this.generation, ok: true });
       }
+    } else if (this.previous) {
+      this.previous = undefined;
+      this.hooks.onReloadEnd?.(this.options.name, { generation: this.generation, ok: true });
     }
+  }
+
+  /** A ready worker of an older generation in slot `id`, if any. */
+  private olderIn(id: number): Rec | undefined {
+    for (const r of this.records) {
+      if (r.id === id && r.generation < this.generation && r.state === "ready") return r;
+    }
+    return undefined;
+  }
+
+  private advanceRolling(rolling: Rolling, current: Map<number, Rec>, now: number): void {
+    while (rolling.slot <= this.desired) {
+      const fresh = current.get(rolling.slot);
+      if (fresh?.state !== "ready") return;
+      const old = [...this.records].filter(
+        (r) => r.id === rolling.slot && r.generation < this.generation,
+      );
+      if (!rolling.canaryDone) {
+        const incumbents = [...this.records].filter(
+          (r) => r.generation < this.generation && r.state === "ready",
+        );
+        if (incumbents.length === 0) {
+          rolling.canaryDone = true;
+        } else {
+          rolling.canarySince ??= fresh.readyAt ?? now;
+          const sinceMs = now - rolling.canarySince;
+          const final = sinceMs >= (this.options.canaryMs ?? 0);
+          const look = this.hooks.canary?.(
+            this.info(fresh, now),
+            incumbents.map((r) => this.info(r, now)),
+            { sinceMs, final },
+          ) ?? { verdict: final ? "pass" : "wait" };
+          if (look.verdict === "fail") {
+            this.abandonReload("the canary failed", look.reason);
+            return;
+          }
+          if (look.verdict === "wait" && !final) {
+            setTimeout(this.wake, 250).unref();
+            return;
+          }
+          rolling.canaryDone = true;
+          this.logger.info("canary passed; rolling on", {
+            worker: fresh.id,
+            pid: fresh.proc.pid,
+            generation: this.generation,
+          });
+        }
+      }
+      for (const r of old) this.stopWorker(r, true, "replaced");
+      rolling.switched++;
+      rolling.slot++;
+    }
+    // Every slot switched: old workers beyond the new count (a reload that scales down) go too.
+    for (const r of this.records) {
+      if (r.generation < this.generation) this.stopWorker(r, true, "replaced");
+    }
+    this.logger.info("rolling reload complete", { generation: this.generation });
+    this.rolling = undefined;
+    this.previous = undefined;
+    this.hooks.onReloadEnd?.(this.options.name, { generation: this.generation, ok: true });
   }
 
   private stopWorker(r: Rec, graceful: boolean, reason: string): void {
     if (r.state === "stopping" || (r.state === "draining" && graceful)) return;
+    const wasReady = r.state === "ready";
     r.killReason ??= reason;
     r.state = graceful ? "draining" : "stopping";
-    r.deadline = Date.now() + (graceful ? this.options.gracefulTimeout * 1000 : FAST_STOP_MS);
-    r.proc.send({ t: "stop", graceful });
-    setTimeout(this.wake, r.deadline - Date.now() + 5).unref();
+    const send = (): void => {
+      r.deadline = Date.now() + (graceful ? this.options.gracefulTimeout * 1000 : FAST_STOP_MS);
+      r.proc.send({ t: "stop", graceful });
+      setTimeout(this.wake, r.deadline - Date.now() + 5).unref();
+    };
+    const announced = this.hooks.onWorkerStopping?.(this.info(r, Date.now()), reason, graceful);
+    if (!graceful || !wasReady || announced === undefined) {
+      send();
+      return;
+    }
+    // Out of rotation first, then the stop (bounded: a hook that hangs delays it by ANNOUNCE_MS).
+    let sent = false;
+    const once = (): void => {
+      if (sent) return;
+      sent = true;
+      // A fast stop meanwhile has already sent its own message.
+      if (r.state === "draining") send();
+    };
+    const timer = setTimeout(once, ANNOUNCE_MS);
+    timer.unref();
+    Promise.resolve(announced).then(
+      () => {
+        clearTimeout(timer);
+        once();
+      },
+      (error: unknown) => {
+        this.logger.error("onWorkerStopping failed", { worker: r.id, error });
+        clearTimeout(timer);
+        once();
+      },
+    );
   }
 
   private spawn(id: number, now: number): void {
     const o = this.options;
+    let own: BoundListener[] = [];
+    if (o.workerListen) {
+      const serial = ++this.serial;
+      try {
+        for (const spec of o.workerListen(id, serial)) own.push(bindListenerSync(spec));
+      } catch (error) {
+        for (const l of own) l.close(true);
+        own = [];
+        this.logger.error("cannot bind a worker's own socket", { worker: id, error });
+        const slot = this.backoff.get(id) ?? { failures: 0, notBefore: 0 };
+        slot.failures++;
+        slot.notBefore = now + Math.min(BACKOFF_BASE_MS * 2 ** (slot.failures - 1), BACKOFF_MAX_MS);
+        this.backoff.set(id, slot);
+        return;
+      }
+    }
     const heartbeatMs =
       o.timeout > 0 ? Math.max(100, Math.min(1000, (o.timeout * 1000) / 4)) : 1000;
     const init: WorkerInit = {
@@ -444,8 +729,9 @@ export class WorkerPool {
       heapUsed: 0,
       deadline: undefined,
       killReason: undefined,
-      listeners: this.listeners,
+      listeners: [...this.listeners, ...own],
       retiring: undefined,
+      own,
     };
     const onMessage = (msg: FromWorker): void => this.onMessage(rec, msg);
     const onExit = (code: number | null, signal: string | null): void => {
@@ -455,14 +741,16 @@ export class WorkerPool {
     rec.proc =
       o.mode === "thread"
         ? this.spawnThread(init, onMessage, onExit)
-        : this.spawnProcess(init, onMessage, onExit);
+        : this.spawnProcess(init, own, onMessage, onExit);
     this.records.add(rec);
     this.logger.info("worker spawned", {
       worker: id,
       pid: rec.proc.pid,
       ...(rec.proc.threadId !== undefined ? { thread: rec.proc.threadId } : {}),
       generation: this.generation,
+      ...(own.length > 0 ? { listen: own.map((l) => l.address).join(",") } : {}),
     });
+    this.hooks.onWorkerSpawn?.(this.info(rec, now));
   }
 
   private onMessage(rec: Rec, msg: FromWorker): void {
@@ -481,6 +769,8 @@ export class WorkerPool {
       if (!sent) {
         rec.proc.send({ t: "listener", index: msg.index, error: "no socket handle to send" });
       }
+    } else if (msg.t === "msg") {
+      this.hooks.onWorkerMessage?.(this.info(rec, rec.lastBeat), msg.topic, msg.body);
     } else if (msg.t === "retire") {
       if (rec.retiring === undefined && rec.state === "ready") {
         rec.retiring = msg.reason;
@@ -504,11 +794,14 @@ export class WorkerPool {
 
   private spawnProcess(
     init: WorkerInit,
+    own: readonly BoundListener[],
     onMessage: (msg: FromWorker) => void,
     onExit: (code: number | null, signal: string | null) => void,
   ): Proc {
-    // Descriptors 0-2 are stdio, 3 is IPC; listening sockets follow from 4, in spec order.
-    init.listeners = this.listeners.map((_, i): WorkerListen => ({ fd: 4 + i }));
+    // Descriptors 0-2 are stdio, 3 is IPC; listening sockets follow from 4, in spec order, then
+    // the worker's own.
+    const sockets = [...this.listeners, ...own];
+    init.listeners = sockets.map((_, i): WorkerListen => ({ fd: 4 + i }));
     // publish-uid=http: the master reads the address from /json/list; nothing on stderr.
     const inspect = init.stackOnTimeout
       ? ["--inspect-port=127.0.0.1:0", "--inspect-publish-uid=http"]
@@ -517,7 +810,7 @@ export class WorkerPool {
       process.execPath,
       [...this.options.execArgv, ...inspect, fileURLToPath(entryUrl)],
       {
-        stdio: ["ignore", "inherit", "inherit", "ipc", ...this.listeners.map((l) => l.fd)],
+        stdio: ["ignore", "inherit", "inherit", "ipc", ...sockets.map((l) => l.fd)],
         serialization: "json",
       },
     );

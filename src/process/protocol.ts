@@ -37,7 +37,9 @@ export type ToWorker =
   /** Answers to shared-state calls (sharedState.ts). */
   | { t: "ss"; r: SharedReplies }
   /** Sent with a handle: a fresh copy of listening socket `index` (answers `listener`). */
-  | { t: "listener"; index: number; error?: string };
+  | { t: "listener"; index: number; error?: string }
+  /** A message for the worker module (`ctx.onMessage(topic, fn)`), from the master's tier. */
+  | { t: "msg"; topic: string; body: unknown };
 
 export type FromWorker =
   | { t: "ready" }
@@ -47,4 +49,6 @@ export type FromWorker =
   /** Ask for a fresh copy of listening socket `index` (process mode). */
   | { t: "listener"; index: number }
   /** Replace me: start my successor, and stop me gracefully once it is ready. */
-  | { t: "retire"; reason: string };
+  | { t: "retire"; reason: string }
+  /** A message from the worker module (`ctx.send(topic, body)`) for the master's tier. */
+  | { t: "msg"; topic: string; body: unknown };

@@ -22,6 +22,10 @@
  * - `ctx.retire(reason)`: ask to be replaced (max requests, memory). The master starts a
  *   successor in the same slot and, once it is ready, stops this worker gracefully.
  * - `ctx.onReopen(fn)`: reopen its own files (access logs) on USR1.
+ * - `ctx.send(topic, body)` / `ctx.onMessage(topic, fn)`: JSON messages with the master's tier
+ *   (the `onWorkerMessage` hook and `Master.send`), e.g. `brigade up` telling web workers the
+ *   current app workers. Messages for a topic that has no handler yet are kept (the newest 100
+ *   per topic) and delivered when one is registered, so a worker still booting misses nothing.
  * - `ctx.onBlocked(fn)`: facts for the timeout report. When the master times a worker out (its
  *   event loop is blocked), it reads the blocked JavaScript stack through the inspector (process
  *   mode, `stackOnTimeout`) and calls `fn` *on the blocked thread* (an inspector evaluation runs
@@ -76,6 +80,10 @@ export interface WorkerContext {
   onReopen(fn: () => void): void;
   /** Register a function whose result is logged when this worker is killed for a timeout. */
   onBlocked(fn: () => Record<string, unknown>): void;
+  /** Send a JSON-able message to the master's tier (its `onWorkerMessage` hook). */
+  send(topic: string, body: unknown): void;
+  /** Handle the master's messages on `topic` (ones that came before are delivered now). */
+  onMessage(topic: string, fn: (body: unknown) => void): void;
   /** Counters shared with every other worker of the master (sharedState.ts). */
   readonly shared: SharedState;
 }
@@ -125,6 +133,15 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
   let retired = false;
 
   const reopenFns: (() => void)[] = [];
+  const topicFns = new Map<string, ((body: unknown) => void)[]>();
+  const early = new Map<string, unknown[]>();
+  const deliver = (topic: string, fn: (body: unknown) => void, body: unknown): void => {
+    try {
+      fn(body);
+    } catch (error) {
+      logger.error("message handler failed", { topic, error });
+    }
+  };
   const blockedFns: (() => Record<string, unknown>)[] = [];
   const waitingFor = new Map<
     number,
@@ -199,6 +216,15 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
           logger.error("reopening a file failed", { error });
         }
       }
+    } else if (msg.t === "msg") {
+      const fns = topicFns.get(msg.topic);
+      if (fns) for (const fn of fns) deliver(msg.topic, fn, msg.body);
+      else {
+        const kept = early.get(msg.topic) ?? [];
+        kept.push(msg.body);
+        if (kept.length > 100) kept.shift();
+        early.set(msg.topic, kept);
+      }
     } else if (msg.t === "listener") {
       const waiter = waitingFor.get(msg.index)?.shift();
       if (!waiter) return;
@@ -226,6 +252,8 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
     ready() {
       if (readySent) return;
       readySent = true;
+      // Fresh counters with the news, so what the master judges a new worker by is current.
+      beat();
       channel.send({ t: "ready" });
     },
     onStop(fn) {
@@ -253,6 +281,17 @@ export async function runWorker(init: WorkerInit, channel: MasterChannel): Promi
     },
     onBlocked(fn) {
       blockedFns.push(fn);
+    },
+    send(topic, body) {
+      channel.send({ t: "msg", topic, body });
+    },
+    onMessage(topic, fn) {
+      const fns = topicFns.get(topic) ?? [];
+      fns.push(fn);
+      topicFns.set(topic, fns);
+      const kept = early.get(topic);
+      early.delete(topic);
+      for (const body of kept ?? []) deliver(topic, fn, body);
     },
     shared,
   };

@@ -7,6 +7,7 @@
  * subscribe("brigade:upstream:peer", (m) => metrics.peerState(m));
  */
 import { channel } from "node:diagnostics_channel";
+import type { UpstreamGroup } from "./group.ts";
 
 /** A peer changed state (see `PeerState`), was added or removed. */
 export interface PeerStateMessage {
@@ -48,6 +49,16 @@ export interface AttemptMessage {
   retried: boolean;
 }
 
+/**
+ * A group was created or closed, with the live object: for whoever owns its peers at runtime
+ * (`brigade up` feeds the app workers into the web workers' group) and for metrics.
+ */
+export interface GroupMessage {
+  event: "created" | "closed";
+  group: UpstreamGroup;
+}
+
+export const groupChannel = channel("brigade:upstream:group");
 export const peerChannel = channel("brigade:upstream:peer");
 export const resolveChannel = channel("brigade:upstream:resolve");
 export const healthChannel = channel("brigade:upstream:health");

@@ -25,7 +25,7 @@ import { upstreamPeer } from "../config/settings/upstream.ts";
 import { type InOf, type Issue, invalid, parsePeerAddress } from "../config/types.ts";
 import type { Logger } from "../core/logger.ts";
 import { UpstreamError } from "./errors.ts";
-import { peerChannel, publish, resolveChannel } from "./events.ts";
+import { type GroupMessage, groupChannel, peerChannel, publish, resolveChannel } from "./events.ts";
 import { HealthChecker } from "./health.ts";
 import { Peer, type PeerState, type PeerTarget, targetName } from "./peer.ts";
 import {
@@ -170,6 +170,7 @@ export class UpstreamGroup {
     this.health = config.healthCheck
       ? new HealthChecker(this, config.healthCheck, this.clock)
       : undefined;
+    publish<GroupMessage>(groupChannel, { event: "created", group: this });
   }
 
   /** Build, resolve hostnames, start health checks and re-resolution. */
@@ -677,6 +678,7 @@ export class UpstreamGroup {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    publish<GroupMessage>(groupChannel, { event: "closed", group: this });
     this.health?.stop();
     for (const e of this.entries) clearTimeout(e.timer);
     for (const w of this.waiters.splice(0)) {

@@ -20,11 +20,18 @@ export type { AttemptRecord, UpstreamErrorKind, UpstreamPhase } from "./errors.t
 export { classifyError, UpstreamError } from "./errors.ts";
 export type {
   AttemptMessage,
+  GroupMessage,
   HealthMessage,
   PeerStateMessage,
   ResolveMessage,
 } from "./events.ts";
-export { attemptChannel, healthChannel, peerChannel, resolveChannel } from "./events.ts";
+export {
+  attemptChannel,
+  groupChannel,
+  healthChannel,
+  peerChannel,
+  resolveChannel,
+} from "./events.ts";
 export type {
   AcquireOptions,
   GroupOptions,

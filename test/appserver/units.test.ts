@@ -128,6 +128,7 @@ test("limits: the request line, the field count and size; the whole-head bound",
 
 function worker(id: number, pid: number, stats: Record<string, number>, rss = 50e6): WorkerInfo {
   return {
+    pool: "app",
     id,
     generation: 1,
     pid,
@@ -142,6 +143,7 @@ function worker(id: number, pid: number, stats: Record<string, number>, rss = 50
     heapUsed: 10e6,
     stats,
     retiring: undefined,
+    ownListeners: [],
   };
 }
 
@@ -155,6 +157,7 @@ function snap(workers: WorkerInfo[]): MasterSnapshot {
     listeners: [],
     oldbin: false,
     workerList: workers,
+    pools: [],
   };
 }
 

@@ -1,0 +1,196 @@
+/**
+ * stack: the whole stack against nginx + gunicorn (Debian) serving the equivalent app and static
+ * file through the same paths, with the same worker count (1 front worker + 2 app workers each):
+ * - `/static.txt`, a 1 KiB file the front serves alone;
+ * - `/hello`, a dynamic 5-byte hello from the app (brigade: `bench/servers/appNode.ts` on async
+ *   app workers over unix sockets; gunicorn: the same hello as WSGI on 2 sync workers, behind
+ *   nginx `proxy_pass` with an upstream keep-alive pool);
+ * - the mixed case: the same two paths while 20 slow clients each send a request head a byte
+ *   every 200 ms (and start over when done), the article's slow network.
+ * brigade up runs twice: on the default HTTP engine (node:http) and with `--engine brigade`.
+ * Target (issue 6): ≥ 3× nginx + gunicorn on `/hello`, and ≥ 0.6× on `/static.txt`.
+ */
+import net from "node:net";
+import { type RunningServer, startCommand, startGunicorn, startNginx } from "../lib/peers.ts";
+import { benchFile, type Case, defineSuite, type Server } from "../lib/suite.ts";
+
+const wsgiHello = `def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    return [b"hello"]
+`;
+const file = Buffer.alloc(1024, "x");
+
+async function brigadeUp(extra: string[] = []): Promise<RunningServer> {
+  const up = await startCommand({
+    name: "brigade up",
+    command: process.execPath,
+    args: [
+      benchFile("bin/brigade.ts"),
+      "up",
+      benchFile("bench/servers/appNode.ts"),
+      "--listen",
+      "127.0.0.1:{port}",
+      "--admin",
+      "off",
+      "--runtime-dir",
+      "{dir}/run",
+      "--app-workers",
+      "2",
+      "--web-workers",
+      "1",
+      "--log-level",
+      "warn",
+      ...extra,
+    ],
+    files: { "public/static.txt": file },
+    timeoutMs: 60_000,
+  });
+  await ready(up.port);
+  return up;
+}
+
+/** The master listens before its workers are up: wait for a real answer. */
+async function ready(port: number): Promise<void> {
+  const end = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/hello`, {
+        signal: AbortSignal.timeout(2000),
+      });
+      if (r.status === 200) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > end) throw new Error("the server did not answer /hello within 60 s");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function nginxGunicorn(): Promise<Server> {
+  const app = await startGunicorn({ app: wsgiHello, args: ["-k", "sync", "-w", "2"] });
+  let front: RunningServer;
+  try {
+    front = await startNginx({
+      workers: 1,
+      files: { "html/static.txt": file },
+      http: `  upstream app { server 127.0.0.1:${app.port}; keepalive 16; }\n  sendfile on; tcp_nopush on; open_file_cache max=1000;`,
+      serverBlock:
+        '    location = /static.txt { }\n    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }',
+    });
+    await ready(front.port);
+  } catch (err) {
+    await app.stop();
+    throw err;
+  }
+  return {
+    url: front.url,
+    pids: [front.pid, app.pid],
+    async stop() {
+      await front.stop();
+      await app.stop();
+    },
+  };
+}
+
+/** 20 slow clients against `port` until stopped: a head a byte every 200 ms, then again. */
+function slowClients(port: number, count = 20, perByteMs = 200): () => void {
+  const head = "GET /hello HTTP/1.1\r\nHost: bench\r\nUser-Agent: slow-client\r\n\r\n";
+  let stopped = false;
+  const sockets = new Set<net.Socket>();
+  const one = (): void => {
+    if (stopped) return;
+    const s = net.connect(port, "127.0.0.1");
+    sockets.add(s);
+    let i = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let ended = false;
+    // Exactly one successor per connection, whichever of data, error and close comes first.
+    const again = () => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      sockets.delete(s);
+      s.destroy();
+      if (!stopped) setTimeout(one, 50);
+    };
+    s.on("connect", () => {
+      const next = () => {
+        if (s.destroyed || stopped) return;
+        s.write(head[i++]!);
+        if (i < head.length) timer = setTimeout(next, perByteMs);
+      };
+      next();
+    });
+    s.on("data", () => again());
+    s.on("error", () => again());
+    s.on("close", () => again());
+  };
+  for (let i = 0; i < count; i++) one();
+  return () => {
+    stopped = true;
+    for (const s of sockets) s.destroy();
+  };
+}
+
+function withSlowClients(name: string, description: string, start: () => Promise<Server>): Case {
+  return {
+    name,
+    description,
+    async start() {
+      const server = await start();
+      const stop = slowClients(Number(new URL(server.url).port));
+      return {
+        ...server,
+        async stop() {
+          stop();
+          await server.stop();
+        },
+      };
+    },
+  };
+}
+
+export const cases: Case[] = [
+  {
+    name: "nginx + gunicorn",
+    description:
+      "nginx (1 worker: sendfile, open_file_cache, access log off) serving the file, proxy_pass (keep-alive pool) to gunicorn -k sync -w 2 running the WSGI hello",
+    start: nginxGunicorn,
+  },
+  {
+    name: "brigade up",
+    description:
+      "brigade up --web-workers 1 --app-workers 2: the file from public/, the rest to async app workers on unix sockets (buffering on, admin off)",
+    start: () => brigadeUp(),
+  },
+  withSlowClients(
+    "nginx + gunicorn, 20 slow",
+    "the same, while 20 slow clients send /hello heads a byte every 200 ms",
+    nginxGunicorn,
+  ),
+  withSlowClients(
+    "brigade up, 20 slow",
+    "the same, while 20 slow clients send /hello heads a byte every 200 ms",
+    () => brigadeUp(),
+  ),
+  {
+    name: "brigade up, brigade engine",
+    description:
+      "brigade up as above with `--engine brigade` (the web tier on Brigade's own HTTP/1.1 engine)",
+    start: () => brigadeUp(["--engine", "brigade"]),
+  },
+  withSlowClients(
+    "brigade up, brigade engine, 20 slow",
+    "the same, while 20 slow clients send /hello heads a byte every 200 ms",
+    () => brigadeUp(["--engine", "brigade"]),
+  ),
+];
+
+export default defineSuite({
+  description: "brigade up against nginx + gunicorn: static, dynamic, and with 20 slow clients",
+  baseline: "nginx + gunicorn",
+  tools: ["nginx", "gunicorn"],
+  paths: ["/static.txt", "/hello"],
+  chart: true,
+  cases,
+});
