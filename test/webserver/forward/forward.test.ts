@@ -324,29 +324,50 @@ test("authentication: 407 with Proxy-Authenticate without or with wrong credenti
 
 test("malformed targets and methods get 400 (or 405, 501) with the reason", async (t) => {
   const proxy = await startProxy(t, { forwardProxy: true, forwardAllowDestinations: loopback });
+  // Brigade's HTTP/1 engine (the default) refuses some of these in its parser already (a non-http
+  // absolute URI, userinfo, a port over 65535, CONNECT without a port: RFC 9112's grammar), with
+  // the plain 400 page as nginx does; node:http's llhttp lets them through to the module, which
+  // names the reason. Either way the status is the same.
+  const engine400 = /<title>400 Bad Request<\/title>/;
+  const either = (why: RegExp) => new RegExp(`${why.source}|${engine400.source}`);
   const cases: [string, number, RegExp][] = [
     ["GET / HTTP/1.1\r\nHost: x\r\n\r\n", 400, /send absolute-form requests/],
     ["GET https://example.test/ HTTP/1.1\r\nHost: example.test\r\n\r\n", 400, /CONNECT tunnel/],
-    ["GET ftp://example.test/ HTTP/1.1\r\nHost: example.test\r\n\r\n", 400, /only http URLs/],
+    [
+      "GET ftp://example.test/ HTTP/1.1\r\nHost: example.test\r\n\r\n",
+      400,
+      either(/only http URLs/),
+    ],
     [
       "GET http://u:p@example.test/ HTTP/1.1\r\nHost: example.test\r\n\r\n",
       400,
-      /credentials in the URL/,
+      either(/credentials in the URL/),
     ],
-    ["GET http://example.test:99999/ HTTP/1.1\r\nHost: example.test\r\n\r\n", 400, /bad port/],
+    [
+      "GET http://example.test:99999/ HTTP/1.1\r\nHost: example.test\r\n\r\n",
+      400,
+      either(/bad port/),
+    ],
     ["GET http://exa_mple!.test/ HTTP/1.1\r\nHost: x\r\n\r\n", 400, /bad host name/],
-    ["CONNECT example.test HTTP/1.1\r\nHost: example.test\r\n\r\n", 400, /CONNECT needs host:port/],
+    [
+      "CONNECT example.test HTTP/1.1\r\nHost: example.test\r\n\r\n",
+      400,
+      either(/CONNECT needs host:port/),
+    ],
     ["CONNECT example.test:0 HTTP/1.1\r\nHost: example.test\r\n\r\n", 400, /bad port/],
     ["CONNECT [::1 HTTP/1.1\r\nHost: x\r\n\r\n", 400, /./],
     ["TRACE http://127.0.0.1:8080/ HTTP/1.1\r\nHost: x\r\n\r\n", 405, /TRACE is not forwarded/],
   ];
+  const wrong: string[] = [];
   for (const [raw, status, why] of cases) {
     const ex = await exchange(proxy.port, raw);
     const res = ex.responses[0];
-    assert.ok(res, raw);
-    assert.equal(res.status, status, raw);
-    assert.match(res.text, why, raw);
+    if (!res || res.status !== status || !why.test(res.text))
+      wrong.push(
+        `${JSON.stringify(raw)}: ${res?.status} ${JSON.stringify(res?.text.slice(0, 80))}`,
+      );
   }
+  assert.deepEqual(wrong, []);
 });
 
 test("tunnel limits: per client (429), bytes per tunnel, idle timeout; the count is given back", async (t) => {
