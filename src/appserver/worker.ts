@@ -3,6 +3,7 @@
  * gateway contract and serves it with node:http on the master's sockets.
  *
  * Boot, in order (gunicorn's worker init):
+ * 0. move to the app tier's directory and umask, when the master has not (`brigade up`);
  * 1. import the config file again for the worker-side hooks (functions do not travel as JSON);
  * 2. `postFork(server, worker)`;
  * 3. switch to `user`/`group` (supplementary groups too), if set;
@@ -55,8 +56,10 @@ export interface AppWorkerData {
   app: Config["app"];
   /** The whole validated config, for hooks' `server.config`. */
   config: Record<string, unknown>;
-  /** Where the app spec is resolved (after `chdir`). */
+  /** Where the app spec is resolved (after `chdir`); the worker moves there if it is not. */
   cwd: string;
+  /** A umask for the worker to set (`brigade up`, whose master keeps its own). */
+  umask?: number;
   /** The config file, imported again by workers for their hooks. */
   configFile: string | undefined;
   /** The worker-side hooks the config file defines. */
@@ -122,6 +125,20 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
   const data = ctx.data as AppWorkerData;
   const c = data.app;
   const logger = ctx.logger;
+  // Under `brigade up` the master stays where it started: the app tier's workers move themselves.
+  if (data.cwd !== process.cwd()) {
+    try {
+      process.chdir(data.cwd);
+    } catch (error) {
+      throw new AppLoadError(
+        "spec",
+        "",
+        `cannot change directory to ${data.cwd} (app.chdir)`,
+        error,
+      );
+    }
+  }
+  if (data.umask !== undefined) process.umask(data.umask);
   const hooks = await loadWorkerHooks(data.configFile, data.workerHooks, logger);
   const self: HookWorker = {
     id: ctx.id,

@@ -15,10 +15,11 @@
  * web pipeline compiled in the master, the app tier's conflicts) plus what only the stack has
  * (plan.ts); each problem is printed with its setting, exit 2.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import type http from "node:http";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import {
+  AppMasterSide,
   conflicts as appConflicts,
   workerData as appWorkerData,
   workerModule as appWorkerModule,
@@ -109,7 +110,19 @@ async function check(config: Config, file: string | undefined, dir: string, logg
   return { problems: out, pipeline };
 }
 
-function pools(config: Config, file: string | undefined, dir: string, pipeline: Pipeline) {
+/** Where the app tier runs (`app.chdir`, `app.umask`): fixed at start, as under `brigade app`. */
+interface AppPlace {
+  cwd: string;
+  umask: number | undefined;
+}
+
+function pools(
+  config: Config,
+  file: string | undefined,
+  dir: string,
+  pipeline: Pipeline,
+  place: AppPlace,
+) {
   const log = {
     level: config.log.level,
     format: config.log.format,
@@ -120,7 +133,7 @@ function pools(config: Config, file: string | undefined, dir: string, pipeline: 
   const app: PoolChanges = {
     workers: a.workers,
     workerModule: appWorkerModule,
-    workerData: appWorkerData(config, file),
+    workerData: appWorkerData(config, file, place),
     listen: [],
     workerListen: (slot, serial) => [{ kind: "unix", path: appSocket(dir, slot, serial) }],
     timeout: a.timeout,
@@ -190,7 +203,21 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     logger.fatal("cannot create the runtime directory (stack.runtimeDir)", { dir, error });
     return ExitCode.failure;
   }
+  const place: AppPlace = {
+    cwd: resolve(config.app.chdir ?? "."),
+    umask: config.app.umask,
+  };
+  if (!isDirectory(place.cwd)) {
+    process.stderr.write(
+      `app.chdir: ${config.app.chdir} is not a directory\nbrigade up: 1 problem in the config\n`,
+    );
+    return ExitCode.config;
+  }
   setEnv(config.app.env);
+  // The app tier's master side (hooks, preload, the reloader), as under brigade app.
+  const side = new AppMasterSide(config, ctx.file, logger, place.cwd);
+  const failed = await side.starting();
+  if (failed !== undefined) return failed;
 
   let current = config;
   const metrics = new StackMetrics();
@@ -248,7 +275,7 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     };
   };
 
-  const specs = pools(config, ctx.file, dir, pipeline);
+  const specs = pools(config, ctx.file, dir, pipeline, place);
   const poolSpecs: PoolSpec[] = [
     { name: "app", ...(specs.app as Omit<PoolSpec, "name">) },
     { name: "web", startAfter: "app", ...(specs.web as Omit<PoolSpec, "name">) },
@@ -273,10 +300,10 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
         throw error;
       }
       await c.pipeline!.close();
-      setEnv(next.app.env);
-      const before = pools(current, ctx.file, dir, c.pipeline!);
+      await side.reloaded(next);
+      const before = pools(current, ctx.file, dir, c.pipeline!, place);
       current = next;
-      const after = pools(next, ctx.file, dir, c.pipeline!);
+      const after = pools(next, ctx.file, dir, c.pipeline!, place);
       // The app workers are always replaced (that is a deploy: the code may have changed); the
       // web workers only when their settings did.
       const same = JSON.stringify(before.web) === JSON.stringify(after.web);
@@ -287,6 +314,7 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
       onReady(m) {
         ready = true;
         printSummary(m, current, ctx.file, dir, admin?.address);
+        side.ready();
       },
       onWorkerSpawn(info) {
         if (info.pool === "web") peers.webSpawned(info);
@@ -300,8 +328,10 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
       },
       onWorkerExit(info, exit) {
         metrics.workerExited(info, exit);
-        if (info.pool === "app") void peers.leaving(info);
-        else peers.webExited(info);
+        if (info.pool === "app") {
+          void peers.leaving(info);
+          side.workerExited(info, exit);
+        } else peers.webExited(info);
       },
       onWorkerMessage(info, topic, body) {
         if (topic === "stack.ack") peers.ack(info, Number(body));
@@ -389,10 +419,12 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
   }, 1000);
   sampler.unref();
 
+  const watcher = side.watch(() => master!.enqueue("reload"));
   let code: number;
   try {
     code = await master.run();
   } finally {
+    watcher?.close();
     clearInterval(sampler);
     for (const w of reloadWaiters.splice(0))
       w({ ok: false, generation: 0, reason: "the stack stopped" });
@@ -402,7 +434,16 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     admin?.server.closeAllConnections();
     reloadWaiters = [];
   }
+  await side.exit();
   return code;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function printSummary(
