@@ -201,6 +201,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
     status: number,
     bytes: number | undefined,
     seconds: number,
+    remote = clientAddress(req),
   ) => {
     if (!accessLog || !format) return;
     try {
@@ -211,7 +212,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
           status,
           bytes,
           duration: seconds,
-          remote: clientAddress(req),
+          remote,
           end: new Date(),
         }),
       );
@@ -225,6 +226,8 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
   let finishedRequests = 0;
   const inFlight = new Set<InFlight>();
   const connections = new Set<Socket>();
+  /** Connections handed to the app by an upgrade: they last until the app or client ends them. */
+  const upgraded = new Set<Socket>();
   /** Requests in progress per connection: a connection with none may be closed when quiet. */
   const activeRequests = Symbol("brigade.activeRequests");
   type Tracked = Socket & { [activeRequests]?: number };
@@ -235,7 +238,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
     draining = true;
     kind.drain();
     for (const r of inFlight) if (!r.res.headersSent) r.res.shouldKeepAlive = false;
-    for (const s of connections) s.setTimeout(drainQuietMs);
+    for (const s of connections) if (!upgraded.has(s)) s.setTimeout(drainQuietMs);
   };
 
   // node:http never listens itself: acceptors hand it the connections they take.
@@ -347,7 +350,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
       if (hooks.has("postRequest")) {
         hooks.callSync("postRequest", self, req, res, { status, durationMs: seconds * 1000 });
       }
-      if (ran) kind.finished(res);
+      if (ran) kind.finished();
       finishedRequests++;
       if (maxRequests > 0 && finishedRequests === maxRequests) {
         logger.info("max requests reached; asking to be replaced", { requests: finishedRequests });
@@ -378,9 +381,69 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
       if (hooks.has("preRequest")) hooks.callSync("preRequest", self, req);
       listener(req, res);
     };
-    kind.request(req, res, run);
+    kind.request(req.socket, () => res.destroyed || res.socket?.destroyed === true, run);
   };
   http1.on("request", serve);
+
+  // Upgrades (WebSockets) go to the app's server object, as node:http would emit them there
+  // (src/gateway/contract.ts). While it has no `upgrade` listener, node:http's own rule makes an
+  // upgrade request an ordinary one; where `shouldUpgradeCallback` is missing (Node before
+  // 24.9), that is decided once, now. An upgraded connection stays one of the worker's
+  // connections until it closes (it counts toward `workerConnections`), is one request in
+  // flight meanwhile (a sync worker serves nothing else), and is logged when it closes.
+  const upgrades = app.kind === "node" ? app.upgrades : undefined;
+  const perRequest = typeof (http1 as { shouldUpgradeCallback?: unknown }).shouldUpgradeCallback;
+  if (upgrades && (perRequest === "function" || upgrades.listenerCount("upgrade") > 0)) {
+    (http1 as { shouldUpgradeCallback?: (req: IncomingMessage) => boolean }).shouldUpgradeCallback =
+      () => upgrades.listenerCount("upgrade") > 0;
+    http1.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      const start = performance.now();
+      const remote = clientAddress(req);
+      const limit = checkHead(req, limits);
+      // A stopping worker takes no new long-lived connection: the client retries elsewhere.
+      const refusal = limit !== 0 ? limit : draining ? 503 : 0;
+      if (refusal !== 0) {
+        metrics.badRequest(refusal);
+        writeAccess(req, undefined, refusal, 0, 0, remote);
+        answerClientError(socket, refusal);
+        return;
+      }
+      upgraded.add(socket);
+      metrics.requestStarted();
+      // The status the app answered with: the first line it writes (a 101, or a refusal).
+      let status = 0;
+      const write = socket.write;
+      socket.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+        socket.write = write;
+        const m = /^HTTP\/1\.[01] (\d{3})/.exec(
+          typeof chunk === "string" ? chunk : String((chunk as Buffer).subarray?.(0, 16) ?? ""),
+        );
+        status = m ? Number(m[1]) : 0;
+        return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+      } as typeof socket.write;
+      let ran = false;
+      socket.once("close", () => {
+        upgraded.delete(socket);
+        const seconds = (performance.now() - start) / 1000;
+        metrics.requestEnded(status, seconds);
+        writeAccess(req, undefined, status, socket.bytesWritten, seconds, remote);
+        if (ran) kind.finished();
+      });
+      kind.request(
+        socket,
+        () => socket.destroyed,
+        () => {
+          ran = true;
+          try {
+            upgrades.emit("upgrade", req, socket, head);
+          } catch (error) {
+            logger.error("app upgrade handler failed", { error, url: req.url });
+            answerClientError(socket, 500);
+          }
+        },
+      );
+    });
+  }
 
   ctx.onBlocked(() => {
     const now = Date.now();
@@ -430,12 +493,26 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
       for (const s of connections) s.destroy();
     } else {
       // Busy connections close after their response (Connection: close), quiet ones through
-      // their timeout (see drain).
+      // their timeout (see drain). Upgraded ones get the grace period, less a second, to end by
+      // themselves; then they are cut, so that the worker still ends by itself (workerExit).
+      const cut = setTimeout(
+        () => {
+          if (upgraded.size > 0) {
+            logger.info("closing upgraded connections at the end of the grace period", {
+              connections: upgraded.size,
+            });
+          }
+          for (const s of upgraded) s.destroy();
+        },
+        Math.max(0, c.gracefulTimeout * 1000 - 1000),
+      );
+      cut.unref();
       if (connections.size > 0) {
         await new Promise<void>((resolve) => {
           allClosed = resolve;
         });
       }
+      clearTimeout(cut);
       await pending.settled(c.gracefulTimeout * 1000);
     }
     if (exited) return;
