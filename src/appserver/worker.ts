@@ -519,7 +519,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
     exited = true;
     metrics.stop();
     await hooks.call("workerExit", server, self);
-    accessLog?.close();
+    await accessLog?.close();
   });
 
   await hooks.call("postWorkerInit", self);
