@@ -31,6 +31,7 @@ import type { Config } from "../config/schema.ts";
 import type { TierContext } from "../config/tier.ts";
 import { ExitCode } from "../core/exitCodes.ts";
 import type { Logger } from "../core/logger.ts";
+import { peekInheritedFds } from "../process/listen.ts";
 import { Master, type PoolChanges, type PoolSpec, type WorkerInfo } from "../process/master.ts";
 import { normalizeGroup } from "../upstream/index.ts";
 import { Pipeline } from "../webserver/pipeline.ts";
@@ -53,6 +54,8 @@ import {
 import type { PeerView, StackWebData } from "./webWorker.ts";
 
 const webWorkerModule = new URL("./webWorker.ts", import.meta.url).pathname;
+/** The admin listener's key among the descriptors handed to a USR2 successor. */
+const ADMIN_FD_KEY = "stack:admin";
 
 function webData(config: Config, file: string | undefined, dir: string): StackWebData {
   return {
@@ -228,8 +231,12 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
   let ready = false;
   let lastReload: StackStatus["lastReload"] = null;
   let reloadWaiters: ((r: { ok: boolean; generation: number; reason?: string }) => void)[] = [];
-  let admin: { server: http.Server; address: string } | undefined;
+  let admin: { server: http.Server; address: string; fd: number | undefined } | undefined;
   let control: http.Server | undefined;
+  // A USR2 successor (src/process/master.ts) inherits the web listeners, which its master
+  // adopts, and the admin listener, adopted here; it takes the control socket's path over.
+  const inherited = peekInheritedFds();
+  const successor = inherited.size > 0;
 
   const status = (): StackStatus => {
     const snap = master!.snapshot();
@@ -286,6 +293,17 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     logger,
     pidfile: config.web.pidfile ?? config.app.pidfile,
     stopDelay: config.stack.stopDelay,
+    handover: {
+      fds: () => {
+        const fd = admin !== undefined ? admin.fd : inherited.get(ADMIN_FD_KEY);
+        return fd !== undefined && !adminClosed ? [{ key: ADMIN_FD_KEY, fd }] : [];
+      },
+      changed: (next) => {
+        handover(next).catch((error: unknown) =>
+          logger.error("cannot take the admin listener and control socket back", { error }),
+        );
+      },
+    },
     reload: async () => {
       let next: Config;
       let c: Awaited<ReturnType<typeof check>>;
@@ -313,8 +331,14 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     hooks: {
       onReady(m) {
         ready = true;
-        printSummary(m, current, ctx.file, dir, admin?.address);
-        side.ready();
+        const announce = () => {
+          printSummary(m, current, ctx.file, dir, admin?.address);
+          side.ready();
+        };
+        if (!successor) return announce();
+        publish().then(announce, (error: unknown) =>
+          logger.error("cannot take the admin listener and control socket over", { error }),
+        );
       },
       onWorkerSpawn(info) {
         if (info.pool === "web") peers.webSpawned(info);
@@ -376,19 +400,13 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     if (peers.table().peers.length === 0) return "no app worker ready";
     return undefined;
   };
-  try {
-    if (config.stack.admin !== "off") {
-      admin = await startAdmin(
-        config.stack.admin,
-        {
-          notReady,
-          metrics: () => metrics.render(master!.snapshot(), views),
-          data: () => ({ now: Date.now(), status: status(), samples: metrics.history() }),
-        },
-        logger,
-      );
-    }
-    control = await startControl(
+  const adminHandlers = {
+    notReady,
+    metrics: () => metrics.render(master!.snapshot(), views),
+    data: () => ({ now: Date.now(), status: status(), samples: metrics.history() }),
+  };
+  const openControl = (takeOver: boolean) =>
+    startControl(
       controlSocket(dir),
       {
         status,
@@ -405,7 +423,60 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
         },
       },
       logger,
+      { successor: takeOver },
     );
+  // USR2 (src/process/master.ts): a successor inherits the web listeners (its master adopts
+  // them) and the admin listener's descriptor. It publishes both the admin listener and its
+  // control socket (renamed over this one's) only once ready, so a probe never hears "starting"
+  // from it while this master serves; this master, seeing the control socket replaced, stops
+  // answering on the admin listener. If the successor exits while this master goes on, this
+  // master publishes both again.
+  let controlIno: number | undefined;
+  let adminClosed = false;
+  let watchHandover: NodeJS.Timeout | undefined;
+  const controlReplaced = (): boolean => {
+    try {
+      return statSync(controlSocket(dir)).ino !== controlIno;
+    } catch {
+      return true;
+    }
+  };
+  const publish = async (): Promise<void> => {
+    if (config.stack.admin !== "off") {
+      admin = await startAdmin(config.stack.admin, adminHandlers, logger, {
+        fd: inherited.get(ADMIN_FD_KEY),
+      });
+    }
+    control = await openControl(successor);
+    controlIno = statSync(controlSocket(dir)).ino;
+  };
+  const handover = async (next: boolean): Promise<void> => {
+    clearInterval(watchHandover);
+    if (next) {
+      watchHandover = setInterval(() => {
+        if (!controlReplaced()) return;
+        clearInterval(watchHandover);
+        logger.info("the new master is ready; it answers on the admin listener from now on");
+        adminClosed = admin !== undefined;
+        admin?.server.close();
+        admin?.server.closeAllConnections();
+      }, 250);
+      watchHandover.unref();
+      return;
+    }
+    if (adminClosed && admin !== undefined) {
+      admin = await startAdmin(admin.address, adminHandlers, logger);
+      adminClosed = false;
+    }
+    if (controlReplaced()) {
+      control?.close();
+      control = await openControl(true);
+      controlIno = statSync(controlSocket(dir)).ino;
+    }
+    logger.info("admin listener and control socket are this master's again");
+  };
+  try {
+    if (!successor) await publish();
   } catch (error) {
     logger.fatal("cannot start", { error });
     admin?.server.close();
@@ -426,6 +497,7 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
   } finally {
     watcher?.close();
     clearInterval(sampler);
+    clearInterval(watchHandover);
     for (const w of reloadWaiters.splice(0))
       w({ ok: false, generation: 0, reason: "the stack stopped" });
     control?.close();

@@ -72,7 +72,7 @@ test("static files at the front, the rest from the app; metrics match; status an
   );
   assert.match(
     metrics,
-    /brigade_upstream_peer_state\{web_pid="\d+",peer="unix:[^"]+app-\d-\d+\.sock",state="up"\} 1/,
+    /brigade_upstream_peer_state\{web_pid="\d+",peer="unix:[^"]+app-\d+-\d-\d+\.sock",state="up"\} 1/,
   );
 
   assert.equal((await get(`http://127.0.0.1:${s.admin}/livez`)).status, 200);
@@ -82,7 +82,7 @@ test("static files at the front, the rest from the app; metrics match; status an
   assert.equal(status.code, 0, status.stdout);
   assert.match(status.stdout, /^brigade up: ready, master pid \d+/);
   assert.match(status.stdout, /app: 2 async workers, generation 1/);
-  assert.match(status.stdout, /unix:.*app-1-\d+\.sock \(pid \d+\): web \d+: up/);
+  assert.match(status.stdout, /unix:.*app-\d+-1-\d+\.sock \(pid \d+\): web \d+: up/);
   assert.match(status.stdout, /cache: \d+% hits \(.*HIT 1/);
 
   const scaled = await s.cli(["scale", "app", "+1"]);
