@@ -2,8 +2,9 @@
  * proxy: the reverse proxy side by side, each in 1 process in front of its own node:http hello
  * upstream (bench/servers/nodeHttp.ts), wrk on the proxy: nginx `proxy_pass` with an upstream
  * keep-alive pool (the yardstick), `brigade web --proxy` (buffering on, as shipped), node-http-proxy
- * (npm `http-proxy` with a keep-alive agent), and a plain undici `Pool` proxy. "hello direct"
- * is the upstream alone: the latency a proxy adds is its p50/p99 minus that row's.
+ * (npm `http-proxy` with a keep-alive agent), a plain undici `Pool` proxy, and Node's floor (bare
+ * net sockets both ways, nothing parsed). "hello direct" is the upstream alone: the latency a
+ * proxy adds is its p50/p99 minus that row's.
  *
  * The slow-client case is bench/suites/proxyslow.ts.
  */
@@ -109,6 +110,11 @@ export const cases: Case[] = [
     "undici Pool proxy",
     "a ~20-line node:http proxy on undici Pool.request()",
     nodeProxy("bench/servers/proxyUndici.ts", ["request"]),
+  ),
+  proxied(
+    "node net raw proxy",
+    "Node's floor, not a proxy: bare net sockets both sides, a prepared upstream GET, response bytes relayed unparsed (bench/servers/netRawProxy.ts)",
+    nodeProxy("bench/servers/netRawProxy.ts"),
   ),
 ];
 
