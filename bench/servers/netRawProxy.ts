@@ -31,7 +31,7 @@ class Upstream {
     this.data = this.data.length ? Buffer.concat([this.data, c]) : c;
     const end = this.data.indexOf(headEnd);
     if (end === -1) return;
-    const m = /content-length: *(\d+)/i.exec(this.data.latin1Slice(0, end));
+    const m = /content-length: *(\d+)/i.exec(this.data.toString("latin1", 0, end));
     const total = end + 4 + Number(m?.[1] ?? 0);
     if (this.data.length < total) return;
     const response = this.data.subarray(0, total);
