@@ -759,7 +759,7 @@ export class H1Pool {
     this.checkOpen();
     const prep = prepare(req, this.hostHeader, false);
     let conn = this.idleStack.pop();
-    while (conn !== undefined && conn.closed) conn = this.idleStack.pop();
+    while (conn?.closed) conn = this.idleStack.pop();
     if (conn === undefined) {
       return (await this.sendFresh(req, prep, false)) as UpstreamResponse;
     }
