@@ -98,7 +98,9 @@ const base = suite.baseline;
 const rows = Object.entries(results);
 let out = `\n### server CPU per request, wrk -c${connections}, ${rounds}×${durationSec}s, medians (lower is better)\n\n| case | path | µs CPU / request | vs ${base} | front only µs | front vs ${base}'s | req/s |\n|---|---|---:|---:|---:|---:|---:|\n`;
 for (const [key, x] of rows) {
-  const c = suite.cases.find((k) => key.startsWith(k.name))!;
+  const c = [...suite.cases]
+    .sort((a, b) => b.name.length - a.name.length)
+    .find((k) => key.startsWith(k.name))!;
   const path = key.slice(c.name.length) || "-";
   const baseline = results[`${base}${path === "-" ? "" : path}`];
   const ratio = baseline ? median(x.usPerReq) / median(baseline.usPerReq) : Number.NaN;

@@ -60,6 +60,31 @@ function nodeProxy(script: string, args: string[] = []) {
     });
 }
 
+/** `brigade web`, 1 worker, proxying to the upstream with a keep-alive pool of 64 (as nginx's). */
+function brigadeWeb(env: Record<string, string> = {}) {
+  return (upstreamPort: number) =>
+    startCommand({
+      name: "brigade web",
+      command: process.execPath,
+      args: [benchFile("bin/brigade.ts"), "web", "-c", "{dir}/brigade.config.json"],
+      env: { ...process.env, ...env },
+      beforeSpawn(port, dir) {
+        const config = {
+          log: { level: "warn" },
+          web: {
+            workers: 1,
+            listen: [`127.0.0.1:${port}`],
+            upstreams: {
+              app: { peers: [`127.0.0.1:${upstreamPort}`], keepalive: { idle: 64 } },
+            },
+            servers: [{ proxy: "app" }],
+          },
+        };
+        writeFileSync(join(dir, "brigade.config.json"), JSON.stringify(config));
+      },
+    });
+}
+
 export const cases: Case[] = [
   {
     name: "hello direct",
@@ -79,27 +104,13 @@ export const cases: Case[] = [
   ),
   proxied(
     "brigade web",
-    "brigade web, 1 worker, proxy to an upstream group with keepalive.idle 64 (as nginx's), defaults otherwise (request and response buffering, forwarding headers)",
-    (upstreamPort) =>
-      startCommand({
-        name: "brigade web",
-        command: process.execPath,
-        args: [benchFile("bin/brigade.ts"), "web", "-c", "{dir}/brigade.config.json"],
-        beforeSpawn(port, dir) {
-          const config = {
-            log: { level: "warn" },
-            web: {
-              workers: 1,
-              listen: [`127.0.0.1:${port}`],
-              upstreams: {
-                app: { peers: [`127.0.0.1:${upstreamPort}`], keepalive: { idle: 64 } },
-              },
-              servers: [{ proxy: "app" }],
-            },
-          };
-          writeFileSync(join(dir, "brigade.config.json"), JSON.stringify(config));
-        },
-      }),
+    "brigade web, 1 worker, proxy to an upstream group with keepalive.idle 64 (as nginx's), defaults otherwise (request and response buffering, forwarding headers); Brigade's own upstream client",
+    brigadeWeb(),
+  ),
+  proxied(
+    "brigade web (undici)",
+    "the same with the previous transport, undici (BRIGADE_UPSTREAM_CLIENT=undici)",
+    brigadeWeb({ BRIGADE_UPSTREAM_CLIENT: "undici" }),
   ),
   proxied(
     "node-http-proxy",

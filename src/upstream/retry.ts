@@ -16,7 +16,7 @@
  * rather than one of ours), and the peer still gets its failure.
  */
 import type { RetryCondition } from "../config/settings/upstream.ts";
-import { type AttemptRecord, classifyError, type UpstreamError } from "./errors.ts";
+import { type AttemptRecord, classifyError, UpstreamError } from "./errors.ts";
 import { attemptChannel, publish } from "./events.ts";
 import type { Lease, Outcome, UpstreamGroup } from "./group.ts";
 import type { Peer } from "./peer.ts";
@@ -118,7 +118,10 @@ export async function withRetries<T>(
     try {
       result = await attempt(lease, n);
     } catch (err) {
-      const e = classifyError(err, { peer: lease.peer.name });
+      let e = classifyError(err, { peer: lease.peer.name });
+      // The caller gave up (the client went away): whatever the transport made of it (undici
+      // fails with the signal's reason, "client closed the connection"), not the peer's fault.
+      if (options.signal?.aborted && e.kind !== "aborted") e = abortedError(e);
       const condition = conditionOfError[e.kind];
       const outcome: Outcome = condition ? "failure" : "neutral";
       const retry =
@@ -183,16 +186,40 @@ export async function requestWithRetries(
       },
     },
   );
+  releaseWithBody(lease, result.body, req.signal);
+  return { ...result, attempts, setCookie: lease.setCookie };
+}
+
+/** `err` as the caller's abort, the same phase and peer. */
+function abortedError(err: UpstreamError): UpstreamError {
+  return new UpstreamError("aborted", err.phase, {
+    message: "request aborted (the client went away)",
+    peer: err.peer,
+    sent: err.sent,
+    code: "UND_ERR_ABORTED",
+    cause: err,
+  });
+}
+
+/**
+ * Release `lease` when the response body closes: a success when it was read to its end, a
+ * failure when it failed (cut short, malformed, timed out), neutral when the caller stopped
+ * reading it or aborted (a client that went away is not the peer's failure).
+ */
+export function releaseWithBody(
+  lease: Lease,
+  body: UpstreamResponse["body"],
+  signal: AbortSignal | undefined,
+): void {
   let bodyError: unknown;
-  result.body.once("error", (err) => {
+  body.once("error", (err) => {
     bodyError = err;
   });
-  result.body.once("close", () => {
+  body.once("close", () => {
     if (bodyError !== undefined) {
       const e = classifyError(bodyError, { peer: lease.peer.name, connected: true, headers: true });
-      lease.release(e.kind === "aborted" ? "neutral" : "failure");
-    } else if (result.body.readableEnded) lease.release();
+      lease.release(e.kind === "aborted" || signal?.aborted ? "neutral" : "failure");
+    } else if (body.readableEnded) lease.release();
     else lease.release("neutral");
   });
-  return { ...result, attempts, setCookie: lease.setCookie };
 }

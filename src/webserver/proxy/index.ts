@@ -35,6 +35,7 @@ import {
   createUpstreamGroup,
   type GroupResponse,
   normalizeGroup,
+  releaseWithBody,
   type UpgradeResponse,
   type UpstreamError,
   type UpstreamGroup,
@@ -260,17 +261,7 @@ async function exchange(
       },
     },
   );
-  let bodyError: unknown;
-  result.body.once("error", (err) => {
-    bodyError = err;
-  });
-  result.body.once("close", () => {
-    if (bodyError !== undefined) {
-      const e = classifyError(bodyError, { peer: lease.peer.name, connected: true, headers: true });
-      lease.release(e.kind === "aborted" ? "neutral" : "failure");
-    } else if (result.body.readableEnded) lease.release();
-    else lease.release("neutral");
-  });
+  releaseWithBody(lease, result.body, greq.signal);
   return { ...result, attempts, setCookie: lease.setCookie };
 }
 
@@ -574,7 +565,7 @@ export const proxy: WebModule<Settings> = {
       setAttemptVars(req, attempts);
       if (result.status !== 101 || !("socket" in result)) {
         const res = result as UpstreamResponse;
-        res.body.once("close", () => lease.release());
+        releaseWithBody(lease, res.body, req.signal);
         return respond(req, res, started, lease.setCookie);
       }
       const up = result;
