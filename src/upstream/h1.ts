@@ -54,6 +54,8 @@ import {
   type UpstreamResponse,
 } from "./transport.ts";
 
+const EMPTY = Buffer.alloc(0);
+
 /** Response heads: a little roomier than requests' (applications set many cookies). */
 const responseLimits: ParserLimits = { ...defaultLimits, maxHeaderCount: 256 };
 
@@ -174,6 +176,38 @@ function headerRecord(fields: readonly string[]): Record<string, string | string
   return out;
 }
 
+/** Largest body taken whole when it arrived with its head (see `UpstreamResponse.complete`). */
+const COMPLETE_MAX = 256 * 1024;
+
+/** A response read whole with its head: no stream unless someone asks for one. */
+class CompleteResponse implements UpstreamResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[]>;
+  readonly complete: Buffer;
+  readonly peer: string;
+  readonly reused: boolean;
+  private stream: Readable | undefined = undefined;
+  constructor(
+    status: number,
+    headers: Record<string, string | string[]>,
+    complete: Buffer,
+    peer: string,
+    reused: boolean,
+  ) {
+    this.status = status;
+    this.headers = headers;
+    this.complete = complete;
+    this.peer = peer;
+    this.reused = reused;
+  }
+  get body(): Readable {
+    this.stream ??= Readable.from(this.complete.length > 0 ? [this.complete] : [], {
+      objectMode: false,
+    });
+    return this.stream;
+  }
+}
+
 /** The response body: pulled from the connection's parser as the consumer reads. */
 class ResponseBody extends Readable {
   /** The connection while the body is still arriving; undefined once it has all arrived. */
@@ -213,6 +247,10 @@ interface Exchange {
   body: ResponseBody | undefined;
   /** Inside a 1xx interim response. */
   interim: boolean;
+  /** The body is all here with the head: gathered, and the response resolved at its end. */
+  whole: boolean;
+  data: Buffer | undefined;
+  headers: Record<string, string | string[]> | undefined;
   /** For the send watchdog: bytes flushed at its last tick. */
   flushed: number;
   stalled: boolean;
@@ -323,6 +361,9 @@ class H1Connection {
         head: undefined,
         body: undefined,
         interim: false,
+        whole: false,
+        data: undefined,
+        headers: undefined,
         flushed: -1,
         stalled: false,
         stopBody: undefined,
@@ -485,7 +526,10 @@ class H1Connection {
         }
         if (ev === HEAD) this.onHead(p.head);
         else if (ev === BODY) {
-          if (!this.ex.body!.push(p.chunk)) this.flowing = false;
+          const ex = this.ex;
+          if (ex.whole)
+            ex.data = ex.data === undefined ? p.chunk : Buffer.concat([ex.data, p.chunk]);
+          else if (!ex.body!.push(p.chunk)) this.flowing = false;
         } else if (ev === END) this.onMessageEnd();
       }
     } catch (err) {
@@ -542,6 +586,17 @@ class H1Connection {
       // A second less than the peer's, as undici does: never reuse one as the peer closes it.
       if (m) this.idleTimeout = Math.min(this.idleTimeout, Number(m[1]) * 1000 - 1000);
     }
+    if (
+      head.framing === "none" ||
+      (head.framing === "length" &&
+        head.contentLength <= COMPLETE_MAX &&
+        this.parser.buffered >= head.contentLength)
+    ) {
+      // All here: gathered now, resolved at its END (within this same drive).
+      ex.whole = true;
+      ex.headers = headers;
+      return;
+    }
     const body = new ResponseBody(this);
     ex.body = body;
     // Nothing more is parsed until the consumer reads: it has its listeners by then, so a body
@@ -560,8 +615,8 @@ class H1Connection {
       return;
     }
     const head = ex.head!;
-    const body = ex.body!;
-    body.conn = undefined;
+    const body = ex.body;
+    if (body !== undefined) body.conn = undefined;
     this.settle(ex);
     const reusable =
       head.keepAlive &&
@@ -572,10 +627,18 @@ class H1Connection {
       this.parser.buffered === 0 &&
       !this.peerEnded &&
       this.idleTimeout > 0;
-    body.push(null);
+    const resolve = ex.resolve;
+    ex.resolve = undefined;
+    ex.reject = undefined;
+    if (body !== undefined) body.push(null);
     this.pool.release(this, reusable);
     // Kept: read again (a FIN or stray bytes while idle are seen at once).
     if (!this.closed && this.socket.isPaused()) this.socket.resume();
+    if (ex.whole) {
+      resolve!(
+        new CompleteResponse(head.status, ex.headers!, ex.data ?? EMPTY, this.pool.peer, ex.reused),
+      );
+    }
   }
 
   /** The exchange is over (answered, ended or failed): no more signal or send timer. */
@@ -708,7 +771,7 @@ class H1Connection {
       });
     }
     if (ex.started) responseStarted.add(e);
-    if (ex.head === undefined) {
+    if (ex.reject !== undefined) {
       const reject = ex.reject;
       ex.resolve = undefined;
       ex.reject = undefined;

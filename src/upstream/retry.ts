@@ -180,14 +180,22 @@ export async function requestWithRetries(
     (l) => l.pool.request(req),
     {
       status: (r) => r.status,
-      discard: (r) => {
-        r.body.on("error", () => {});
-        r.body.resume();
-      },
+      discard: discardResponse,
     },
   );
-  releaseWithBody(lease, result.body, req.signal);
-  return { ...result, attempts, setCookie: lease.setCookie };
+  releaseWithBody(lease, result, req.signal);
+  // Not a spread: a response may have its body as a getter (made only when used).
+  const out = result as GroupResponse;
+  out.attempts = attempts;
+  out.setCookie = lease.setCookie;
+  return out;
+}
+
+/** Throw a response away (a retried status): read its body to the end to keep the connection. */
+export function discardResponse(r: UpstreamResponse): void {
+  if (r.complete !== undefined) return;
+  r.body.on("error", () => {});
+  r.body.resume();
 }
 
 /** `err` as the caller's abort, the same phase and peer. */
@@ -208,9 +216,15 @@ function abortedError(err: UpstreamError): UpstreamError {
  */
 export function releaseWithBody(
   lease: Lease,
-  body: UpstreamResponse["body"],
+  res: UpstreamResponse,
   signal: AbortSignal | undefined,
 ): void {
+  if (res.complete !== undefined) {
+    // Read whole with its head: the attempt is over.
+    lease.release();
+    return;
+  }
+  const body = res.body;
   let bodyError: unknown;
   body.once("error", (err) => {
     bodyError = err;

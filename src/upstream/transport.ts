@@ -58,8 +58,16 @@ export interface UpstreamResponse {
   status: number;
   /** Lower-case names; repeated headers (Set-Cookie) as arrays. */
   headers: Record<string, string | string[]>;
-  /** Read it to the end or destroy it: see the module doc. */
-  body: Readable;
+  /**
+   * Read it to the end or destroy it: see the module doc. With `complete`, made on first use
+   * (and already whole): a caller that takes `complete` need not touch it.
+   */
+  readonly body: Readable;
+  /**
+   * The whole body, when it had all arrived with the head (most small responses): the
+   * connection is already back in its pool and there is nothing to read or release.
+   */
+  readonly complete?: Buffer | undefined;
   /** The peer (`127.0.0.1:8000`, `unix:/run/app.sock`). */
   peer: string;
   /** True when the request went over a kept-alive connection. */
