@@ -22,6 +22,11 @@ class Upstream {
     this.socket = connect({ port: upstreamPort, host: "127.0.0.1", noDelay: true });
     this.socket.on("data", (c: Buffer) => this.onData(c));
     this.socket.on("error", () => this.socket.destroy());
+    // The upstream closes idle connections (node:http: after 5 s): never reuse a closed one.
+    this.socket.on("close", () => {
+      const i = idle.indexOf(this);
+      if (i >= 0) idle.splice(i, 1);
+    });
   }
   send(client: Socket): void {
     this.client = client;

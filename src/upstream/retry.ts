@@ -65,6 +65,25 @@ const conditionOfError: Partial<Record<UpstreamError["kind"], RetryCondition>> =
 };
 const neutralStatuses = new Set([403, 404, 429]);
 
+interface Conditions {
+  conditions: ReadonlySet<RetryCondition>;
+  /** The `httpNNN` conditions, as numbers. */
+  statuses: ReadonlySet<number>;
+}
+const conditionsOf = new WeakMap<object, Conditions>();
+
+/** `retry.on` as sets, made once per config. */
+function retryConditions(conf: { on: readonly RetryCondition[] }): Conditions {
+  let c = conditionsOf.get(conf);
+  if (c === undefined) {
+    const statuses = new Set<number>();
+    for (const x of conf.on) if (x.startsWith("http")) statuses.add(Number(x.slice(4)));
+    c = { conditions: new Set(conf.on), statuses };
+    conditionsOf.set(conf, c);
+  }
+  return c;
+}
+
 /**
  * Run `attempt` on peers of `group` until one succeeds or retrying is over. Resolves with the
  * result and the lease still held; rejects with the last `UpstreamError` (its `attempts` list
@@ -77,7 +96,7 @@ export async function withRetries<T>(
   inspect: RetryInspect<T> = {},
 ): Promise<RetryResult<T>> {
   const conf = group.config.retry;
-  const on = new Set(conf.on);
+  const on = retryConditions(conf);
   const maxTries = conf.tries > 0 ? conf.tries : Math.max(1, group.size);
   const started = group.clock();
   const tried = new Set<Peer>();
@@ -92,6 +111,7 @@ export async function withRetries<T>(
     group.canTry(tried);
   const record = (lease: Lease, n: number, r: AttemptRecord, outcome: Outcome) => {
     attempts.push(r);
+    if (!attemptChannel.hasSubscribers) return;
     publish(attemptChannel, {
       group: group.name,
       peer: lease.peer.name,
@@ -125,7 +145,10 @@ export async function withRetries<T>(
       const condition = conditionOfError[e.kind];
       const outcome: Outcome = condition ? "failure" : "neutral";
       const retry =
-        condition !== undefined && on.has(condition) && (mayResend || !e.sent) && budgetLeft(n);
+        condition !== undefined &&
+        on.conditions.has(condition) &&
+        (mayResend || !e.sent) &&
+        budgetLeft(n);
       record(lease, n, { peer: lease.peer.name, error: e.kind, retried: retry }, outcome);
       lease.release(outcome);
       lastError = e;
@@ -136,8 +159,7 @@ export async function withRetries<T>(
       continue;
     }
     const status = inspect.status?.(result);
-    const condition = status !== undefined ? (`http${status}` as RetryCondition) : undefined;
-    if (condition !== undefined && on.has(condition)) {
+    if (status !== undefined && on.statuses.has(status)) {
       const outcome: Outcome = neutralStatuses.has(status!) ? "neutral" : "failure";
       const retry = mayResend && budgetLeft(n);
       record(lease, n, { peer: lease.peer.name, status, retried: retry }, outcome);
@@ -169,6 +191,11 @@ export interface GroupResponse extends UpstreamResponse {
   setCookie: string | undefined;
 }
 
+const responseInspect: RetryInspect<UpstreamResponse> = {
+  status: (r) => r.status,
+  discard: (r) => discardResponse(r),
+};
+
 /** `UpstreamGroup.request`: retries over the peers' pools; the lease ends with the body. */
 export async function requestWithRetries(
   group: UpstreamGroup,
@@ -178,10 +205,7 @@ export async function requestWithRetries(
     group,
     { method: req.method, ctx: req, signal: req.signal, replayable: isInMemory(req.body) },
     (l) => l.pool.request(req),
-    {
-      status: (r) => r.status,
-      discard: discardResponse,
-    },
+    responseInspect,
   );
   releaseWithBody(lease, result, req.signal);
   // Not a spread: a response may have its body as a getter (made only when used).
