@@ -23,8 +23,8 @@
  *   body whatever their fields say.
  * - Timeouts: connect (the connector's), send (no write progress while bytes wait in the
  *   socket), read (the response head; then between two reads of the body), idle (a kept
- *   connection; shortened by the peer's `Keep-Alive: timeout=N`). One timer per connection,
- *   refreshed, not re-created.
+ *   connection; shortened by the peer's `Keep-Alive: timeout=N`). Timers are made once per
+ *   connection and refreshed, not re-created per request.
  */
 import type { Socket } from "node:net";
 import { Readable } from "node:stream";
@@ -274,15 +274,24 @@ class H1Connection {
   private ex: Exchange | undefined = undefined;
   /** The body's consumer asked for more (false: it is full, the socket is paused). */
   private flowing = true;
-  private timer: NodeJS.Timeout | undefined = undefined;
-  private timerMs = 0;
-  /** The timer is kept but means nothing (the phase has no timeout). */
-  private timerOff = true;
+  // Two timers, each made once and refreshed (a request moves between idle and busy, whose
+  // durations differ: one timer re-created at each move would be two setTimeouts a request).
+  // A timer whose phase is over is not cleared, only marked off: it fires once for nothing.
+  private ioTimer: NodeJS.Timeout | undefined = undefined;
+  private ioMs = 0;
+  private ioOff = true;
+  private idleTimer: NodeJS.Timeout | undefined = undefined;
+  private idleMs = 0;
+  private idleOff = true;
   /** The peer closed its side (the rest of what it sent may still be in the parser). */
   private peerEnded = false;
   private phase = PHASE_IDLE;
   private sendTimer: NodeJS.Timeout | undefined = undefined;
-  private readonly onTimer = (): void => this.timedOut();
+  private readonly onIoTimer = (): void => this.timedOut();
+  private readonly onIdleTimer = (): void => {
+    if (this.idleOff || this.phase !== PHASE_IDLE) return;
+    this.close();
+  };
 
   constructor(pool: H1Pool, socket: Socket) {
     this.pool = pool;
@@ -302,36 +311,47 @@ class H1Connection {
     return this.ex !== undefined;
   }
 
-  /**
-   * Arm the connection's timer for `ms` (0: off). One Timeout per connection: refreshed, and
-   * only re-created when the duration changes.
-   */
+  /** Arm the read (or body) timeout for `ms` (0: none). */
   private arm(ms: number): void {
+    this.idleOff = true;
     if (ms <= 0) {
-      this.timerOff = true;
+      this.ioOff = true;
       return;
     }
-    this.timerOff = false;
-    if (this.timer !== undefined && this.timerMs === ms) {
-      this.timer.refresh();
+    this.ioOff = false;
+    if (this.ioTimer !== undefined && this.ioMs === ms) {
+      this.ioTimer.refresh();
       return;
     }
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = setTimeout(this.onTimer, ms);
-    this.timer.unref();
-    this.timerMs = ms;
+    if (this.ioTimer !== undefined) clearTimeout(this.ioTimer);
+    this.ioTimer = setTimeout(this.onIoTimer, ms);
+    this.ioTimer.unref();
+    this.ioMs = ms;
   }
 
   private stopTimer(): void {
-    this.timerOff = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.ioOff = true;
+    this.idleOff = true;
+    if (this.ioTimer !== undefined) clearTimeout(this.ioTimer);
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.ioTimer = undefined;
+    this.idleTimer = undefined;
   }
 
   /** The pool keeps the connection: time its idleness. */
   idle(): void {
     this.phase = PHASE_IDLE;
-    this.arm(this.idleTimeout);
+    this.ioOff = true;
+    const ms = this.idleTimeout;
+    this.idleOff = false;
+    if (this.idleTimer !== undefined && this.idleMs === ms) {
+      this.idleTimer.refresh();
+      return;
+    }
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(this.onIdleTimer, ms);
+    this.idleTimer.unref();
+    this.idleMs = ms;
   }
 
   send(
@@ -498,7 +518,7 @@ class H1Connection {
       return;
     }
     ex.started = true;
-    if (!this.timerOff) this.timer!.refresh();
+    if (!this.ioOff) this.ioTimer!.refresh();
     this.parser.feed(chunk);
     this.drive();
   }
@@ -680,13 +700,10 @@ class H1Connection {
   }
 
   private timedOut(): void {
-    if (this.timerOff) return;
-    this.timerOff = true;
+    if (this.ioOff) return;
+    this.ioOff = true;
     const ex = this.ex;
-    if (this.phase === PHASE_IDLE || ex === undefined) {
-      this.close();
-      return;
-    }
+    if (this.phase === PHASE_IDLE || ex === undefined) return;
     const inBody = ex.head !== undefined;
     const sending = !ex.sent || this.socket.writableLength > 0;
     this.fail(

@@ -340,3 +340,19 @@ for (const client of ["brigade", "undici"] as const) {
     }
   });
 }
+
+test("timers: an idle connection closes after the idle timeout (or the peer's Keep-Alive hint), a busy one is not timed as idle", async (t) => {
+  const peer = await rawPeer(t, (request) =>
+    request.includes("/hint") ? ok("h", "Keep-Alive: timeout=1\r\n") : ok("k"),
+  );
+  const p = pool(t, peer.port, { idleTimeout: 150, readTimeout: 400 });
+  for (let i = 0; i < 3; i++) {
+    assert.equal(await text((await p.request({ method: "GET", path: "/" })).body), "k");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(peer.connections, 1, "reused within the idle timeout");
+  await until(() => p.stats().open === 0, 2000, "closed when idle");
+  // timeout=1: kept for 1 s less than that, i.e. not at all.
+  await text((await p.request({ method: "GET", path: "/hint" })).body);
+  assert.equal(p.stats().open, 0);
+});
