@@ -179,31 +179,42 @@ function headerRecord(fields: readonly string[]): Record<string, string | string
 /** Largest body taken whole when it arrived with its head (see `UpstreamResponse.complete`). */
 const COMPLETE_MAX = 256 * 1024;
 
-/** A response read whole with its head: no stream unless someone asks for one. */
-class CompleteResponse implements UpstreamResponse {
+/**
+ * A response: its header record made only if someone asks (the proxy reads `fields`), and, when
+ * it was read whole with its head (`complete`), no stream unless someone asks for one.
+ */
+class H1Response implements UpstreamResponse {
   readonly status: number;
-  readonly headers: Record<string, string | string[]>;
-  readonly complete: Buffer;
+  readonly fields: readonly string[];
+  readonly complete: Buffer | undefined;
   readonly peer: string;
   readonly reused: boolean;
-  private stream: Readable | undefined = undefined;
+  private stream: Readable | undefined;
+  private record: Record<string, string | string[]> | undefined = undefined;
   constructor(
     status: number,
-    headers: Record<string, string | string[]>,
-    complete: Buffer,
+    fields: readonly string[],
+    complete: Buffer | undefined,
+    stream: Readable | undefined,
     peer: string,
     reused: boolean,
   ) {
     this.status = status;
-    this.headers = headers;
+    this.fields = fields;
     this.complete = complete;
+    this.stream = stream;
     this.peer = peer;
     this.reused = reused;
   }
+  get headers(): Record<string, string | string[]> {
+    this.record ??= headerRecord(this.fields);
+    return this.record;
+  }
   get body(): Readable {
-    this.stream ??= Readable.from(this.complete.length > 0 ? [this.complete] : [], {
-      objectMode: false,
-    });
+    this.stream ??= Readable.from(
+      this.complete !== undefined && this.complete.length > 0 ? [this.complete] : [],
+      { objectMode: false },
+    );
     return this.stream;
   }
 }
@@ -250,7 +261,6 @@ interface Exchange {
   /** The body is all here with the head: gathered, and the response resolved at its end. */
   whole: boolean;
   data: Buffer | undefined;
-  headers: Record<string, string | string[]> | undefined;
   /** For the send watchdog: bytes flushed at its last tick. */
   flushed: number;
   stalled: boolean;
@@ -383,7 +393,6 @@ class H1Connection {
         interim: false,
         whole: false,
         data: undefined,
-        headers: undefined,
         flushed: -1,
         stalled: false,
         stopBody: undefined,
@@ -576,8 +585,8 @@ class H1Connection {
       clearTimeout(this.sendTimer);
       this.sendTimer = undefined;
     }
-    const headers = headerRecord(head.fields);
     if (status === 101) {
+      const headers = headerRecord(head.fields);
       if (!ex.upgrade) {
         throw Object.assign(new Error("upstream response: a 101 to a request without Upgrade"), {
           status: 502,
@@ -600,9 +609,10 @@ class H1Connection {
     }
     this.phase = PHASE_BODY;
     this.arm(ex.bodyTimeout);
-    const hint = headers["keep-alive"];
-    if (typeof hint === "string") {
-      const m = KEEP_ALIVE_TIMEOUT_RE.exec(hint);
+    const fields = head.fields;
+    for (let i = 0; i < fields.length; i += 2) {
+      if (fields[i] !== "keep-alive") continue;
+      const m = KEEP_ALIVE_TIMEOUT_RE.exec(fields[i + 1]!);
       // A second less than the peer's, as undici does: never reuse one as the peer closes it.
       if (m) this.idleTimeout = Math.min(this.idleTimeout, Number(m[1]) * 1000 - 1000);
     }
@@ -614,7 +624,6 @@ class H1Connection {
     ) {
       // All here: gathered now, resolved at its END (within this same drive).
       ex.whole = true;
-      ex.headers = headers;
       return;
     }
     const body = new ResponseBody(this);
@@ -625,7 +634,7 @@ class H1Connection {
     const resolve = ex.resolve!;
     ex.resolve = undefined;
     ex.reject = undefined;
-    resolve({ status, headers, body, peer: this.pool.peer, reused: ex.reused });
+    resolve(new H1Response(status, fields, undefined, body, this.pool.peer, ex.reused));
   }
 
   private onMessageEnd(): void {
@@ -656,7 +665,14 @@ class H1Connection {
     if (!this.closed && this.socket.isPaused()) this.socket.resume();
     if (ex.whole) {
       resolve!(
-        new CompleteResponse(head.status, ex.headers!, ex.data ?? EMPTY, this.pool.peer, ex.reused),
+        new H1Response(
+          head.status,
+          head.fields,
+          ex.data ?? EMPTY,
+          undefined,
+          this.pool.peer,
+          ex.reused,
+        ),
       );
     }
   }

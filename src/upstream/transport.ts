@@ -57,7 +57,12 @@ export interface UpstreamRequest {
 export interface UpstreamResponse {
   status: number;
   /** Lower-case names; repeated headers (Set-Cookie) as arrays. */
-  headers: Record<string, string | string[]>;
+  readonly headers: Record<string, string | string[]>;
+  /**
+   * The fields as received, `[name, value, ...]` with lowercase names, when the transport has
+   * them that way (Brigade's: `headers` is then only made if asked for).
+   */
+  readonly fields?: readonly string[] | undefined;
   /**
    * Read it to the end or destroy it: see the module doc. With `complete`, made on first use
    * (and already whole): a caller that takes `complete` need not touch it.

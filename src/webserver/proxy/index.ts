@@ -442,7 +442,7 @@ export const proxy: WebModule<Settings> = {
     ): Promise<WebResponse | Reroute> => {
       const vars = req.vars;
       vars.set("upstream_header_time", seconds(performance.now() - started));
-      const head = clientResponseFields(res.headers, resPlan, req);
+      const head = clientResponseFields(res, resPlan, req);
       const complete = res.complete;
       const status = res.status;
       const ended = (received: number): void => {
@@ -577,7 +577,7 @@ export const proxy: WebModule<Settings> = {
       req.vars.set("upstream_header_time", seconds(performance.now() - started));
       const flat: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(up.headers)) if (v !== undefined) flat[k] = v;
-      const fields = clientResponseFields(flat, resPlan, req).fields;
+      const fields = clientResponseFields({ headers: flat }, resPlan, req).fields;
       fields.set("upgrade", String(up.headers.upgrade ?? upgrade));
       if (lease.setCookie !== undefined) fields.append("set-cookie", lease.setCookie);
       let taken = false;
