@@ -163,13 +163,18 @@ function jsonLine(r: AccessRecord): string {
   });
 }
 
-/** Buffers lines and writes them in batches; `close()` flushes synchronously. */
+/**
+ * Buffers lines and writes them in batches; `close()` waits for the batch being written, then
+ * writes the rest synchronously.
+ */
 export class AccessLogWriter {
   private fd: number;
   private readonly file: string;
   private buffer = "";
   private writing = false;
   private closed = false;
+  /** Called once no batch is being written (set by `close`). */
+  private idle: (() => void) | undefined;
   /** Lines dropped because the disk could not keep up (the buffer stays bounded). */
   dropped = 0;
   private static readonly MAX_BUFFER = 8 * 1024 * 1024;
@@ -196,6 +201,7 @@ export class AccessLogWriter {
   private readonly flush = (): void => {
     if (this.buffer === "" || this.closed) {
       this.writing = false;
+      this.idle?.();
       return;
     }
     const data = this.buffer;
@@ -222,12 +228,23 @@ export class AccessLogWriter {
   }
 
   /**
-   * Write what is buffered, synchronously, and stop. The descriptor is left to the process's
-   * exit: a batch written asynchronously may still be using it.
+   * Stop: wait (up to `waitMs`) for the batch being written, then write what is buffered,
+   * synchronously. Exiting while a batch is only queued in libuv's thread pool would lose it (a
+   * reload lost the last lines of each old worker that way). The descriptor is left to the
+   * process's exit.
    */
-  close(): void {
+  async close(waitMs = 2000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.writing) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.idle = resolve;
+        timer = setTimeout(resolve, waitMs);
+        timer.unref();
+      });
+      clearTimeout(timer);
+    }
     try {
       if (this.buffer !== "") writeSync(this.fd, this.buffer);
     } catch {

@@ -28,11 +28,13 @@ import {
   type MasterOptions,
   parseListen,
   type ReloadableOptions,
+  type WorkerExit,
+  type WorkerInfo,
 } from "../process/master.ts";
 import { Hooks, hooksFrom } from "./hooks.ts";
 import { AppLoadError, formatAppLoadError, loadApp } from "./load.ts";
 import { MetricsAggregator } from "./metrics.ts";
-import { watchForReload } from "./reloader.ts";
+import { type ReloadWatch, watchForReload } from "./reloader.ts";
 import type { AppWorkerData } from "./worker.ts";
 
 /** The app worker module (also what `brigade up` runs in its app pool). */
@@ -81,13 +83,21 @@ function jsonConfig(config: Config): Record<string, unknown> {
   return JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
 }
 
-/** What each app worker gets as `ctx.data` (also for `brigade up`'s app pool). */
-export function workerData(config: Config, file: string | undefined): AppWorkerData {
+/**
+ * What each app worker gets as `ctx.data` (also for `brigade up`'s app pool, which passes the
+ * app tier's directory and umask: its master does not change its own).
+ */
+export function workerData(
+  config: Config,
+  file: string | undefined,
+  place: { cwd?: string; umask?: number | undefined } = {},
+): AppWorkerData {
   const json = jsonConfig(config);
   return {
     app: json.app as Config["app"],
     config: json,
-    cwd: process.cwd(),
+    cwd: place.cwd ?? process.cwd(),
+    ...(place.umask !== undefined ? { umask: place.umask } : {}),
     configFile: file,
     workerHooks: workerHookNames.filter(
       (n) => typeof (config.app as Record<string, unknown>)[n] === "function",
@@ -149,6 +159,109 @@ async function startMetrics(
   return server;
 }
 
+/**
+ * The app tier's master side, for `brigade app` and for `brigade up`'s app pool, with the same
+ * meaning under both: the master hooks (`onStarting`, `whenReady`, `onReload`, `childExit`,
+ * `onExit`), preload, the development reloader, and the warnings for settings that only a
+ * restart applies. The caller runs the master and calls each step at its moment.
+ */
+export class AppMasterSide {
+  private current: Config;
+  private hooks: Hooks;
+  private readonly file: string | undefined;
+  private readonly logger: Logger;
+  /** Where the app spec and the reloader's paths are resolved. */
+  readonly cwd: string;
+
+  constructor(config: Config, file: string | undefined, logger: Logger, cwd = process.cwd()) {
+    this.current = config;
+    this.file = file;
+    this.logger = logger;
+    this.cwd = cwd;
+    this.hooks = new Hooks(hooksFrom(config, masterHookNames), logger);
+  }
+
+  /** What master hooks get as `server`. */
+  server(): HookServer {
+    return { pid: process.pid, config: this.current, logger: this.logger };
+  }
+
+  /**
+   * Before anything is bound: `onStarting`, then `preload`. Resolves with an exit code when the
+   * app cannot be loaded (ExitCode.appLoad, its error logged with its stack), else undefined.
+   */
+  async starting(): Promise<number | undefined> {
+    await this.hooks.call("onStarting", this.server());
+    const a = this.current.app;
+    if (!a.preload) return undefined;
+    try {
+      await loadApp(a.app!, { cwd: this.cwd });
+      this.logger.info("app preloaded in the master", { app: a.app });
+    } catch (error) {
+      if (!(error instanceof AppLoadError)) throw error;
+      const e = new AppLoadError(error.reason, error.file, error.message, error.cause);
+      e.stack = formatAppLoadError(error);
+      this.logger.fatal("the app cannot be loaded (preload)", { error: e });
+      return ExitCode.appLoad;
+    }
+    return undefined;
+  }
+
+  /**
+   * A reload read `next` (already validated): warn about what needs a restart, apply `env`, take
+   * the new config's hooks, and run `onReload`.
+   */
+  async reloaded(next: Config): Promise<void> {
+    for (const key of restartOnly) {
+      if (JSON.stringify(next.app[key]) !== JSON.stringify(this.current.app[key])) {
+        this.logger.warn(`app.${key} changed; it takes effect on a restart, not a reload`);
+      }
+    }
+    setEnv(next.app.env);
+    this.current = next;
+    this.hooks = new Hooks(hooksFrom(next, masterHookNames), this.logger);
+    await this.hooks.call("onReload", this.server());
+  }
+
+  /** The first full set of workers is ready: `whenReady`. */
+  ready(): void {
+    void this.hooks.call("whenReady", this.server());
+  }
+
+  /** An app worker ended: `childExit`. */
+  workerExited(info: WorkerInfo, exit: WorkerExit): void {
+    if (!this.hooks.has("childExit")) return;
+    const w: HookExitedWorker = {
+      id: info.id,
+      pid: info.pid,
+      generation: info.generation,
+      code: exit.code,
+      signal: exit.signal,
+      reason: exit.reason,
+    };
+    this.hooks.callSync("childExit", this.server(), w);
+  }
+
+  /** With `reload` (development), watch the sources and call `reload` on a change. */
+  watch(reload: () => void): ReloadWatch | undefined {
+    const a = this.current.app;
+    if (!a.reload) return undefined;
+    return watchForReload({
+      app: a.app!,
+      cwd: this.cwd,
+      configFile: this.file,
+      extra: a.reloadExtraFiles,
+      logger: this.logger,
+      onChange: reload,
+    });
+  }
+
+  /** Last: `onExit`. */
+  async exit(): Promise<void> {
+    await this.hooks.call("onExit", this.server());
+  }
+}
+
 export async function run(config: Config, ctx: TierContext): Promise<number> {
   const logger = ctx.logger.child({ tier: "app" });
   const a = config.app;
@@ -166,23 +279,9 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
   if (a.umask !== undefined) process.umask(a.umask);
   setEnv(a.env);
 
-  let current = config;
-  const serverInfo = (): HookServer => ({ pid: process.pid, config: current, logger });
-  let hooks = new Hooks(hooksFrom(config, masterHookNames), logger);
-  await hooks.call("onStarting", serverInfo());
-
-  if (a.preload) {
-    try {
-      await loadApp(a.app!, { cwd: process.cwd() });
-      logger.info("app preloaded in the master", { app: a.app });
-    } catch (error) {
-      if (!(error instanceof AppLoadError)) throw error;
-      const e = new AppLoadError(error.reason, error.file, error.message, error.cause);
-      e.stack = formatAppLoadError(error);
-      logger.fatal("the app cannot be loaded (preload)", { error: e });
-      return ExitCode.appLoad;
-    }
-  }
+  const side = new AppMasterSide(config, ctx.file, logger);
+  const failed = await side.starting();
+  if (failed !== undefined) return failed;
 
   const aggregator = new MetricsAggregator();
   let master: Master | undefined;
@@ -215,48 +314,19 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
       const next = await ctx.reload();
       const problems = conflicts(next.app);
       if (problems.length > 0) throw new Error(problems.join("; "));
-      for (const key of restartOnly) {
-        if (JSON.stringify(next.app[key]) !== JSON.stringify(current.app[key])) {
-          logger.warn(`app.${key} changed; it takes effect on a restart, not a reload`);
-        }
-      }
-      setEnv(next.app.env);
-      current = next;
-      hooks = new Hooks(hooksFrom(next, masterHookNames), logger);
-      await hooks.call("onReload", serverInfo());
+      await side.reloaded(next);
       return masterOptions(next, ctx.file);
     },
     hooks: {
-      onReady: () => {
-        void hooks.call("whenReady", serverInfo());
-      },
+      onReady: () => side.ready(),
       onWorkerExit: (info, exit) => {
         aggregator.workerExited(info, exit);
-        if (hooks.has("childExit")) {
-          const w: HookExitedWorker = {
-            id: info.id,
-            pid: info.pid,
-            generation: info.generation,
-            code: exit.code,
-            signal: exit.signal,
-            reason: exit.reason,
-          };
-          hooks.callSync("childExit", serverInfo(), w);
-        }
+        side.workerExited(info, exit);
       },
     },
   };
   master = new Master(options);
-  const watcher = a.reload
-    ? watchForReload({
-        app: a.app!,
-        cwd: process.cwd(),
-        configFile: ctx.file,
-        extra: a.reloadExtraFiles,
-        logger,
-        onChange: () => master?.enqueue("reload"),
-      })
-    : undefined;
+  const watcher = side.watch(() => master?.enqueue("reload"));
   let code: number;
   try {
     code = await master.run();
@@ -265,6 +335,6 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     metricsServer?.close();
     metricsServer?.closeAllConnections();
   }
-  await hooks.call("onExit", serverInfo());
+  await side.exit();
   return code;
 }

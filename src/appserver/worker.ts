@@ -3,6 +3,7 @@
  * gateway contract and serves it with node:http on the master's sockets.
  *
  * Boot, in order (gunicorn's worker init):
+ * 0. move to the app tier's directory and umask, when the master has not (`brigade up`);
  * 1. import the config file again for the worker-side hooks (functions do not travel as JSON);
  * 2. `postFork(server, worker)`;
  * 3. switch to `user`/`group` (supplementary groups too), if set;
@@ -55,8 +56,10 @@ export interface AppWorkerData {
   app: Config["app"];
   /** The whole validated config, for hooks' `server.config`. */
   config: Record<string, unknown>;
-  /** Where the app spec is resolved (after `chdir`). */
+  /** Where the app spec is resolved (after `chdir`); the worker moves there if it is not. */
   cwd: string;
+  /** A umask for the worker to set (`brigade up`, whose master keeps its own). */
+  umask?: number;
   /** The config file, imported again by workers for their hooks. */
   configFile: string | undefined;
   /** The worker-side hooks the config file defines. */
@@ -122,6 +125,20 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
   const data = ctx.data as AppWorkerData;
   const c = data.app;
   const logger = ctx.logger;
+  // Under `brigade up` the master stays where it started: the app tier's workers move themselves.
+  if (data.cwd !== process.cwd()) {
+    try {
+      process.chdir(data.cwd);
+    } catch (error) {
+      throw new AppLoadError(
+        "spec",
+        "",
+        `cannot change directory to ${data.cwd} (app.chdir)`,
+        error,
+      );
+    }
+  }
+  if (data.umask !== undefined) process.umask(data.umask);
   const hooks = await loadWorkerHooks(data.configFile, data.workerHooks, logger);
   const self: HookWorker = {
     id: ctx.id,
@@ -184,6 +201,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
     status: number,
     bytes: number | undefined,
     seconds: number,
+    remote = clientAddress(req),
   ) => {
     if (!accessLog || !format) return;
     try {
@@ -194,7 +212,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
           status,
           bytes,
           duration: seconds,
-          remote: clientAddress(req),
+          remote,
           end: new Date(),
         }),
       );
@@ -208,6 +226,8 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
   let finishedRequests = 0;
   const inFlight = new Set<InFlight>();
   const connections = new Set<Socket>();
+  /** Connections handed to the app by an upgrade: they last until the app or client ends them. */
+  const upgraded = new Set<Socket>();
   /** Requests in progress per connection: a connection with none may be closed when quiet. */
   const activeRequests = Symbol("brigade.activeRequests");
   type Tracked = Socket & { [activeRequests]?: number };
@@ -218,7 +238,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
     draining = true;
     kind.drain();
     for (const r of inFlight) if (!r.res.headersSent) r.res.shouldKeepAlive = false;
-    for (const s of connections) s.setTimeout(drainQuietMs);
+    for (const s of connections) if (!upgraded.has(s)) s.setTimeout(drainQuietMs);
   };
 
   // node:http never listens itself: acceptors hand it the connections they take.
@@ -330,7 +350,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
       if (hooks.has("postRequest")) {
         hooks.callSync("postRequest", self, req, res, { status, durationMs: seconds * 1000 });
       }
-      if (ran) kind.finished(res);
+      if (ran) kind.finished();
       finishedRequests++;
       if (maxRequests > 0 && finishedRequests === maxRequests) {
         logger.info("max requests reached; asking to be replaced", { requests: finishedRequests });
@@ -361,9 +381,69 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
       if (hooks.has("preRequest")) hooks.callSync("preRequest", self, req);
       listener(req, res);
     };
-    kind.request(req, res, run);
+    kind.request(req.socket, () => res.destroyed || res.socket?.destroyed === true, run);
   };
   http1.on("request", serve);
+
+  // Upgrades (WebSockets) go to the app's server object, as node:http would emit them there
+  // (src/gateway/contract.ts). While it has no `upgrade` listener, node:http's own rule makes an
+  // upgrade request an ordinary one; where `shouldUpgradeCallback` is missing (Node before
+  // 24.9), that is decided once, now. An upgraded connection stays one of the worker's
+  // connections until it closes (it counts toward `workerConnections`), is one request in
+  // flight meanwhile (a sync worker serves nothing else), and is logged when it closes.
+  const upgrades = app.kind === "node" ? app.upgrades : undefined;
+  const perRequest = typeof (http1 as { shouldUpgradeCallback?: unknown }).shouldUpgradeCallback;
+  if (upgrades && (perRequest === "function" || upgrades.listenerCount("upgrade") > 0)) {
+    (http1 as { shouldUpgradeCallback?: (req: IncomingMessage) => boolean }).shouldUpgradeCallback =
+      () => upgrades.listenerCount("upgrade") > 0;
+    http1.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      const start = performance.now();
+      const remote = clientAddress(req);
+      const limit = checkHead(req, limits);
+      // A stopping worker takes no new long-lived connection: the client retries elsewhere.
+      const refusal = limit !== 0 ? limit : draining ? 503 : 0;
+      if (refusal !== 0) {
+        metrics.badRequest(refusal);
+        writeAccess(req, undefined, refusal, 0, 0, remote);
+        answerClientError(socket, refusal);
+        return;
+      }
+      upgraded.add(socket);
+      metrics.requestStarted();
+      // The status the app answered with: the first line it writes (a 101, or a refusal).
+      let status = 0;
+      const write = socket.write;
+      socket.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+        socket.write = write;
+        const m = /^HTTP\/1\.[01] (\d{3})/.exec(
+          typeof chunk === "string" ? chunk : String((chunk as Buffer).subarray?.(0, 16) ?? ""),
+        );
+        status = m ? Number(m[1]) : 0;
+        return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+      } as typeof socket.write;
+      let ran = false;
+      socket.once("close", () => {
+        upgraded.delete(socket);
+        const seconds = (performance.now() - start) / 1000;
+        metrics.requestEnded(status, seconds);
+        writeAccess(req, undefined, status, socket.bytesWritten, seconds, remote);
+        if (ran) kind.finished();
+      });
+      kind.request(
+        socket,
+        () => socket.destroyed,
+        () => {
+          ran = true;
+          try {
+            upgrades.emit("upgrade", req, socket, head);
+          } catch (error) {
+            logger.error("app upgrade handler failed", { error, url: req.url });
+            answerClientError(socket, 500);
+          }
+        },
+      );
+    });
+  }
 
   ctx.onBlocked(() => {
     const now = Date.now();
@@ -413,19 +493,33 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
       for (const s of connections) s.destroy();
     } else {
       // Busy connections close after their response (Connection: close), quiet ones through
-      // their timeout (see drain).
+      // their timeout (see drain). Upgraded ones get the grace period, less a second, to end by
+      // themselves; then they are cut, so that the worker still ends by itself (workerExit).
+      const cut = setTimeout(
+        () => {
+          if (upgraded.size > 0) {
+            logger.info("closing upgraded connections at the end of the grace period", {
+              connections: upgraded.size,
+            });
+          }
+          for (const s of upgraded) s.destroy();
+        },
+        Math.max(0, c.gracefulTimeout * 1000 - 1000),
+      );
+      cut.unref();
       if (connections.size > 0) {
         await new Promise<void>((resolve) => {
           allClosed = resolve;
         });
       }
+      clearTimeout(cut);
       await pending.settled(c.gracefulTimeout * 1000);
     }
     if (exited) return;
     exited = true;
     metrics.stop();
     await hooks.call("workerExit", server, self);
-    accessLog?.close();
+    await accessLog?.close();
   });
 
   await hooks.call("postWorkerInit", self);

@@ -7,10 +7,27 @@
  * - a Node **request listener** `(req, res)` (an Express app, Koa's `app.callback()`, Fastify's
  *   `.routing` after `ready()`).
  *
+ * **Upgrades (WebSockets).** node:http hands a request with `Connection: upgrade` to its server's
+ * `upgrade` event, and that is where WebSocket libraries attach (`new WebSocketServer({ server })`
+ * of `ws`, socket.io's `new Server(server)`, `server.on("upgrade", ...)` calling
+ * `wss.handleUpgrade`, @hono/node-ws's `injectWebSocket(server)`). An app that takes upgrades
+ * therefore exports **its node:http server**, created but never listening
+ * (`export default http.createServer(app)`, with the WebSocket server attached to it as in any
+ * tutorial, minus the `listen()`): requests go to its `request` listener, and upgrade requests
+ * are emitted on it as `server.emit("upgrade", req, socket, head)`, exactly as if it listened. A
+ * Fastify instance needs nothing: upgrades are emitted on `fastify.server`, where
+ * @fastify/websocket listens. While no `upgrade` listener is attached, an upgrade request is an
+ * ordinary request (node:http's own rule), so the app answers it. Other shapes (an Express app
+ * exported as it is, a fetch handler) take no upgrades: the app sees an ordinary request (there
+ * is no `Deno.upgradeWebSocket`-like API for fetch handlers). An upgraded connection counts
+ * toward the worker's connections and holds a sync worker until it closes; a graceful stop
+ * closes those still open just before `gracefulTimeout` (docs/appserver.md, "WebSockets").
+ *
  * This module is public: apps may import its types and markers (through src/gateway/index.ts,
  * meant to be the package's `brigade/gateway` export).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 
 /** TLS details of the connection the request came on, when it came over TLS. */
 export interface TlsInfo {
@@ -62,10 +79,24 @@ export type FetchHandler = (request: Request, ctx: AppContext) => Response | Pro
 /** A Node request listener, as node:http's `request` event takes it. */
 export type NodeListener = (req: IncomingMessage, res: ServerResponse) => void;
 
+/**
+ * Where a Node app takes upgrade requests: the node:http server object its WebSocket library
+ * attached to (see the module comment). Only `emit` and `listenerCount` are used.
+ */
+export interface UpgradeTarget {
+  emit(event: "upgrade", req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  listenerCount(event: "upgrade"): number;
+}
+
 /** An app after detection: one of the two shapes, ready to be served. */
 export type LoadedApp =
   | { readonly kind: "fetch"; readonly fetch: FetchHandler }
-  | { readonly kind: "node"; readonly listener: NodeListener };
+  | {
+      readonly kind: "node";
+      readonly listener: NodeListener;
+      /** The server its upgrade requests are emitted on, when the app has one. */
+      readonly upgrades?: UpgradeTarget;
+    };
 
 /** Marks a value whose shape was declared by the app author, so no guessing is needed. */
 export const appShape: unique symbol = Symbol.for("brigade.appShape");

@@ -3,12 +3,14 @@
  *
  * Rules, first match wins:
  * 1. declared with `defineApp(...)` / `nodeListener(...)`: as declared;
- * 2. a Fastify instance (`ready` + `routing`): awaited `ready()`, then its `.routing` (node);
+ * 2. a Fastify instance (`ready` + `routing`): awaited `ready()`, then its `.routing` (node;
+ *    upgrades go to `.server`, where @fastify/websocket listens);
  * 3. a Koa instance (`callback` + `use` + `middleware` array): `app.callback()` (node);
  * 4. an Express/Connect app (a function with `handle` and `use`): itself (node);
  * 5. an object with a `fetch` method (a Hono app, `export default { fetch }`): fetch, called as
  *    `fetch(request, ctx, ctx)` so Cloudflare-style `(request, env, ctx)` modules also work;
- * 6. a node:http Server with a `request` listener: that listener (node);
+ * 6. a node:http Server with a `request` listener: that listener, called on the server as
+ *    node:http calls it (node; upgrades are emitted on the server, for WebSocket libraries);
  * 7. a bare function: **two or more parameters → Node `(req, res)` listener**, zero or one →
  *    fetch handler `(request)`. A two-parameter fetch function `(request, ctx)` must be wrapped
  *    in `defineApp()`; if it was not, the Node adapter notices the Response it returns and logs
@@ -16,7 +18,13 @@
  * Anything else is an {@link AppShapeError} saying what was found and what is accepted.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { AppContext, FetchHandler, LoadedApp, NodeListener } from "./contract.ts";
+import type {
+  AppContext,
+  FetchHandler,
+  LoadedApp,
+  NodeListener,
+  UpgradeTarget,
+} from "./contract.ts";
 import { appShape } from "./contract.ts";
 
 /** The value exported is not an app. The message says what it is and what is accepted. */
@@ -54,6 +62,11 @@ export function describeValue(v: unknown): string {
   return `a ${typeof v} (${String(v).slice(0, 40)})`;
 }
 
+function isUpgradeTarget(v: unknown): v is UpgradeTarget {
+  const o = v as Partial<UpgradeTarget> | null | undefined;
+  return typeof o?.emit === "function" && typeof o.listenerCount === "function";
+}
+
 /**
  * Detect the shape of an exported value. Async because a Fastify instance must be `ready()`.
  * @throws AppShapeError when the value is no app.
@@ -74,7 +87,12 @@ export async function resolveApp(exported: unknown): Promise<LoadedApp> {
   if (typeof value.ready === "function" && typeof value.routing === "function") {
     await (value.ready as () => Promise<unknown>).call(value);
     const routing = value.routing as (req: IncomingMessage, res: ServerResponse) => void;
-    return { kind: "node", listener: (req, res) => routing.call(value, req, res) };
+    const upgrades = isUpgradeTarget(value.server) ? value.server : undefined;
+    return {
+      kind: "node",
+      listener: (req, res) => routing.call(value, req, res),
+      ...(upgrades ? { upgrades } : {}),
+    };
   }
   if (
     typeof value.callback === "function" &&
@@ -100,8 +118,15 @@ export async function resolveApp(exported: unknown): Promise<LoadedApp> {
   if (typeof value.listeners === "function" && typeof value.listen === "function") {
     const server = value as unknown as { listeners(e: string): unknown[] };
     const listener = server.listeners("request")[0];
-    if (typeof listener === "function") return { kind: "node", listener: listener as NodeListener };
-    throw new AppShapeError("found a node:http Server with no request listener");
+    if (typeof listener !== "function") {
+      throw new AppShapeError("found a node:http Server with no request listener");
+    }
+    const fn = listener as (this: unknown, req: IncomingMessage, res: ServerResponse) => void;
+    return {
+      kind: "node",
+      listener: (req, res) => fn.call(server, req, res),
+      ...(isUpgradeTarget(value) ? { upgrades: value } : {}),
+    };
   }
   if (typeof exported === "function") {
     if (Function.prototype.toString.call(exported).startsWith("class")) {

@@ -13,6 +13,7 @@ export type {
   LoadedApp,
   NodeListener,
   TlsInfo,
+  UpgradeTarget,
 } from "./contract.ts";
 export { appShape, defineApp, nodeListener } from "./contract.ts";
 export { AppShapeError, acceptedShapes, describeValue, resolveApp } from "./detect.ts";

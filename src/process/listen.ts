@@ -299,9 +299,19 @@ export const LISTEN_FDS_ENV = "BRIGADE_LISTEN_FDS";
 
 /** Read and remove `BRIGADE_LISTEN_FDS`, so our own workers and a later re-exec never see it. */
 export function takeInheritedFds(env: NodeJS.ProcessEnv = process.env): Map<string, number> {
+  const out = peekInheritedFds(env);
+  delete env[LISTEN_FDS_ENV];
+  return out;
+}
+
+/**
+ * Read `BRIGADE_LISTEN_FDS` without removing it: for what a master's owner adopts itself (the
+ * stack's admin listener) before the master takes the rest. Empty when this process is no
+ * USR2 successor.
+ */
+export function peekInheritedFds(env: NodeJS.ProcessEnv = process.env): Map<string, number> {
   const out = new Map<string, number>();
   const text = env[LISTEN_FDS_ENV];
-  delete env[LISTEN_FDS_ENV];
   if (!text) return out;
   try {
     for (const item of JSON.parse(text) as { fd: number; key: string }[]) {

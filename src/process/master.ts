@@ -127,6 +127,16 @@ interface MasterBase {
    * for a load balancer to see `onStopping`'s effect (a readiness probe turned 503) first.
    */
   stopDelay?: number;
+  /**
+   * What the master's owner hands to a USR2 successor besides the pools' sockets (`brigade up`:
+   * its admin listener). `fds()` names them (keys the successor finds in `BRIGADE_LISTEN_FDS`;
+   * an inherited fd whose key it lists is left to the owner, not closed); `changed(true)` once a
+   * successor runs, `changed(false)` when it exited and this master goes on.
+   */
+  handover?: {
+    fds(): readonly { key: string; fd: number }[];
+    changed(successor: boolean): void;
+  };
 }
 
 /**
@@ -375,8 +385,9 @@ export class Master {
       for (const m of this.pools) for (const l of m.listeners) l.close(true);
       throw error;
     }
-    // Inherited sockets no longer in the config are closed, not leaked.
-    for (const fd of inherited.values()) closeSync(fd);
+    // Inherited sockets no longer in the config are closed, not leaked (the owner's are its own).
+    const owners = new Set(this.options.handover?.fds().map((f) => f.key));
+    for (const [key, fd] of inherited) if (!owners.has(key)) closeSync(fd);
     for (const sig of Object.keys(signalActions)) process.on(sig, this.onSignal);
     this.logger.info("master started", {
       pid: process.pid,
@@ -478,6 +489,12 @@ export class Master {
           m.pool.tick(now);
         }
       }
+      for (const m of this.pools) {
+        if (this.pendingWinch.has(m) && !this.hasDependents(m)) {
+          this.pendingWinch.delete(m);
+          m.pool.stopAll(true, true);
+        }
+      }
       // A graceful stop goes front first: a pool whose dependents are gone stops now.
       if (this.stopping && this.stopAt === undefined && this.pendingStop.size > 0) {
         for (const m of this.pools) {
@@ -512,8 +529,11 @@ export class Master {
 
   /** Pools told to stop gracefully once their dependents are gone. */
   private readonly pendingStop = new Set<Managed>();
+  /** The same for WINCH (the master stays); a reload or a stop cancels it. */
+  private readonly pendingWinch = new Set<Managed>();
 
   private stopPools(graceful: boolean): void {
+    this.pendingWinch.clear();
     if (!graceful) {
       this.pendingStop.clear();
       for (const m of this.pools) m.pool.stopAll(false);
@@ -570,13 +590,18 @@ export class Master {
         return;
       case "winch":
         this.logger.info("stopping workers gracefully; the master stays (WINCH)");
-        for (const m of this.pools) m.pool.stopAll(true, true);
+        // Front first, as a graceful stop: the web workers are gone before their app workers go.
+        for (const m of this.pools) {
+          if (this.hasDependents(m)) this.pendingWinch.add(m);
+          else m.pool.stopAll(true, true);
+        }
         return;
       case "reopen":
         this.logger.reopen();
         for (const m of this.pools) m.pool.reopenLogs();
         return;
       case "reload":
+        this.pendingWinch.clear();
         await this.reload();
         return;
       case "reexec":
@@ -645,7 +670,10 @@ export class Master {
     }
     const pidfile = this.options.pidfile;
     if (pidfile) movePidfile(pidfile, `${pidfile}.oldbin`);
-    const all = this.listeners;
+    const all = [
+      ...this.listeners.map((l) => ({ key: l.key, fd: l.fd })),
+      ...(this.options.handover?.fds() ?? []),
+    ];
     const env = {
       ...process.env,
       [LISTEN_FDS_ENV]: JSON.stringify(all.map((l, i) => ({ fd: 3 + i, key: l.key }))),
@@ -659,6 +687,7 @@ export class Master {
     this.reexecChild = child;
     this.handedOver = true;
     this.logger.info("started a new master (USR2)", { pid: child.pid });
+    this.options.handover?.changed(true);
     child.on("error", (error) => this.logger.error("cannot start a new master", { error }));
     child.on("exit", (code, signal) => {
       this.reexecChild = undefined;
@@ -666,6 +695,7 @@ export class Master {
       this.handedOver = false;
       if (pidfile) movePidfile(`${pidfile}.oldbin`, pidfile);
       this.logger.warn("the new master exited; this master goes on", { code, signal });
+      this.options.handover?.changed(false);
     });
   }
 

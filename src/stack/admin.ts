@@ -9,6 +9,7 @@
  * - `GET /dashboard`: a live page (dashboard.ts), fed by `GET /dashboard/data` (JSON).
  * Every other path: 404. HEAD is answered like GET without the body.
  */
+import { renameSync, rmSync } from "node:fs";
 import http from "node:http";
 import type { Logger } from "../core/logger.ts";
 import { parseListen } from "../process/master.ts";
@@ -25,7 +26,8 @@ export async function startAdmin(
   address: string,
   handlers: AdminHandlers,
   logger: Logger,
-): Promise<{ server: http.Server; address: string }> {
+  options: { fd?: number | undefined } = {},
+): Promise<{ server: http.Server; address: string; fd: number | undefined }> {
   const page = dashboardPage();
   const server = http.createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
@@ -75,18 +77,32 @@ export async function startAdmin(
   });
   server.keepAliveTimeout = 5000;
   const spec = parseListen(address);
+  // A unix socket is bound at `<path>.<pid>` and renamed into place (as the control socket):
+  // a USR2 successor renames its own over it, and closing never unlinks the path. A TCP one is
+  // handed to the successor as a descriptor (`fd`), so no connection is refused meanwhile.
+  const at = spec.kind === "unix" ? `${spec.path}.${process.pid}` : undefined;
+  if (at !== undefined) rmSync(at, { force: true });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    if (spec.kind === "unix") server.listen(spec.path, () => resolve());
-    else server.listen(spec.port, spec.host, () => resolve());
+    if (options.fd !== undefined) server.listen({ fd: options.fd }, () => resolve());
+    else if (at !== undefined) server.listen(at, () => resolve());
+    else if (spec.kind === "tcp") server.listen(spec.port, spec.host, () => resolve());
   });
+  if (at !== undefined && spec.kind === "unix") renameSync(at, spec.path);
   const where = server.address();
   const bound =
-    typeof where === "string"
-      ? `unix:${where}`
-      : where?.family === "IPv6"
-        ? `[${where.address}]:${where.port}`
-        : `${where?.address}:${where?.port}`;
+    spec.kind === "unix"
+      ? `unix:${spec.path}`
+      : typeof where === "string"
+        ? `unix:${where}`
+        : where?.family === "IPv6"
+          ? `[${where.address}]:${where.port}`
+          : `${where?.address}:${where?.port}`;
   logger.info("admin listening", { address: bound });
-  return { server, address: bound };
+  // The descriptor a USR2 successor inherits (TCP only; see above).
+  const fd =
+    spec.kind === "tcp"
+      ? (server as unknown as { _handle?: { fd?: number } })._handle?.fd
+      : undefined;
+  return { server, address: bound, fd: fd !== undefined && fd >= 0 ? fd : undefined };
 }

@@ -15,10 +15,11 @@
  * web pipeline compiled in the master, the app tier's conflicts) plus what only the stack has
  * (plan.ts); each problem is printed with its setting, exit 2.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import type http from "node:http";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import {
+  AppMasterSide,
   conflicts as appConflicts,
   workerData as appWorkerData,
   workerModule as appWorkerModule,
@@ -30,6 +31,7 @@ import type { Config } from "../config/schema.ts";
 import type { TierContext } from "../config/tier.ts";
 import { ExitCode } from "../core/exitCodes.ts";
 import type { Logger } from "../core/logger.ts";
+import { peekInheritedFds } from "../process/listen.ts";
 import { Master, type PoolChanges, type PoolSpec, type WorkerInfo } from "../process/master.ts";
 import { normalizeGroup } from "../upstream/index.ts";
 import { Pipeline } from "../webserver/pipeline.ts";
@@ -52,6 +54,8 @@ import {
 import type { PeerView, StackWebData } from "./webWorker.ts";
 
 const webWorkerModule = new URL("./webWorker.ts", import.meta.url).pathname;
+/** The admin listener's key among the descriptors handed to a USR2 successor. */
+const ADMIN_FD_KEY = "stack:admin";
 
 function webData(config: Config, file: string | undefined, dir: string): StackWebData {
   return {
@@ -109,7 +113,19 @@ async function check(config: Config, file: string | undefined, dir: string, logg
   return { problems: out, pipeline };
 }
 
-function pools(config: Config, file: string | undefined, dir: string, pipeline: Pipeline) {
+/** Where the app tier runs (`app.chdir`, `app.umask`): fixed at start, as under `brigade app`. */
+interface AppPlace {
+  cwd: string;
+  umask: number | undefined;
+}
+
+function pools(
+  config: Config,
+  file: string | undefined,
+  dir: string,
+  pipeline: Pipeline,
+  place: AppPlace,
+) {
   const log = {
     level: config.log.level,
     format: config.log.format,
@@ -120,7 +136,7 @@ function pools(config: Config, file: string | undefined, dir: string, pipeline: 
   const app: PoolChanges = {
     workers: a.workers,
     workerModule: appWorkerModule,
-    workerData: appWorkerData(config, file),
+    workerData: appWorkerData(config, file, place),
     listen: [],
     workerListen: (slot, serial) => [{ kind: "unix", path: appSocket(dir, slot, serial) }],
     timeout: a.timeout,
@@ -190,7 +206,21 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     logger.fatal("cannot create the runtime directory (stack.runtimeDir)", { dir, error });
     return ExitCode.failure;
   }
+  const place: AppPlace = {
+    cwd: resolve(config.app.chdir ?? "."),
+    umask: config.app.umask,
+  };
+  if (!isDirectory(place.cwd)) {
+    process.stderr.write(
+      `app.chdir: ${config.app.chdir} is not a directory\nbrigade up: 1 problem in the config\n`,
+    );
+    return ExitCode.config;
+  }
   setEnv(config.app.env);
+  // The app tier's master side (hooks, preload, the reloader), as under brigade app.
+  const side = new AppMasterSide(config, ctx.file, logger, place.cwd);
+  const failed = await side.starting();
+  if (failed !== undefined) return failed;
 
   let current = config;
   const metrics = new StackMetrics();
@@ -201,8 +231,12 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
   let ready = false;
   let lastReload: StackStatus["lastReload"] = null;
   let reloadWaiters: ((r: { ok: boolean; generation: number; reason?: string }) => void)[] = [];
-  let admin: { server: http.Server; address: string } | undefined;
+  let admin: { server: http.Server; address: string; fd: number | undefined } | undefined;
   let control: http.Server | undefined;
+  // A USR2 successor (src/process/master.ts) inherits the web listeners, which its master
+  // adopts, and the admin listener, adopted here; it takes the control socket's path over.
+  const inherited = peekInheritedFds();
+  const successor = inherited.size > 0;
 
   const status = (): StackStatus => {
     const snap = master!.snapshot();
@@ -248,7 +282,7 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     };
   };
 
-  const specs = pools(config, ctx.file, dir, pipeline);
+  const specs = pools(config, ctx.file, dir, pipeline, place);
   const poolSpecs: PoolSpec[] = [
     { name: "app", ...(specs.app as Omit<PoolSpec, "name">) },
     { name: "web", startAfter: "app", ...(specs.web as Omit<PoolSpec, "name">) },
@@ -259,6 +293,17 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     logger,
     pidfile: config.web.pidfile ?? config.app.pidfile,
     stopDelay: config.stack.stopDelay,
+    handover: {
+      fds: () => {
+        const fd = admin !== undefined ? admin.fd : inherited.get(ADMIN_FD_KEY);
+        return fd !== undefined && !adminClosed ? [{ key: ADMIN_FD_KEY, fd }] : [];
+      },
+      changed: (next) => {
+        handover(next).catch((error: unknown) =>
+          logger.error("cannot take the admin listener and control socket back", { error }),
+        );
+      },
+    },
     reload: async () => {
       let next: Config;
       let c: Awaited<ReturnType<typeof check>>;
@@ -273,10 +318,10 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
         throw error;
       }
       await c.pipeline!.close();
-      setEnv(next.app.env);
-      const before = pools(current, ctx.file, dir, c.pipeline!);
+      await side.reloaded(next);
+      const before = pools(current, ctx.file, dir, c.pipeline!, place);
       current = next;
-      const after = pools(next, ctx.file, dir, c.pipeline!);
+      const after = pools(next, ctx.file, dir, c.pipeline!, place);
       // The app workers are always replaced (that is a deploy: the code may have changed); the
       // web workers only when their settings did.
       const same = JSON.stringify(before.web) === JSON.stringify(after.web);
@@ -286,7 +331,14 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     hooks: {
       onReady(m) {
         ready = true;
-        printSummary(m, current, ctx.file, dir, admin?.address);
+        const announce = () => {
+          printSummary(m, current, ctx.file, dir, admin?.address);
+          side.ready();
+        };
+        if (!successor) return announce();
+        publish().then(announce, (error: unknown) =>
+          logger.error("cannot take the admin listener and control socket over", { error }),
+        );
       },
       onWorkerSpawn(info) {
         if (info.pool === "web") peers.webSpawned(info);
@@ -300,8 +352,10 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
       },
       onWorkerExit(info, exit) {
         metrics.workerExited(info, exit);
-        if (info.pool === "app") void peers.leaving(info);
-        else peers.webExited(info);
+        if (info.pool === "app") {
+          void peers.leaving(info);
+          side.workerExited(info, exit);
+        } else peers.webExited(info);
       },
       onWorkerMessage(info, topic, body) {
         if (topic === "stack.ack") peers.ack(info, Number(body));
@@ -346,19 +400,13 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     if (peers.table().peers.length === 0) return "no app worker ready";
     return undefined;
   };
-  try {
-    if (config.stack.admin !== "off") {
-      admin = await startAdmin(
-        config.stack.admin,
-        {
-          notReady,
-          metrics: () => metrics.render(master!.snapshot(), views),
-          data: () => ({ now: Date.now(), status: status(), samples: metrics.history() }),
-        },
-        logger,
-      );
-    }
-    control = await startControl(
+  const adminHandlers = {
+    notReady,
+    metrics: () => metrics.render(master!.snapshot(), views),
+    data: () => ({ now: Date.now(), status: status(), samples: metrics.history() }),
+  };
+  const openControl = (takeOver: boolean) =>
+    startControl(
       controlSocket(dir),
       {
         status,
@@ -375,7 +423,60 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
         },
       },
       logger,
+      { successor: takeOver },
     );
+  // USR2 (src/process/master.ts): a successor inherits the web listeners (its master adopts
+  // them) and the admin listener's descriptor. It publishes both the admin listener and its
+  // control socket (renamed over this one's) only once ready, so a probe never hears "starting"
+  // from it while this master serves; this master, seeing the control socket replaced, stops
+  // answering on the admin listener. If the successor exits while this master goes on, this
+  // master publishes both again.
+  let controlIno: number | undefined;
+  let adminClosed = false;
+  let watchHandover: NodeJS.Timeout | undefined;
+  const controlReplaced = (): boolean => {
+    try {
+      return statSync(controlSocket(dir)).ino !== controlIno;
+    } catch {
+      return true;
+    }
+  };
+  const publish = async (): Promise<void> => {
+    if (config.stack.admin !== "off") {
+      admin = await startAdmin(config.stack.admin, adminHandlers, logger, {
+        fd: inherited.get(ADMIN_FD_KEY),
+      });
+    }
+    control = await openControl(successor);
+    controlIno = statSync(controlSocket(dir)).ino;
+  };
+  const handover = async (next: boolean): Promise<void> => {
+    clearInterval(watchHandover);
+    if (next) {
+      watchHandover = setInterval(() => {
+        if (!controlReplaced()) return;
+        clearInterval(watchHandover);
+        logger.info("the new master is ready; it answers on the admin listener from now on");
+        adminClosed = admin !== undefined;
+        admin?.server.close();
+        admin?.server.closeAllConnections();
+      }, 250);
+      watchHandover.unref();
+      return;
+    }
+    if (adminClosed && admin !== undefined) {
+      admin = await startAdmin(admin.address, adminHandlers, logger);
+      adminClosed = false;
+    }
+    if (controlReplaced()) {
+      control?.close();
+      control = await openControl(true);
+      controlIno = statSync(controlSocket(dir)).ino;
+    }
+    logger.info("admin listener and control socket are this master's again");
+  };
+  try {
+    if (!successor) await publish();
   } catch (error) {
     logger.fatal("cannot start", { error });
     admin?.server.close();
@@ -389,11 +490,14 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
   }, 1000);
   sampler.unref();
 
+  const watcher = side.watch(() => master!.enqueue("reload"));
   let code: number;
   try {
     code = await master.run();
   } finally {
+    watcher?.close();
     clearInterval(sampler);
+    clearInterval(watchHandover);
     for (const w of reloadWaiters.splice(0))
       w({ ok: false, generation: 0, reason: "the stack stopped" });
     control?.close();
@@ -402,7 +506,16 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     admin?.server.closeAllConnections();
     reloadWaiters = [];
   }
+  await side.exit();
   return code;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function printSummary(

@@ -12,8 +12,14 @@
  *   any pool); answers the new target.
  * Only the socket's owner can connect (file mode), which is the whole access control, as for
  * the signals these stand for.
+ *
+ * The socket is bound at `control.sock.<pid>` and renamed into place, so that the path always
+ * names one live master's socket: a USR2 successor renames its own over it (the old master,
+ * like nginx's, is then reached by signals only), and a master unlinks the path on close only
+ * while it is still its own socket (libuv unlinks the path a socket was bound at, here the
+ * temporary one, long gone).
  */
-import { chmodSync, existsSync, unlinkSync } from "node:fs";
+import { chmodSync, existsSync, renameSync, statSync, unlinkSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import type { Config } from "../config/schema.ts";
@@ -72,13 +78,17 @@ export interface ControlHandlers {
   scale(pool: string, delta: number): number;
 }
 
-/** Serve the control socket; resolves once listening. Throws when a live stack holds it. */
+/**
+ * Serve the control socket; resolves once listening. Throws when a live stack holds it, unless
+ * this master is that stack's USR2 `successor`, which takes the path over.
+ */
 export async function startControl(
   path: string,
   handlers: ControlHandlers,
   logger: Logger,
+  options: { successor?: boolean } = {},
 ): Promise<http.Server> {
-  if (existsSync(path)) {
+  if (existsSync(path) && !options.successor) {
     if (await alive(path)) {
       throw new Error(`a stack is already running here (its control socket is ${path})`);
     }
@@ -126,11 +136,26 @@ export async function startControl(
       }
     });
   });
+  const bound = `${path}.${process.pid}`;
+  try {
+    unlinkSync(bound);
+  } catch {
+    // not there
+  }
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(path, () => resolve());
+    server.listen(bound, () => resolve());
   });
-  chmodSync(path, 0o600);
+  chmodSync(bound, 0o600);
+  renameSync(bound, path);
+  const ino = statSync(path).ino;
+  server.once("close", () => {
+    try {
+      if (statSync(path).ino === ino) unlinkSync(path);
+    } catch {
+      // gone already
+    }
+  });
   logger.debug("control socket", { path });
   return server;
 }

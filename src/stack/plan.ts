@@ -38,9 +38,16 @@ export function runtimeDir(
 
 export const controlSocket = (dir: string): string => join(dir, "control.sock");
 
-/** The unix socket of one app worker (slot, spawn serial): a successor gets a new one. */
-export const appSocket = (dir: string, slot: number, serial: number): string =>
-  join(dir, `app-${slot}-${serial}.sock`);
+/**
+ * The unix socket of one app worker (master pid, slot, spawn serial): a successor in the slot
+ * gets a new one, and so do the workers of a USR2 successor master sharing the directory.
+ */
+export const appSocket = (
+  dir: string,
+  slot: number,
+  serial: number,
+  master = process.pid,
+): string => join(dir, `app-${master}-${slot}-${serial}.sock`);
 
 /** Problems with the config that only `brigade up` has: each names the setting. */
 export function problems(config: Config): string[] {

@@ -1,7 +1,7 @@
 /**
- * A web worker of `brigade up` (a `WorkerMain`): the web server's worker (the pipeline on the
- * engine, with the same services and connection cap as src/webserver/worker.ts: keep the two
- * alike), plus what the stack adds:
+ * A web worker of `brigade up` (a `WorkerMain`): the web server's worker (`startWebWorker` of
+ * src/webserver/worker.ts: the pipeline on the engine, its services, connection cap, reopen and
+ * stop), plus what the stack adds through its options:
  *
  * - The `app` upstream group's peers are the app workers, as the master tells them: a table of
  *   the ready app workers' sockets (topic `stack.peers`), applied as it comes. A worker that is
@@ -26,11 +26,7 @@ import {
   normalizeGroup,
   type UpstreamGroup,
 } from "../upstream/index.ts";
-import { WebEngine } from "../webserver/engine/listener.ts";
-import type { EngineHandler } from "../webserver/engine/types.ts";
-import { ConnectionCap } from "../webserver/limits/connections.ts";
-import { Pipeline } from "../webserver/pipeline.ts";
-import type { WebWorkerData } from "../webserver/worker.ts";
+import { startWebWorker, type WebWorkerData } from "../webserver/worker.ts";
 import { APP_GROUP } from "./plan.ts";
 
 /** `workerData` of the stack's web pool. */
@@ -136,82 +132,51 @@ export default async function main(ctx: WorkerContext): Promise<void> {
     const m = message as GroupMessage;
     if (m.event === "created" && m.group.name === APP_GROUP) group = m.group;
   };
-  subscribe(groupChannel.name, capture);
-  let pipeline: Pipeline;
-  try {
-    pipeline = await Pipeline.compile({
-      web,
-      baseDir: data.baseDir,
-      serving: true,
-      logger: ctx.logger,
-      source: data.source,
-      // As src/webserver/worker.ts: limits count across workers, the cache counts into stats.
-      services: new Map<string, unknown>([
-        ["sharedState", ctx.shared],
-        ["stats", ctx.stats],
-      ]),
-    });
-  } finally {
-    unsubscribe(groupChannel.name, capture);
-  }
-  if (group && initial.length === 0) {
-    known.add(data.nobody);
-  }
-  // Tables that came while compiling.
-  if (table) apply(table);
-
   const stats = ctx.stats;
   const metrics = new RequestMetrics(stats);
   stats.bytes_sent = 0;
   stats.bytes_received = 0;
   for (const s of cacheStatuses) stats[`cache_${s}`] = 0;
-  const handler: EngineHandler = {
-    async handle(req) {
-      metrics.requestStarted();
-      const outcome = await pipeline.handle(req);
-      const complete = outcome.complete;
-      outcome.complete = (done) => {
-        metrics.requestEnded(done.status, done.durationMs / 1000);
-        stats.bytes_sent! += done.bytesSent;
-        stats.bytes_received! += done.bodyBytesReceived;
-        const cache = req.vars.get("upstream_cache_status");
-        if (cache !== undefined && stats[`cache_${cache}`] !== undefined)
-          stats[`cache_${cache}`]!++;
-        complete.call(outcome, done);
-      };
-      return outcome;
-    },
-    rejected(conn, status, reason) {
-      metrics.badRequest(status);
-      pipeline.rejected(conn, status, reason);
-    },
-  };
-  // The per-address connection cap counts across workers through the master's shared state.
-  const cap =
-    web.maxConnectionsPerAddress > 0
-      ? new ConnectionCap({
-          max: web.maxConnectionsPerAddress,
-          exempt: web.maxConnectionsExempt,
-          shared: ctx.shared,
-          logger: ctx.logger,
-        })
-      : undefined;
-  const engine = new WebEngine(handler, {
-    ...pipeline.engineOptions,
-    logger: ctx.logger,
-    admit: cap?.admit,
-  });
-  if (ctx.listeners.length !== pipeline.listeners.length) {
-    throw new Error(
-      `the master gave ${ctx.listeners.length} listening sockets for ${pipeline.listeners.length} listeners`,
-    );
+  let report: NodeJS.Timeout | undefined;
+  subscribe(groupChannel.name, capture);
+  try {
+    await startWebWorker(ctx, data, {
+      web,
+      compiled() {
+        unsubscribe(groupChannel.name, capture);
+        if (group && initial.length === 0) known.add(data.nobody);
+        // Tables that came while compiling.
+        if (table) apply(table);
+      },
+      handler: (base) => ({
+        async handle(req) {
+          metrics.requestStarted();
+          const outcome = await base.handle(req);
+          const complete = outcome.complete;
+          outcome.complete = (done) => {
+            metrics.requestEnded(done.status, done.durationMs / 1000);
+            stats.bytes_sent! += done.bytesSent;
+            stats.bytes_received! += done.bodyBytesReceived;
+            const cache = req.vars.get("upstream_cache_status");
+            if (cache !== undefined && stats[`cache_${cache}`] !== undefined)
+              stats[`cache_${cache}`]!++;
+            complete.call(outcome, done);
+          };
+          return outcome;
+        },
+        rejected(conn, status, reason) {
+          metrics.badRequest(status);
+          base.rejected(conn, status, reason);
+        },
+      }),
+      stopped() {
+        clearInterval(report);
+        metrics.stop();
+      },
+    });
+  } finally {
+    unsubscribe(groupChannel.name, capture);
   }
-  await Promise.all(
-    pipeline.listeners.map(async (l, i) => {
-      const address = await engine.listen(l.plan, ctx.listeners[i]!);
-      if (address !== null && typeof address === "object") pipeline.bound(l.plan.key, address.port);
-    }),
-  );
   const sendView = (): void => {
     if (!group) return;
     const peers: PeerView[] = group.snapshot().peers.map((p) => ({
@@ -224,14 +189,7 @@ export default async function main(ctx: WorkerContext): Promise<void> {
     ctx.send("stack.upstream", peers);
   };
   sendView();
-  const report = setInterval(sendView, 1000);
+  report = setInterval(sendView, 1000);
   report.unref();
-  ctx.onReopen(() => pipeline.reopen());
-  ctx.onStop(async (graceful) => {
-    clearInterval(report);
-    await engine.stop(graceful);
-    metrics.stop();
-    await pipeline.close();
-  });
   ctx.ready();
 }

@@ -2,6 +2,11 @@
  * A web server worker (the `WorkerMain` src/process/ starts): compiles the pipeline from the
  * config the master validated, serves each inherited listening socket with the engine, and on
  * stop drains (graceful) or drops (fast) its connections before closing the modules' files.
+ *
+ * `startWebWorker` is that core, shared with `brigade up`'s web worker (src/stack/webWorker.ts),
+ * which adds its own steps through `WebWorkerOptions` rather than copying it: the services the
+ * modules get (the master's shared state, the stats), the per-address connection cap, the
+ * listeners, reopen on USR1 and the stop order are written here once.
  */
 import type { WorkerContext } from "../process/worker.ts";
 import { WebEngine } from "./engine/listener.ts";
@@ -16,28 +21,46 @@ export interface WebWorkerData {
   source: string;
 }
 
-export default async function main(ctx: WorkerContext): Promise<void> {
-  const data = ctx.data as WebWorkerData;
+/** What a caller of {@link startWebWorker} adds to the web server's worker. */
+export interface WebWorkerOptions {
+  /** The web section to compile instead of `data.web` (the stack adds its `app` group). */
+  web?: WebWorkerData["web"];
+  /** Runs once the pipeline is compiled, before any socket is served. */
+  compiled?(pipeline: Pipeline): void;
+  /** The engine's handler, from the plain one (`pipeline.handle`, `pipeline.rejected`). */
+  handler?(base: EngineHandler, pipeline: Pipeline): EngineHandler;
+  /** Runs on stop once the engine has drained (or dropped) its connections, before files close. */
+  stopped?(graceful: boolean): void | Promise<void>;
+}
+
+/**
+ * Compile, serve every listener, register reopen and stop. The caller calls `ctx.ready()` (after
+ * its own steps, if any).
+ */
+export async function startWebWorker(
+  ctx: WorkerContext,
+  data: WebWorkerData,
+  options: WebWorkerOptions = {},
+): Promise<{ pipeline: Pipeline; engine: WebEngine }> {
+  const web = options.web ?? data.web;
   const pipeline = await Pipeline.compile({
-    web: data.web,
+    web,
     baseDir: data.baseDir,
     serving: true,
     logger: ctx.logger,
     source: data.source,
+    // Limits count across workers through the master; the cache counts into the stats.
     services: new Map<string, unknown>([
       ["sharedState", ctx.shared],
       ["stats", ctx.stats],
     ]),
   });
-  const stats = ctx.stats;
-  const handler: EngineHandler = {
-    handle(req) {
-      stats.requests++;
-      return pipeline.handle(req);
-    },
+  options.compiled?.(pipeline);
+  const base: EngineHandler = {
+    handle: (req) => pipeline.handle(req),
     rejected: (conn, status, reason) => pipeline.rejected(conn, status, reason),
   };
-  const web = data.web;
+  const handler = options.handler ? options.handler(base, pipeline) : base;
   // The per-address connection cap counts across workers through the master's shared state.
   const cap =
     web.maxConnectionsPerAddress > 0
@@ -67,7 +90,22 @@ export default async function main(ctx: WorkerContext): Promise<void> {
   ctx.onReopen(() => pipeline.reopen());
   ctx.onStop(async (graceful) => {
     await engine.stop(graceful);
+    await options.stopped?.(graceful);
     await pipeline.close();
+  });
+  return { pipeline, engine };
+}
+
+export default async function main(ctx: WorkerContext): Promise<void> {
+  const stats = ctx.stats;
+  await startWebWorker(ctx, ctx.data as WebWorkerData, {
+    handler: (base) => ({
+      handle(req) {
+        stats.requests++;
+        return base.handle(req);
+      },
+      rejected: base.rejected,
+    }),
   });
   ctx.ready();
 }

@@ -50,6 +50,19 @@ test("a Koa app's callback() and a node:http Server are Node listeners", async (
   await assert.rejects(resolveApp(createServer()), /node:http Server with no request listener/);
 });
 
+test("upgrades: a node:http Server and a Fastify instance name their server; others none", async () => {
+  const server = createServer((_req, res) => res.end("s"));
+  const app = await resolveApp(server);
+  assert.equal(app.kind === "node" && app.upgrades, server);
+  const Fastify = (await import("fastify")).default;
+  const fastify = Fastify();
+  const f = await resolveApp(fastify);
+  assert.equal(f.kind === "node" && f.upgrades, fastify.server);
+  await fastify.close();
+  const bare = await resolveApp((_req: unknown, _res: unknown) => {});
+  assert.equal(bare.kind === "node" ? bare.upgrades : "fetch", undefined);
+});
+
 test("bare functions: one parameter is fetch, two are (req, res), markers override", async () => {
   assert.equal((await resolveApp((_r: Request) => new Response("a"))).kind, "fetch");
   assert.equal((await resolveApp(() => new Response("a"))).kind, "fetch");

@@ -59,12 +59,26 @@ test("USR1 reopens the master's and the workers' log files after a rename", asyn
   // The master writes to the new file...
   process.kill(m.pid, "SIGTTIN");
   await waitFor(() => /worker ready worker=2/.test(text()), "master lines in the new file");
-  // ...and so does the worker that was running before USR1 (slot 1 logs its slow requests).
-  for (let i = 0; i < 20 && !/worker=1 ms=1/.test(text()); i++) {
-    await httpGet({ port }, "/slow?ms=1");
-  }
-  assert.match(text(), /slow request started .*worker=1 ms=1/);
-  assert.doesNotMatch(readFileSync(`${log}.1`, "utf8"), /slow request started .*worker=1/);
+  // ...and so does the worker that was running before USR1 (slot 1 logs its slow requests),
+  // once the master's message reached it: its lines may land in the old file until then, so
+  // poll (bounded) until one lands in the new file...
+  await waitFor(
+    async () => {
+      await httpGet({ port }, "/slow?ms=1");
+      return /slow request started .*worker=1 ms=1/.test(text());
+    },
+    "a line of worker 1 in the new file",
+    10_000,
+  );
+  // ...and from then on every line goes there, none to the old file.
+  const old = readFileSync(`${log}.1`, "utf8");
+  for (let i = 0; i < 3; i++) await httpGet({ port }, "/slow?ms=2");
+  await waitFor(
+    () => (text().match(/slow request started .*ms=2/g) ?? []).length >= 3,
+    "three more lines in the new file",
+    5000,
+  );
+  assert.equal(readFileSync(`${log}.1`, "utf8"), old, "nothing more in the old file");
   process.kill(m.pid, "SIGTERM");
   assert.equal((await m.exited).code, 0);
 });

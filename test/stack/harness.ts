@@ -6,7 +6,7 @@
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { TestContext } from "node:test";
 import { type Spawned, spawnNode } from "../helpers/process.ts";
 
@@ -69,7 +69,10 @@ export async function startStack(
   } = {},
 ): Promise<Stack> {
   const dir = tempDir(t);
-  for (const [name, text] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), text);
+  for (const [name, text] of Object.entries(opts.files ?? {})) {
+    mkdirSync(dirname(join(dir, name)), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
   const appFile = join(dir, "app.ts");
   writeFileSync(appFile, opts.app ?? appSource("1"));
   mkdirSync(join(dir, "public"));

@@ -72,7 +72,7 @@ test("static files at the front, the rest from the app; metrics match; status an
   );
   assert.match(
     metrics,
-    /brigade_upstream_peer_state\{web_pid="\d+",peer="unix:[^"]+app-\d-\d+\.sock",state="up"\} 1/,
+    /brigade_upstream_peer_state\{web_pid="\d+",peer="unix:[^"]+app-\d+-\d-\d+\.sock",state="up"\} 1/,
   );
 
   assert.equal((await get(`http://127.0.0.1:${s.admin}/livez`)).status, 200);
@@ -82,7 +82,7 @@ test("static files at the front, the rest from the app; metrics match; status an
   assert.equal(status.code, 0, status.stdout);
   assert.match(status.stdout, /^brigade up: ready, master pid \d+/);
   assert.match(status.stdout, /app: 2 async workers, generation 1/);
-  assert.match(status.stdout, /unix:.*app-1-\d+\.sock \(pid \d+\): web \d+: up/);
+  assert.match(status.stdout, /unix:.*app-\d+-1-\d+\.sock \(pid \d+\): web \d+: up/);
   assert.match(status.stdout, /cache: \d+% hits \(.*HIT 1/);
 
   const scaled = await s.cli(["scale", "app", "+1"]);
@@ -290,4 +290,54 @@ test("sync app workers: one request at a time each, the rest queued at the front
   assert.equal(stop.code, 0, stop.stdout);
   assert.match(stop.stdout, new RegExp(`brigade stop: stopped \\(master pid ${s.masterPid}\\)`));
   assert.equal((await s.exited).code, 0);
+});
+
+test("sync app workers behind two web workers: never two requests at once in one app worker", async (t) => {
+  // The app records how many of its requests are in progress when one starts: a sync app worker
+  // handed a second request while one is in the app would answer `active=2`.
+  const app = `
+let active = 0;
+export default {
+  async fetch(request) {
+    active++;
+    const seen = active;
+    try {
+      const ms = Number(new URL(request.url).searchParams.get("ms") ?? 150);
+      await new Promise((r) => setTimeout(r, ms));
+      return new Response("pid=" + process.pid + " active=" + seen + "\\n");
+    } finally {
+      active--;
+    }
+  },
+};
+`;
+  const s = await startStack(t, {
+    app,
+    args: ["--app-workers", "2", "--web-workers", "2", "--worker-class", "sync"],
+  });
+  const base = `http://127.0.0.1:${s.port}`;
+  // 8 clients at once, 3 requests each, each on a fresh connection (so both web workers take some).
+  const answers: { status: number; body: string; error?: string }[] = [];
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      for (let i = 0; i < 3; i++) {
+        answers.push(await get(`${base}/slow?ms=150`, { headers: { connection: "close" } }));
+      }
+    }),
+  );
+  assert.equal(answers.length, 24);
+  for (const a of answers) assert.equal(a.status, 200, a.error ?? a.body);
+  const pids = new Set(answers.map((a) => /pid=(\d+)/.exec(a.body)?.[1]));
+  assert.equal(pids.size, 2, "both app workers served");
+  for (const a of answers) assert.match(a.body, /active=1\n$/);
+  const st = JSON.parse((await s.cli(["status", "--json"])).stdout) as {
+    tiers: { web: { workers: { requests: number }[] } };
+  };
+  assert.equal(st.tiers.web.workers.length, 2);
+  assert.ok(
+    st.tiers.web.workers.every((w) => w.requests > 0),
+    `both web workers proxied: ${JSON.stringify(st.tiers.web.workers)}`,
+  );
+  const stop = await s.cli(["stop"]);
+  assert.equal(stop.code, 0, stop.stdout);
 });

@@ -85,32 +85,52 @@ test("HUP under load: zero errors, the new config takes over; a bad one keeps th
   t.after(() => keepAlive.destroy());
   let errors = 0;
   let done = 0;
+  let retried = 0;
+  const failures: string[] = [];
   const bodies = new Map<string, number>();
-  const get = (agent: http.Agent | false) =>
+  // A keep-alive connection the server closes as idle can race the client's next request on it,
+  // which then fails before any byte of a response: what RFC 9112 §9.3.1 lets a client retry
+  // (an idempotent request), as browsers and undici do and Node's docs advise for http.Agent.
+  // Those are retried once and counted; any other failure is an error.
+  const get = (agent: http.Agent | false, retry = true): Promise<void> =>
     new Promise<void>((resolve) => {
+      let answered = false;
       const req = http.get(
         { host: "127.0.0.1", port, path: "/", agent, timeout: 10_000 },
         (res) => {
+          answered = true;
           let body = "";
           res.setEncoding("utf8");
           res.on("data", (c: string) => {
             body += c;
           });
           res.on("end", () => {
-            if (res.statusCode !== 200) errors++;
+            if (res.statusCode !== 200) {
+              errors++;
+              failures.push(`status ${res.statusCode}`);
+            }
             bodies.set(body, (bodies.get(body) ?? 0) + 1);
             done++;
             resolve();
           });
-          res.on("error", () => {
+          res.on("error", (e) => {
             errors++;
+            failures.push(`response: ${e.message}`);
             resolve();
           });
         },
       );
       req.on("timeout", () => req.destroy(new Error("timeout")));
-      req.on("error", () => {
+      req.on("error", (e: NodeJS.ErrnoException) => {
+        const closedUnanswered =
+          !answered && req.reusedSocket && (e.code === "ECONNRESET" || e.code === "EPIPE");
+        if (closedUnanswered && retry) {
+          retried++;
+          void get(agent, false).then(resolve);
+          return;
+        }
         errors++;
+        failures.push(`${e.code ?? ""} ${e.message}${req.reusedSocket ? " (reused)" : ""}`);
         resolve();
       });
     });
@@ -154,7 +174,12 @@ test("HUP under load: zero errors, the new config takes over; a bad one keeps th
   await waitFor(() => (bodies.get("v3") ?? 0) > 50, "v3 to be served", 20_000);
   stop = true;
   await load;
-  assert.equal(errors, 0, `errors: ${errors} of ${done}; bodies ${JSON.stringify([...bodies])}`);
+  t.diagnostic(`${done} requests, ${retried} retried after a keep-alive close race`);
+  assert.equal(
+    errors,
+    0,
+    `errors: ${errors} of ${done} (${failures.slice(0, 5).join("; ")}); retried ${retried}; bodies ${JSON.stringify([...bodies])}`,
+  );
   assert.deepEqual([...bodies.keys()].sort(), ["v1", "v2", "v3"]);
   const failed = web.lines.slice(from).find((l) => /reload failed/.test(l))!;
   assert.match(failed, /unknown variable/);

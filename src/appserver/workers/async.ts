@@ -7,7 +7,7 @@
  * when one closes. The excess waits in the kernel's queue of the shared socket for a worker with
  * room; nothing is refused. In thread mode acceptors cannot pause and the cap is not enforced.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { Kind, KindOptions } from "./kind.ts";
 
 export class AsyncKind implements Kind {
@@ -36,7 +36,7 @@ export class AsyncKind implements Kind {
     }
   }
 
-  request(_req: IncomingMessage, _res: ServerResponse, run: () => void): void {
+  request(_socket: Socket, _gone: () => boolean, run: () => void): void {
     run();
   }
 

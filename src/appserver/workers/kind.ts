@@ -3,7 +3,6 @@
  * concurrency model, one file per kind (gunicorn's workers/ folder). The worker (../worker.ts)
  * owns the sockets, the HTTP server and the request pipeline, and tells its kind what happens.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Acceptor } from "../accept.ts";
 
@@ -12,10 +11,13 @@ export interface Kind {
   accepted(socket: Socket): void;
   /** A connection closed. */
   closed(socket: Socket): void;
-  /** A request is ready to be served; call `run` now or later (never twice). */
-  request(req: IncomingMessage, res: ServerResponse, run: () => void): void;
-  /** A request that ran has finished (its response ended or its connection died). */
-  finished(res: ServerResponse): void;
+  /**
+   * A request (or an upgrade) on `socket` is ready to be served; call `run` now or later (never
+   * twice), or not at all when `gone()` says its client left meanwhile.
+   */
+  request(socket: Socket, gone: () => boolean, run: () => void): void;
+  /** A request that ran has finished (its response ended, its upgraded connection closed). */
+  finished(): void;
   /** Should the response to this request keep the connection open? */
   keepAlive(): boolean;
   /** Stop accepting for good (graceful stop, memory limit). */

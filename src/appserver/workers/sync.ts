@@ -16,8 +16,11 @@
  * cannot hold every worker the way they hold gunicorn's. A request whose head completes while
  * the worker is busy waits for the current one. Sync workers still belong behind a buffering
  * proxy (`brigade web`, nginx), which hands over only complete requests.
+ *
+ * An upgraded connection (a WebSocket) is one request that lasts until the connection closes:
+ * the worker takes nothing else meanwhile, as a sync worker of gunicorn's would. WebSockets
+ * belong on async workers.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Kind, KindOptions } from "./kind.ts";
 
@@ -28,7 +31,7 @@ export class SyncKind implements Kind {
   private readonly o: KindOptions;
   private busy = false;
   private draining = false;
-  private readonly queue: { res: ServerResponse; run: () => void }[] = [];
+  private readonly queue: { gone: () => boolean; run: () => void }[] = [];
   private readonly waiting = new Map<Socket, NodeJS.Timeout>();
 
   constructor(options: KindOptions) {
@@ -64,14 +67,14 @@ export class SyncKind implements Kind {
     }
   }
 
-  request(req: IncomingMessage, res: ServerResponse, run: () => void): void {
-    const timer = this.waiting.get(req.socket);
+  request(socket: Socket, gone: () => boolean, run: () => void): void {
+    const timer = this.waiting.get(socket);
     if (timer !== undefined) {
       clearTimeout(timer);
-      this.waiting.delete(req.socket);
+      this.waiting.delete(socket);
     }
     if (this.busy) {
-      this.queue.push({ res, run });
+      this.queue.push({ gone, run });
       return;
     }
     this.busy = true;
@@ -83,7 +86,7 @@ export class SyncKind implements Kind {
     this.busy = false;
     while (this.queue.length > 0) {
       const next = this.queue.shift()!;
-      if (next.res.destroyed || next.res.socket?.destroyed) continue;
+      if (next.gone()) continue;
       this.busy = true;
       next.run();
       return;

@@ -191,7 +191,7 @@ export const app = {
   chdir: setting({
     type: optional(string({ metavar: "DIR" })),
     default: undefined,
-    doc: "Change to this directory before loading the app (the app spec and relative paths are then taken from it).",
+    doc: "Change to this directory before loading the app (the app spec and relative paths are then taken from it). Under `brigade up` the app workers move there and the stack master stays where it started (the web tier's paths are unaffected).",
     gunicorn: "chdir",
   }),
   env: setting({
@@ -219,7 +219,7 @@ export const app = {
     type: optional(mode()),
     default: undefined,
     short: "m",
-    doc: 'The umask of the master and workers ("022"): the mode of unix socket files, the pidfile and anything the app writes. By default the inherited one is kept.',
+    doc: 'The umask of the master and workers ("022"): the mode of unix socket files, the pidfile and anything the app writes. By default the inherited one is kept. Under `brigade up` it is the app workers\' only.',
     gunicorn: "umask",
   }),
   accessLog: setting({
