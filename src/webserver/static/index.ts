@@ -114,6 +114,7 @@ function sharedCache(
     inactiveMs: cache.inactive * 1000,
     validMs: cache.valid * 1000,
     maxFileSize: cache.maxFileSize,
+    maxBytes: cache.maxBytes,
     verify:
       symlinks === "on"
         ? async () => true

@@ -1,8 +1,11 @@
 /**
  * Looking files up, with nginx's `open_file_cache` and more: what is cached per path is the
  * file's facts (type, size, times, validators, whether the symlink policy allows it, or the error
- * its lookup gave), and, for files up to `maxFileSize`, the content itself, so a hot small file
- * costs no system call at all until it is revalidated.
+ * its lookup gave), and, for files up to `maxFileSize`, the content itself, so a hot small or
+ * medium file costs no system call at all until it is revalidated. The content held is bounded
+ * in total by `maxBytes` (least recently used entries go first), so memory stays bounded however
+ * many files are served; nginx leaves this to the page cache, which Node cannot send from
+ * without copying (no sendfile), so holding hot files here is what serves them at its rate.
  *
  * Revalidation: an entry older than `valid` is checked with one `stat` before it is used; a
  * changed file (device, inode, size, mtime or ctime) is loaded again, so edits show up within
@@ -63,6 +66,8 @@ export interface OpenFileCacheOptions {
   readonly validMs: number;
   /** Files up to this size are kept in memory. */
   readonly maxFileSize: number;
+  /** Content held in memory at most, all entries together (default: unbounded). */
+  readonly maxBytes?: number;
   readonly verify: Verify;
 }
 
@@ -126,6 +131,8 @@ export class OpenFileCache {
   readonly #entries = new Map<string, Entry>();
   readonly #loading = new Map<string, Promise<Lookup>>();
   #sweeper: NodeJS.Timeout | undefined;
+  /** Content bytes held by the entries. */
+  #bytes = 0;
 
   constructor(options: OpenFileCacheOptions) {
     this.#options = options;
@@ -134,6 +141,11 @@ export class OpenFileCache {
   /** Number of entries held (for tests and metrics). */
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** Content bytes held in memory (for tests and metrics). */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /** Whether `path` has an entry (for tests). */
@@ -207,7 +219,7 @@ export class OpenFileCache {
       const allowed = await this.#options.verify(path, fd);
       const found = factsOf(path, st, allowed, undefined);
       const cached = this.#entries.get(path);
-      if (cached?.lookup.ok && !sameFile(cached.lookup, st)) this.#entries.delete(path);
+      if (cached?.lookup.ok && !sameFile(cached.lookup, st)) this.#drop(path);
       return { found, fd };
     } catch (err) {
       await closeAsync(fd).catch(() => {});
@@ -218,6 +230,7 @@ export class OpenFileCache {
   /** Drop everything (config reload, worker stop). */
   clear(): void {
     this.#entries.clear();
+    this.#bytes = 0;
     if (this.#sweeper) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
   }
@@ -225,7 +238,7 @@ export class OpenFileCache {
   /** Drop entries unused for `inactive`. */
   sweep(now = Date.now()): void {
     for (const [path, e] of this.#entries) {
-      if (now - e.usedAt > this.#options.inactiveMs) this.#entries.delete(path);
+      if (now - e.usedAt > this.#options.inactiveMs) this.#drop(path);
     }
   }
 
@@ -242,17 +255,34 @@ export class OpenFileCache {
   #store(path: string, lookup: Lookup, now: number): void {
     const o = this.#options;
     if (o.max === 0) return;
-    this.#entries.delete(path);
+    this.#drop(path);
     this.#entries.set(path, { lookup, checkedAt: now, usedAt: now });
+    if (lookup.ok && lookup.data !== undefined) this.#bytes += lookup.data.length;
     while (this.#entries.size > o.max) {
       const oldest = this.#entries.keys().next().value as string;
-      this.#entries.delete(oldest);
+      this.#drop(oldest);
+    }
+    const maxBytes = o.maxBytes ?? Infinity;
+    if (this.#bytes > maxBytes) {
+      // Least recently used content first (entries without content are cheap: they stay).
+      for (const [p, e] of this.#entries) {
+        if (this.#bytes <= maxBytes) break;
+        if (p !== path && e.lookup.ok && e.lookup.data !== undefined) this.#drop(p);
+      }
     }
     if (this.#sweeper === undefined) {
       const every = Math.max(1000, Math.min(o.inactiveMs, 60_000));
       this.#sweeper = setInterval(() => this.sweep(), every);
       this.#sweeper.unref();
     }
+  }
+
+  /** Remove the entry of `path`, if any, and the content it held. */
+  #drop(path: string): void {
+    const e = this.#entries.get(path);
+    if (e === undefined) return;
+    this.#entries.delete(path);
+    if (e.lookup.ok && e.lookup.data !== undefined) this.#bytes -= e.lookup.data.length;
   }
 
   async #load(path: string): Promise<Lookup> {
@@ -269,7 +299,13 @@ export class OpenFileCache {
         if (!st.isFile() && !st.isDirectory()) return { ok: false, path, code: "ESPECIAL" };
         const allowed = await o.verify(path, fd);
         let data: Buffer | undefined;
-        if (o.max > 0 && st.isFile() && st.size <= o.maxFileSize && allowed) {
+        if (
+          o.max > 0 &&
+          st.isFile() &&
+          st.size <= o.maxFileSize &&
+          st.size <= (o.maxBytes ?? Infinity) &&
+          allowed
+        ) {
           data = st.size === 0 ? Buffer.alloc(0) : await readWhole(fd, st.size);
           // Changed under us: look again (a few times), else serve it from disk.
           if (data === undefined && attempt < 2) continue;

@@ -13,7 +13,7 @@ import type { ContentHandler, Reroute } from "../../../src/webserver/module.ts";
 import staticModule, { type StaticSettings } from "../../../src/webserver/static/index.ts";
 import { bodyOf, discard, isReroute, request, setUp, tree } from "./harness.ts";
 
-const big = Buffer.alloc(200 * 1024, "b");
+const big = Buffer.alloc(1536 * 1024, "b"); // above the in-memory limit (1 MiB)
 
 function site(t: TestContext): string {
   return tree(t, {
@@ -129,7 +129,7 @@ test("caching off: small files are file bodies too", async (t) => {
   const root = site(t);
   const h = await handler(t, {
     root,
-    openFileCache: { max: 0, inactive: 60, valid: 1, maxFileSize: 65536 },
+    openFileCache: { max: 0, inactive: 60, valid: 1, maxFileSize: 65536, maxBytes: 1 << 20 },
   });
   const r = await get(h, "/a.txt");
   assert.equal(r.body.kind, "file");
@@ -144,7 +144,10 @@ test("locations with the same cache settings share one open-file cache", async (
   const c = (await setUp(
     t,
     staticModule,
-    { root, openFileCache: { max: 5, inactive: 60, valid: 1, maxFileSize: 1024 } },
+    {
+      root,
+      openFileCache: { max: 5, inactive: 60, valid: 1, maxFileSize: 1024, maxBytes: 1 << 20 },
+    },
     "/c/",
     process.cwd(),
     shared,

@@ -134,3 +134,29 @@ test("FIFOs and other special files are not served (and do not hang)", async (t)
   const r = await c.lookup(join(dir, "pipe"));
   assert.equal(!r.ok && r.code, "ESPECIAL");
 });
+
+test("the content held is bounded by maxBytes: least recently used content goes first", async (t) => {
+  const dir = tree(t, {
+    "a.bin": Buffer.alloc(600, "a"),
+    "b.bin": Buffer.alloc(600, "b"),
+    "c.bin": Buffer.alloc(600, "c"),
+    "big.bin": Buffer.alloc(1000, "x"),
+  });
+  const c = cache({ maxBytes: 1300 });
+  const t0 = 1_000_000;
+  assert.equal(((await c.lookup(join(dir, "a.bin"), t0)) as Found).data?.length, 600);
+  assert.equal(((await c.lookup(join(dir, "b.bin"), t0 + 1000)) as Found).data?.length, 600);
+  assert.equal(c.bytes, 1200);
+  // a used again (now the most recent), then c: b, the least recently used, goes
+  await c.lookup(join(dir, "a.bin"), t0 + 2000);
+  assert.equal(((await c.lookup(join(dir, "c.bin"), t0 + 3000)) as Found).data?.length, 600);
+  assert.equal(c.bytes, 1200);
+  assert.equal(c.has(join(dir, "a.bin")), true);
+  assert.equal(c.has(join(dir, "b.bin")), false);
+  // A file larger than the budget is never held (it would only push everything else out).
+  const small = cache({ maxBytes: 900 });
+  assert.equal(((await small.lookup(join(dir, "big.bin"), t0)) as Found).data, undefined);
+  assert.equal(small.bytes, 0);
+  c.clear();
+  assert.equal(c.bytes, 0);
+});

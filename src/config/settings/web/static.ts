@@ -71,6 +71,7 @@ export interface OpenFileCacheSettings {
   readonly inactive: number;
   readonly valid: number;
   readonly maxFileSize: number;
+  readonly maxBytes: number;
 }
 
 /** The defaults the docs below promise (applied by the module). */
@@ -96,7 +97,13 @@ export const staticDefaults = {
   dotfiles: "ignore",
   precompressed: [],
   maxRanges: 100,
-  openFileCache: { max: 1000, inactive: 60, valid: 1, maxFileSize: 64 * 1024 },
+  openFileCache: {
+    max: 1000,
+    inactive: 60,
+    valid: 1,
+    maxFileSize: 1024 * 1024,
+    maxBytes: 64 * 1024 * 1024,
+  },
 } as const;
 
 const cacheOff: OpenFileCacheSettings = { ...staticDefaults.openFileCache, max: 0 };
@@ -129,14 +136,22 @@ const openFileCacheType = byShape(
         }),
         maxFileSize: field({
           type: size(),
-          default: "64k",
-          doc: "Files up to this size are kept in memory and served without touching the disk (nginx caches descriptors, never content).",
+          default: "1m",
+          doc: "Files up to this size are kept in memory and served without touching the disk (nginx caches descriptors, never content, and sends from the page cache with sendfile, which Node cannot). Larger files are streamed from the descriptor through reused 256 KiB buffers, one per connection at a time.",
+        }),
+        maxBytes: field({
+          type: size(),
+          default: "64m",
+          doc: "The content held in memory by one cache at most (per worker), all files together; the least recently used go first. Bounds the cache's memory whatever the number of files.",
         }),
       },
       { name: "open file cache" },
     ),
   },
-  { name: "open file cache", expected: "true, false, or { max, inactive, valid, maxFileSize }" },
+  {
+    name: "open file cache",
+    expected: "true, false, or { max, inactive, valid, maxFileSize, maxBytes }",
+  },
 );
 
 const mediaType = /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/i;
@@ -254,7 +269,7 @@ export const staticFields = {
   }),
   openFileCache: field({
     type: optional(openFileCacheType),
-    doc: 'Cache what file lookups find: existence (errors too), type, size, validators, the symlink check, and the content of small files. `true` (the default) is `{ max: 1000, inactive: "60s", valid: "1s", maxFileSize: "64k" }`; `false` turns it off.',
+    doc: 'Cache what file lookups find: existence (errors too), type, size, validators, the symlink check, and the content of small files. `true` (the default) is `{ max: 1000, inactive: "60s", valid: "1s", maxFileSize: "1m", maxBytes: "64m" }`; `false` turns it off.',
     nginx: "open_file_cache, open_file_cache_valid, open_file_cache_errors on",
   }),
 };

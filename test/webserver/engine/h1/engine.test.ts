@@ -4,13 +4,22 @@
  * bodies, 444, keep-alive limits and graceful shutdown.
  */
 import assert from "node:assert/strict";
-import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileBuffers } from "../../../../src/webserver/engine/h1/bufferPool.ts";
 import {
   Fields,
   HttpError,
@@ -534,3 +543,50 @@ test("path and query: decoded once, dot segments resolved, slashes merged; unsaf
     assert.equal(y.responses[0]?.status, 400, bad);
   }
 });
+
+test("file bodies use one pooled buffer per connection at a time, however large the file and slow the client", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "brigade-h1-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "huge");
+  writeFileSync(path, "");
+  truncateSync(path, 128 * 1024 * 1024); // sparse
+  const fds: number[] = [];
+  const { port } = await startEngine(t, {
+    handler: () => {
+      const fd = openSync(path, "r");
+      fds.push(fd);
+      return {
+        status: 200,
+        fields: new Fields(),
+        body: { kind: "file", fd, start: 0, end: 128 * 1024 * 1024, path: "huge" },
+      };
+    },
+  });
+  const allocatedBefore = fileBuffers.allocated;
+  const clients: Socket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const s = connect(port, "127.0.0.1");
+    s.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await new Promise((resolve) => s.once("data", resolve));
+    s.pause(); // and never read again
+    clients.push(s);
+  }
+  // Wait (bounded) until every connection waits on its socket: no read in flight.
+  for (let i = 0; i < 100 && fileBuffers.inUse > 4; i++) await sleep(50);
+  await sleep(300);
+  assert.ok(fileBuffers.inUse <= 4, `${fileBuffers.inUse} buffers in use for 4 connections`);
+  assert.ok(fileBuffers.allocated - allocatedBefore <= 4, "no buffer allocated per chunk");
+  for (const s of clients) s.destroy();
+  for (let i = 0; i < 100 && (fileBuffers.inUse > 0 || fds.some(open)); i++) await sleep(50);
+  assert.equal(fileBuffers.inUse, 0, "the buffers are back in the pool");
+  assert.equal(fds.filter(open).length, 0, "the descriptors are closed");
+});
+
+function open(fd: number): boolean {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
+}
