@@ -8,6 +8,8 @@
  * - `fresh`:    fs.read 64 KiB at a time into a new buffer, write, wait for drain when full;
  * - `fresh256k`: the same, 256 KiB at a time (what the engine does for ranges over 64 KiB);
  * - `reused`:   fs.read into two 64 KiB buffers used in turn, each reused once its write is done;
+ * - `pooled256k`: what the engine does since 2026-12-01 (b): one 256 KiB buffer from a pool,
+ *               the next read once the socket has taken the whole previous chunk (its callback);
  * - `whole`:    one fs.read of the whole range into one buffer, one write (what the engine does
  *               for ranges up to 256 KiB, with the head in the same writev).
  */
@@ -24,6 +26,7 @@ import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { BufferPool } from "../src/webserver/engine/h1/bufferPool.ts";
 
 const { values } = parseArgs({
   options: {
@@ -96,6 +99,27 @@ const strategies: Record<string, Strategy> = {
       await Promise.all(free);
       done();
     })();
+  },
+  pooled256k(socket, done) {
+    const pool = new BufferPool(256 * 1024, 16);
+    let pos = 0;
+    const step = (): void => {
+      if (pos >= fileSize) {
+        done();
+        return;
+      }
+      const want = Math.min(pool.size, fileSize - pos);
+      const buf = pool.acquire();
+      read(fd, buf, 0, want, pos, (err, n) => {
+        if (err) throw err;
+        pos += n;
+        socket.write(n === buf.length ? buf : buf.subarray(0, n), () => {
+          pool.release(buf);
+          step();
+        });
+      });
+    };
+    step();
   },
   whole(socket, done) {
     void (async () => {

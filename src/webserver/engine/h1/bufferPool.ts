@@ -45,8 +45,42 @@ export class BufferPool {
   }
 }
 
-/** File bodies are read this much at a time (bench/fileSend.ts). */
-export const FILE_CHUNK = 256 * 1024;
+/**
+ * The buffers of file bodies: 256 KiB chunks (bench/fileSend.ts: the cheapest per MiB) for up to
+ * `largeInUse` connections at a time, 32 KiB chunks beyond (nginx's `output_buffers 2 32k`), so
+ * that a worker's file buffers stay within 16 MiB plus 32 KiB per further connection sending a
+ * file at that moment, however many they are; clients that stop reading (each holding its chunk
+ * until the send timeout) slow the others down to small chunks, never stop them.
+ */
+export class FileBuffers {
+  readonly large: BufferPool;
+  readonly small: BufferPool;
+  readonly largeInUse: number;
 
-/** The worker's pool for file bodies: up to 16 idle chunks (4 MiB) kept. */
-export const fileBuffers = new BufferPool(FILE_CHUNK, 16);
+  constructor(largeInUse: number) {
+    this.large = new BufferPool(256 * 1024, 16);
+    this.small = new BufferPool(32 * 1024, 64);
+    this.largeInUse = largeInUse;
+  }
+
+  acquire(): Buffer {
+    return this.large.inUse < this.largeInUse ? this.large.acquire() : this.small.acquire();
+  }
+
+  release(buf: Buffer): void {
+    (buf.length === this.large.size ? this.large : this.small).release(buf);
+  }
+
+  /** Buffers handed out and not given back yet. */
+  get inUse(): number {
+    return this.large.inUse + this.small.inUse;
+  }
+
+  /** Buffers ever allocated. */
+  get allocated(): number {
+    return this.large.allocated + this.small.allocated;
+  }
+}
+
+/** The worker's file buffers: 256 KiB chunks for 64 connections at a time (16 MiB). */
+export const fileBuffers = new FileBuffers(64);

@@ -34,7 +34,7 @@ import { defaultPage } from "../../statusPages.ts";
 import { type ConnectionBase, connectionBase, connectionView } from "../connection.ts";
 import { releaseBody } from "../respond.ts";
 import type { Outcome } from "../types.ts";
-import { FILE_CHUNK, fileBuffers } from "./bufferPool.ts";
+import { fileBuffers } from "./bufferPool.ts";
 import type { BrigadeHttp1Engine } from "./engine.ts";
 import { checkName, checkValue, currentDateLine, isFramingField, statusLine } from "./head.ts";
 import { type BodySink, type BodySource, H1Request } from "./request.ts";
@@ -741,14 +741,15 @@ export class Connection implements BodySource {
   }
 
   /**
-   * A file range, read 256 KiB at a time into a buffer of the worker's pool (bufferPool.ts) and
-   * written; the next chunk is read only once the socket has taken the whole previous one (the
-   * write's callback), which then goes back to the pool. So a connection holds one chunk at a
-   * time however large the file and however slow the client, and a steady load allocates
-   * nothing. The head goes in the same writev as the first piece (a file up to 256 KiB is one
-   * read and one writev). Positional reads (bench/fileSend.ts: about 40% less CPU per MiB than
-   * fs.createReadStream). A read that comes back short (the file was truncated) cuts the
-   * connection: the length is in the head already, so no wrong bytes are ever sent as the body.
+   * A file range, read 256 KiB at a time (32 KiB when many connections send files at once) into
+   * a buffer of the worker's pool (bufferPool.ts) and written; the next chunk is read only once
+   * the socket has taken the whole previous one (the write's callback), which then goes back to
+   * the pool. So a connection holds one chunk at a time however large the file and however slow
+   * the client, and a steady load allocates nothing. The head goes in the same writev as the
+   * first piece (a file up to 256 KiB is one read and one writev). Positional reads
+   * (bench/fileSend.ts: about 40% less CPU per MiB than fs.createReadStream). A read that comes
+   * back short (the file was truncated) cuts the connection: the length is in the head already,
+   * so no wrong bytes are ever sent as the body.
    */
   private sendFile(s: Sending, head: string, start: number, end: number): void {
     const fd = s.fd;
@@ -767,8 +768,8 @@ export class Connection implements BodySource {
         this.finish(s);
         return;
       }
-      const want = Math.min(FILE_CHUNK, end - pos);
       const buf = fileBuffers.acquire();
+      const want = Math.min(buf.length, end - pos);
       s.reading = true;
       readFd(fd, buf, 0, want, pos, (err, n) => {
         s.reading = false;
