@@ -5,6 +5,10 @@
  * CPU per request. On a machine shared with other work, throughput mostly measures the share of
  * the CPU a server was given; CPU per request measures what a request costs it, which is what
  * "as fast as nginx" means once the machine is the server's alone. Linux only.
+ *
+ * A case with several process trees (a proxy and its upstream: `pids` is `[front, upstream]`)
+ * also gets the front's own share (the first tree), the proxy's cost without its upstream's.
+ * `--only a,b` runs just the named cases (the suite's baseline is added).
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -18,10 +22,19 @@ const { values, positionals } = parseArgs({
     duration: { type: "string", default: "5" },
     rounds: { type: "string", default: "3" },
     connections: { type: "string", default: "64" },
+    only: { type: "string" },
   },
 });
 const name = positionals[0] ?? "engine";
-const suite = ((await import(`./suites/${name}.ts`)) as { default: Suite }).default;
+const loaded = ((await import(`./suites/${name}.ts`)) as { default: Suite }).default;
+const only = values.only?.split(",").map((s) => s.trim());
+const suite: Suite =
+  only === undefined
+    ? loaded
+    : {
+        ...loaded,
+        cases: loaded.cases.filter((c) => c.name === loaded.baseline || only.includes(c.name)),
+      };
 const durationSec = Number(values.duration);
 const rounds = Number(values.rounds);
 const connections = Number(values.connections);
@@ -45,7 +58,7 @@ function cpuUs(pids: readonly number[]): number {
 }
 
 const started = new Map<string, Server>();
-const results: Record<string, { usPerReq: number[]; rps: number[] }> = {};
+const results: Record<string, { usPerReq: number[]; frontUs: number[]; rps: number[] }> = {};
 try {
   for (const c of suite.cases) {
     process.stderr.write(`  starting ${c.name}\n`);
@@ -59,15 +72,19 @@ try {
         const url = path === undefined ? server.url : new URL(path, server.url).href;
         const key = `${c.name}${path ?? ""}`;
         if (r === 0) await runWrk({ url, connections, durationSec: 1 }); // warm-up
+        const front = server.pids.slice(0, 1);
         const before = cpuUs(server.pids);
+        const frontBefore = cpuUs(front);
         const w = await runWrk({ url, connections, durationSec });
         const used = cpuUs(server.pids) - before;
-        const x = results[key] ?? { usPerReq: [], rps: [] };
+        const frontUsed = cpuUs(front) - frontBefore;
+        const x = results[key] ?? { usPerReq: [], frontUs: [], rps: [] };
         results[key] = x;
         x.usPerReq.push(used / w.requests);
+        x.frontUs.push(frontUsed / w.requests);
         x.rps.push(w.requestsPerSec);
         process.stderr.write(
-          `  [${r + 1}/${rounds}] ${key}: ${(used / w.requests).toFixed(1)} µs CPU/request, ${Math.round(w.requestsPerSec)} req/s\n`,
+          `  [${r + 1}/${rounds}] ${key}: ${(used / w.requests).toFixed(1)} µs CPU/request (front ${(frontUsed / w.requests).toFixed(1)}), ${Math.round(w.requestsPerSec)} req/s\n`,
         );
       }
     }
@@ -79,12 +96,15 @@ try {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const base = suite.baseline;
 const rows = Object.entries(results);
-let out = `\n### server CPU per request, wrk -c${connections}, ${rounds}×${durationSec}s, medians (lower is better)\n\n| case | path | µs CPU / request | vs ${base} | req/s |\n|---|---|---:|---:|---:|\n`;
+let out = `\n### server CPU per request, wrk -c${connections}, ${rounds}×${durationSec}s, medians (lower is better)\n\n| case | path | µs CPU / request | vs ${base} | front only µs | front vs ${base}'s | req/s |\n|---|---|---:|---:|---:|---:|---:|\n`;
 for (const [key, x] of rows) {
-  const c = suite.cases.find((k) => key.startsWith(k.name))!;
+  const c = [...suite.cases]
+    .sort((a, b) => b.name.length - a.name.length)
+    .find((k) => key.startsWith(k.name))!;
   const path = key.slice(c.name.length) || "-";
   const baseline = results[`${base}${path === "-" ? "" : path}`];
   const ratio = baseline ? median(x.usPerReq) / median(baseline.usPerReq) : Number.NaN;
-  out += `| ${c.name} | ${path} | ${median(x.usPerReq).toFixed(1)} | ${ratio.toFixed(2)}× | ${Math.round(median(x.rps))} |\n`;
+  const frontRatio = baseline ? median(x.frontUs) / median(baseline.frontUs) : Number.NaN;
+  out += `| ${c.name} | ${path} | ${median(x.usPerReq).toFixed(1)} | ${ratio.toFixed(2)}× | ${median(x.frontUs).toFixed(1)} | ${frontRatio.toFixed(2)}× | ${Math.round(median(x.rps))} |\n`;
 }
 process.stdout.write(out);

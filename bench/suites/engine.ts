@@ -23,7 +23,7 @@ const kib = `${"x".repeat(1023)}\n`;
 function brigadeWeb(engine: "brigade" | "node"): Case {
   return {
     name: `brigade web (${engine})`,
-    description: `brigade web, \`engine: "${engine}"\`, 1 worker process, \`/\`: \`return\`, \`/1k\`: the static module (its open-file cache on, as by default), no access log`,
+    description: `brigade web, \`engine: "${engine}"\`, 1 worker process, \`/\`: \`return\`, \`/1k\`: the static module (its open-file cache on, as by default), no access log, \`keepaliveRequests: 100000\` (as nginx's \`keepalive_requests\`)`,
     start: () =>
       startCommand({
         name: `brigade web (${engine})`,
@@ -42,6 +42,8 @@ function brigadeWeb(engine: "brigade" | "node"): Case {
             web: {
               workers: 1,
               engine,
+              // nginx's in bench/lib/peers.ts: the same connection recycling on both sides.
+              keepaliveRequests: 100_000,
               servers: [
                 {
                   listen: [`127.0.0.1:${port}`],

@@ -2,8 +2,9 @@
  * proxy: the reverse proxy side by side, each in 1 process in front of its own node:http hello
  * upstream (bench/servers/nodeHttp.ts), wrk on the proxy: nginx `proxy_pass` with an upstream
  * keep-alive pool (the yardstick), `brigade web --proxy` (buffering on, as shipped), node-http-proxy
- * (npm `http-proxy` with a keep-alive agent), and a plain undici `Pool` proxy. "hello direct"
- * is the upstream alone: the latency a proxy adds is its p50/p99 minus that row's.
+ * (npm `http-proxy` with a keep-alive agent), a plain undici `Pool` proxy, and Node's floor (bare
+ * net sockets both ways, nothing parsed). "hello direct" is the upstream alone: the latency a
+ * proxy adds is its p50/p99 minus that row's.
  *
  * The slow-client case is bench/suites/proxyslow.ts.
  */
@@ -59,6 +60,31 @@ function nodeProxy(script: string, args: string[] = []) {
     });
 }
 
+/** `brigade web`, 1 worker, proxying to the upstream with a keep-alive pool of 64 (as nginx's). */
+function brigadeWeb(env: Record<string, string> = {}) {
+  return (upstreamPort: number) =>
+    startCommand({
+      name: "brigade web",
+      command: process.execPath,
+      args: [benchFile("bin/brigade.ts"), "web", "-c", "{dir}/brigade.config.json"],
+      env: { ...process.env, ...env },
+      beforeSpawn(port, dir) {
+        const config = {
+          log: { level: "warn" },
+          web: {
+            workers: 1,
+            listen: [`127.0.0.1:${port}`],
+            upstreams: {
+              app: { peers: [`127.0.0.1:${upstreamPort}`], keepalive: { idle: 64 } },
+            },
+            servers: [{ proxy: "app" }],
+          },
+        };
+        writeFileSync(join(dir, "brigade.config.json"), JSON.stringify(config));
+      },
+    });
+}
+
 export const cases: Case[] = [
   {
     name: "hello direct",
@@ -78,27 +104,13 @@ export const cases: Case[] = [
   ),
   proxied(
     "brigade web",
-    "brigade web, 1 worker, proxy to an upstream group with keepalive.idle 64 (as nginx's), defaults otherwise (request and response buffering, forwarding headers)",
-    (upstreamPort) =>
-      startCommand({
-        name: "brigade web",
-        command: process.execPath,
-        args: [benchFile("bin/brigade.ts"), "web", "-c", "{dir}/brigade.config.json"],
-        beforeSpawn(port, dir) {
-          const config = {
-            log: { level: "warn" },
-            web: {
-              workers: 1,
-              listen: [`127.0.0.1:${port}`],
-              upstreams: {
-                app: { peers: [`127.0.0.1:${upstreamPort}`], keepalive: { idle: 64 } },
-              },
-              servers: [{ proxy: "app" }],
-            },
-          };
-          writeFileSync(join(dir, "brigade.config.json"), JSON.stringify(config));
-        },
-      }),
+    "brigade web, 1 worker, proxy to an upstream group with keepalive.idle 64 (as nginx's), defaults otherwise (request and response buffering, forwarding headers); Brigade's own upstream client",
+    brigadeWeb(),
+  ),
+  proxied(
+    "brigade web (undici)",
+    "the same with the previous transport, undici (BRIGADE_UPSTREAM_CLIENT=undici)",
+    brigadeWeb({ BRIGADE_UPSTREAM_CLIENT: "undici" }),
   ),
   proxied(
     "node-http-proxy",
@@ -109,6 +121,11 @@ export const cases: Case[] = [
     "undici Pool proxy",
     "a ~20-line node:http proxy on undici Pool.request()",
     nodeProxy("bench/servers/proxyUndici.ts", ["request"]),
+  ),
+  proxied(
+    "node net raw proxy",
+    "Node's floor, not a proxy: bare net sockets both sides, a prepared upstream GET, response bytes relayed unparsed (bench/servers/netRawProxy.ts)",
+    nodeProxy("bench/servers/netRawProxy.ts"),
   ),
 ];
 

@@ -48,7 +48,7 @@ export const cases: Case[] = [
   {
     name: "brigade web",
     description:
-      "`brigade web --root DIR --workers 1`: defaults (open-file cache on), no access log",
+      "`brigade web --root DIR --workers 1`: defaults (open-file cache on), no access log, `--keepalive-requests 100000` (as nginx's)",
     start: () =>
       startCommand({
         name: "brigade web",
@@ -62,6 +62,9 @@ export const cases: Case[] = [
           "127.0.0.1:{port}",
           "--workers",
           "1",
+          // nginx's keepalive_requests in bench/lib/peers.ts: the same connection recycling.
+          "--keepalive-requests",
+          "100000",
         ],
       }),
   },

@@ -82,10 +82,14 @@ export function appGroup(config: Config): Record<string, unknown> {
   const sync = config.app.workerClass === "sync";
   return {
     policy: { type: "leastConnections" },
-    // No passive health: the master says which workers are ready and takes a dying one out
-    // within milliseconds, and a refused connection is retried on the next worker anyway. (With
-    // maxFails, clients closing mid-request took every worker out for failTimeout: 502s.)
-    maxFails: 0,
+    // Passive health on top of the master's readiness: a worker whose attempts keep failing
+    // (resets, timeouts, bad responses) is out for failTimeout even while the master still
+    // thinks it is fine; a client that goes away mid-request is not a failure (the upstream
+    // engine counts it neutral), and a respawned worker starts clean (ready forgives failures).
+    // Three, not nginx's one: a single reset (a worker recycled as a request arrived) is
+    // retried on the next worker and should not take this one out.
+    maxFails: 3,
+    failTimeout: "10s",
     queue: { size: sync ? config.stack.appQueue : 0, timeout: "60s" },
     timeouts: { connect: "5s", read: Math.max(60, config.app.timeout + 5) },
     // Local unix sockets to our own workers: keep every connection a busy moment opened (the

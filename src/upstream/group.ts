@@ -457,7 +457,11 @@ export class UpstreamGroup {
     for (const p of this.findPeers(server)) {
       if (p.ready === ready) continue;
       p.ready = ready;
-      if (ready) p.beginSlowStart(this.clock());
+      if (ready) {
+        // A (re)started process behind the same address: its predecessor's failures are not its.
+        p.fails = 0;
+        p.beginSlowStart(this.clock());
+      }
       this.announce(p, ready ? "ready" : "not ready");
     }
     this.pump();

@@ -1,298 +1,74 @@
 /**
  * The per-peer keep-alive HTTP/1.1 connection pool (nginx's `keepalive N` cache, with
- * proxy_connect/send/read_timeout), on undici.
+ * proxy_connect/send/read_timeout): what the group, the proxy, the cache and the forward proxy
+ * send requests through.
  *
- * Why undici, and why not its Pool: measured behind the same node:http proxy (docs/upstream.md,
- * bench/suites/pool.ts), undici's client moves about 1.5× the requests of node:http's Agent.
- * But undici's `Pool` caps *all* connections and queues the rest inside itself, while a proxy
- * wants nginx's semantics: as many connections as there are requests in flight (the group's
- * maxConns and queue decide concurrency, visibly), and a cap on the *idle* ones kept for reuse.
- * So each connection here is one undici `Client` (pipelining 1), kept LIFO on an idle stack
- * (the most recently used socket is the least likely to have been closed by the peer), at most
- * `idle` of them; a connection beyond the cap closes when its response ends.
+ * Semantics (both transports): as many connections as there are requests in flight (the
+ * group's maxConns and queue decide concurrency, visibly), and a cap on the *idle* ones kept
+ * for reuse, LIFO (the most recently used socket is the least likely to have been closed by
+ * the peer); a connection beyond the cap closes when its response ends. A request that fails
+ * on a reused connection before any response byte arrived (the peer closed it while idle) is
+ * replayed once on a fresh connection when that is safe: the method is idempotent and the body
+ * is in memory. Every other failure is an `UpstreamError`.
  *
- * Sockets are made by our own connector, which gives: the connect timeout (as a classified
- * error), unix sockets, and the socket itself for the send timeout, which undici lacks: a
- * watchdog fails the attempt when data is waiting in the socket's buffer and no byte has been
- * written for `sendTimeout` (nginx's "between two successive write operations").
- *
- * A request that fails on a reused connection before any response byte arrived (the peer
- * closed it while idle) is replayed once on a fresh connection when that is safe: the method is
- * idempotent and the body is in memory. Every other failure is an `UpstreamError`.
+ * The transport is Brigade's own HTTP/1.1 client (h1.ts: `net` sockets, the engine's strict
+ * parser in response mode). undici's (undici.ts) stays as a fallback, chosen with
+ * `BRIGADE_UPSTREAM_CLIENT=undici` (for side-by-side measurements, and in case).
  *
  * The caller must consume or destroy `response.body`: the connection goes back to the pool
- * when the body has been read to its end, and is closed if the body is destroyed early.
+ * when the response has been read to its end, and is closed if the body is destroyed early.
  */
-import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
-import { connect as netConnect, type Socket } from "node:net";
-import type { Readable } from "node:stream";
-import { Client } from "undici";
-import { classifyError, UpstreamError } from "./errors.ts";
-import { type PeerTarget, targetName } from "./peer.ts";
+import { H1Pool } from "./h1.ts";
+import type { PeerTarget } from "./peer.ts";
+import type {
+  PoolOptions,
+  PoolStats,
+  UpgradeResponse,
+  UpstreamRequest,
+  UpstreamResponse,
+} from "./transport.ts";
+import { UndiciPool } from "./undici.ts";
 
-export interface PoolOptions {
-  /** Most idle connections kept (nginx `keepalive`). 0: close after every request. */
-  idle: number;
-  /** Milliseconds an idle connection is kept (shortened by the peer's Keep-Alive hint). */
-  idleTimeout: number;
-  /** Requests per connection before it is closed (nginx `keepalive_requests`). */
-  maxRequests: number;
-  /** Milliseconds to connect. */
-  connectTimeout: number;
-  /** Milliseconds without write progress while sending; 0 disables. */
-  sendTimeout: number;
-  /** Milliseconds to wait for the response head, and between body reads; 0 disables. */
-  readTimeout: number;
-}
+export type {
+  PoolOptions,
+  PoolStats,
+  RequestHeaders,
+  UpgradeResponse,
+  UpstreamRequest,
+  UpstreamResponse,
+} from "./transport.ts";
+export { dial, requestHeaders } from "./transport.ts";
 
-export type RequestHeaders = Record<string, string | string[] | undefined> | string[];
+export type UpstreamClient = "brigade" | "undici";
 
-export interface UpstreamRequest {
-  method: string;
-  /** Path and query, as sent in the request line (`/a?b=1`). */
-  path: string;
-  /**
-   * Headers as an object or as raw `[name, value, ...]` pairs. Hop-by-hop framing headers
-   * (Connection, Keep-Alive, Transfer-Encoding, Upgrade, Proxy-Connection, Expect) are the
-   * pool's business and dropped; so is Content-Length with an in-memory body (it is computed).
-   */
-  headers?: RequestHeaders;
-  /** In memory (replayable, retried safely) or a stream (sent once, chunked without a length). */
-  body?: Buffer | Uint8Array | string | Readable | null;
-  signal?: AbortSignal;
-  /** Overrides the pool's read timeout for this request (0: none, for event streams). */
-  readTimeout?: number;
-  /**
-   * Overrides, for this request, the longest pause between two reads of the body (default: the
-   * read timeout). A proxy that times the body itself (event streams get a longer idle time,
-   * decided once the head is seen) passes 0.
-   */
-  bodyTimeout?: number;
-  /** Overrides the pool's connect timeout when this request opens a connection. */
-  connectTimeout?: number;
-  /** Overrides the pool's send timeout for this request (0: none). */
-  sendTimeout?: number;
-}
-
-export interface UpstreamResponse {
-  status: number;
-  /** Lower-case names; repeated headers (Set-Cookie) as arrays. */
-  headers: Record<string, string | string[]>;
-  /** Read it to the end or destroy it: see the module doc. */
-  body: Readable;
-  /** The peer (`127.0.0.1:8000`, `unix:/run/app.sock`). */
-  peer: string;
-  /** True when the request went over a kept-alive connection. */
-  reused: boolean;
-}
-
-export interface UpgradeResponse {
-  status: 101;
-  headers: IncomingHttpHeaders;
-  rawHeaders: string[];
-  /** The upgraded connection, now the caller's. */
-  socket: Socket;
-  /** Bytes the peer sent after its 101 head (the start of the new protocol). */
-  head: Buffer;
-}
-
-export interface PoolStats {
-  /** Connections open now (busy + idle). */
-  open: number;
-  idle: number;
-  /** Connections ever opened. */
-  created: number;
-  /** Requests that went over a reused connection. */
-  reused: number;
-  /** Requests sent. */
-  requests: number;
-}
-
-const dropHeaders = new Set([
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "upgrade",
-  "proxy-connection",
-  "expect",
-]);
-const idempotent = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
-
-function isReplayable(body: UpstreamRequest["body"]): boolean {
-  return (
-    body === undefined ||
-    body === null ||
-    typeof body === "string" ||
-    Buffer.isBuffer(body) ||
-    body instanceof Uint8Array
-  );
-}
-
-/** Whether a response's Connection field says the peer closes the connection after it. */
-function closes(connection: string | string[] | undefined): boolean {
-  if (connection === undefined) return false;
-  const v = Array.isArray(connection) ? connection.join(",") : connection;
-  return /(?:^|,)\s*close\s*(?:,|$)/i.test(v);
-}
-
-/** The headers to hand to undici: framing headers dropped, names as given. */
-export function requestHeaders(
-  headers: RequestHeaders | undefined,
-  inMemoryBody: boolean,
-  upgrade = false,
-): string[] {
-  const out: string[] = [];
-  const push = (name: string, value: string | string[] | undefined) => {
-    if (value === undefined) return;
-    const lower = name.toLowerCase();
-    if (dropHeaders.has(lower) && !(upgrade && (lower === "upgrade" || lower === "connection"))) {
-      return;
-    }
-    if (lower === "content-length" && inMemoryBody) return;
-    if (Array.isArray(value)) for (const v of value) out.push(name, v);
-    else out.push(name, value);
-  };
-  if (Array.isArray(headers)) {
-    for (let i = 0; i + 1 < headers.length; i += 2) push(headers[i]!, headers[i + 1]!);
-  } else if (headers) {
-    for (const [name, value] of Object.entries(headers)) push(name, value);
-  }
-  return out;
-}
-
-/** Open a socket to `target` within `timeoutMs`, errors classified (connect phase). */
-export function dial(target: PeerTarget, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket =
-      target.kind === "unix"
-        ? netConnect({ path: target.path })
-        : netConnect({ host: target.host, port: target.port, noDelay: true });
-    const peer = targetName(target);
-    const timer =
-      timeoutMs > 0
-        ? setTimeout(() => {
-            socket.destroy();
-            reject(
-              new UpstreamError("timeout", "connect", {
-                message: `connect timed out after ${timeoutMs} ms`,
-                peer,
-                sent: false,
-                code: "ETIMEDOUT",
-              }),
-            );
-          }, timeoutMs)
-        : undefined;
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.removeAllListeners("error");
-      resolve(socket);
-    });
-    socket.once("error", (err) => {
-      clearTimeout(timer);
-      reject(classifyError(err, { peer, connected: false }));
-    });
-  });
-}
-
-/** One connection: an undici Client over one socket made by `dial`. */
-class Connection {
-  readonly client: Client;
-  socket: Socket | undefined;
-  requests = 0;
-  closed = false;
-
-  constructor(pool: PeerPool, target: PeerTarget, options: PoolOptions, connectTimeout: number) {
-    const origin = target.kind === "unix" ? "http://localhost" : `http://${targetName(target)}`;
-    this.client = new Client(origin, {
-      pipelining: 1,
-      keepAliveTimeout: Math.max(1, options.idleTimeout),
-      keepAliveMaxTimeout: Math.max(1, options.idleTimeout),
-      keepAliveTimeoutThreshold: 1000,
-      headersTimeout: options.readTimeout,
-      bodyTimeout: options.readTimeout,
-      maxRequestsPerClient: options.maxRequests,
-      connect: (_opts, callback) => {
-        dial(target, connectTimeout).then(
-          (socket) => {
-            this.socket = socket;
-            callback(null, socket);
-          },
-          (err: Error) => callback(err, null),
-        );
-      },
-    });
-    // One Client is one connection: once its socket is gone, so is it.
-    this.client.on("disconnect", () => pool.dropConnection(this));
-    this.client.on("connectionError", () => pool.dropConnection(this));
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.client.close().catch(() => {});
-  }
-
-  destroy(): void {
-    this.closed = true;
-    this.client.destroy().catch(() => {});
-  }
+/** The transport new pools use: `BRIGADE_UPSTREAM_CLIENT` (brigade, the default, or undici). */
+export function defaultClient(): UpstreamClient {
+  return process.env.BRIGADE_UPSTREAM_CLIENT === "undici" ? "undici" : "brigade";
 }
 
 export class PeerPool {
   readonly target: PeerTarget;
   readonly peer: string;
-  private readonly options: PoolOptions;
-  private readonly idleStack: Connection[] = [];
-  private readonly open = new Set<Connection>();
-  private closing = false;
-  private drained: (() => void) | undefined;
-  private created = 0;
-  private reusedCount = 0;
-  private requestCount = 0;
+  readonly client: UpstreamClient;
+  private readonly impl: H1Pool | UndiciPool;
 
-  constructor(target: PeerTarget, options: PoolOptions) {
+  constructor(target: PeerTarget, options: PoolOptions, client: UpstreamClient = defaultClient()) {
+    this.client = client;
+    this.impl = client === "undici" ? new UndiciPool(target, options) : new H1Pool(target, options);
     this.target = target;
-    this.peer = targetName(target);
-    this.options = options;
+    this.peer = this.impl.peer;
   }
 
   stats(): PoolStats {
-    return {
-      open: this.open.size,
-      idle: this.idleStack.length,
-      created: this.created,
-      reused: this.reusedCount,
-      requests: this.requestCount,
-    };
+    return this.impl.stats();
   }
 
   /**
    * Send one request and resolve with the response head; the body streams. Rejects with an
    * `UpstreamError` (refused, reset, timeout, badResponse, aborted).
    */
-  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
-    if (this.closing) {
-      throw new UpstreamError("unavailable", "connect", {
-        message: "pool closed",
-        peer: this.peer,
-        sent: false,
-      });
-    }
-    const conn = this.take(req.connectTimeout);
-    try {
-      return await this.send(conn, req);
-    } catch (err) {
-      const e = err as UpstreamError;
-      const stale =
-        conn.requests > 1 &&
-        e.kind === "reset" &&
-        e.phase !== "connect" &&
-        !req.signal?.aborted &&
-        idempotent.has(req.method.toUpperCase()) &&
-        isReplayable(req.body);
-      if (!stale) throw err;
-      return await this.send(this.fresh(req.connectTimeout), req);
-    }
+  request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    return this.impl.request(req);
   }
 
   /**
@@ -301,230 +77,16 @@ export class PeerPool {
    * be read or destroyed), so the proxy can relay a 401 or a 426.
    */
   upgrade(req: UpstreamRequest): Promise<UpgradeResponse | UpstreamResponse> {
-    const headers = requestHeaders(req.headers, false, true);
-    return new Promise((resolve, reject) => {
-      let connected = false;
-      let settled = false;
-      const fail = (err: unknown) => {
-        if (settled) return;
-        settled = true;
-        reject(classifyError(err, { peer: this.peer, connected }));
-      };
-      const r = httpRequest({
-        method: req.method,
-        path: req.path,
-        headers,
-        signal: req.signal,
-        createConnection: (_o, cb) => {
-          dial(this.target, req.connectTimeout ?? this.options.connectTimeout).then(
-            (socket) => {
-              connected = true;
-              cb?.(null, socket);
-            },
-            (err: Error) => cb?.(err, undefined as unknown as Socket),
-          );
-          return undefined;
-        },
-      });
-      const readTimeout = req.readTimeout ?? this.options.readTimeout;
-      if (readTimeout > 0) {
-        r.setTimeout(readTimeout, () =>
-          r.destroy(
-            new UpstreamError("timeout", "read", {
-              message: "upstream timed out (upgrade response)",
-              peer: this.peer,
-            }),
-          ),
-        );
-      }
-      r.on("error", fail);
-      r.on("upgrade", (res, socket, head) => {
-        settled = true;
-        socket.setTimeout(0);
-        resolve({
-          status: 101,
-          headers: res.headers,
-          rawHeaders: res.rawHeaders,
-          socket: socket as Socket,
-          head,
-        });
-      });
-      r.on("response", (res) => {
-        settled = true;
-        r.setTimeout(0);
-        const out: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out[k] = v;
-        resolve({
-          status: res.statusCode ?? 502,
-          headers: out,
-          body: res,
-          peer: this.peer,
-          reused: false,
-        });
-      });
-      const body = req.body;
-      if (body === undefined || body === null) r.end();
-      else if (isReplayable(body)) r.end(body as Buffer);
-      else (body as Readable).pipe(r);
-    });
+    return this.impl.upgrade(req);
   }
 
   /** Stop taking requests, close idle connections, resolve once busy ones have finished. */
   close(): Promise<void> {
-    this.closing = true;
-    for (const conn of this.idleStack.splice(0)) {
-      this.open.delete(conn);
-      conn.close();
-    }
-    if (this.open.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.drained = resolve;
-    });
+    return this.impl.close();
   }
 
   /** Close every connection now, busy ones included. */
   destroy(): void {
-    this.closing = true;
-    for (const conn of this.open) conn.destroy();
-    this.open.clear();
-    this.idleStack.length = 0;
-    this.drained?.();
-  }
-
-  /** @internal A connection's socket went away. */
-  dropConnection(conn: Connection): void {
-    const i = this.idleStack.indexOf(conn);
-    if (i >= 0) this.idleStack.splice(i, 1);
-    if (this.open.delete(conn)) conn.destroy();
-    this.checkDrained();
-  }
-
-  private checkDrained(): void {
-    if (this.closing && this.open.size === 0 && this.drained) {
-      const done = this.drained;
-      this.drained = undefined;
-      done();
-    }
-  }
-
-  private take(connectTimeout?: number): Connection {
-    for (;;) {
-      const conn = this.idleStack.pop();
-      if (conn === undefined) return this.fresh(connectTimeout);
-      if (!conn.closed && !conn.client.destroyed && !conn.client.closed) return conn;
-      this.open.delete(conn);
-    }
-  }
-
-  private fresh(connectTimeout = this.options.connectTimeout): Connection {
-    const conn = new Connection(this, this.target, this.options, connectTimeout);
-    this.open.add(conn);
-    this.created++;
-    return conn;
-  }
-
-  /** The request finished and its body was read to the end: keep or close the connection. */
-  private recycle(conn: Connection): void {
-    if (
-      this.closing ||
-      conn.closed ||
-      conn.client.destroyed ||
-      conn.requests >= this.options.maxRequests ||
-      this.idleStack.length >= this.options.idle
-    ) {
-      this.open.delete(conn);
-      conn.close();
-      this.checkDrained();
-      return;
-    }
-    this.idleStack.push(conn);
-  }
-
-  private discard(conn: Connection): void {
-    this.open.delete(conn);
-    conn.destroy();
-    this.checkDrained();
-  }
-
-  private async send(conn: Connection, req: UpstreamRequest): Promise<UpstreamResponse> {
-    conn.requests++;
-    this.requestCount++;
-    const reused = conn.requests > 1;
-    if (reused) this.reusedCount++;
-    const inMemory = isReplayable(req.body);
-    const readTimeout = req.readTimeout ?? this.options.readTimeout;
-    const state = { peer: this.peer, connected: reused, headers: false, sending: false };
-    const sendTimeout = req.sendTimeout ?? this.options.sendTimeout;
-    const watchdog = this.sendWatchdog(conn, sendTimeout);
-    try {
-      const res = await conn.client.request({
-        method: req.method as "GET",
-        path: req.path,
-        headers: requestHeaders(req.headers, inMemory),
-        body: (req.body ?? null) as Buffer | null,
-        signal: req.signal ?? null,
-        headersTimeout: readTimeout,
-        bodyTimeout: req.bodyTimeout ?? readTimeout,
-      });
-      state.headers = true;
-      watchdog.stop();
-      const body = res.body;
-      // A peer that says it closes (gunicorn's sync workers always do) must not be reused: the
-      // next request would fail on the dead socket and be replayed on a fresh one.
-      const closing = closes(res.headers.connection);
-      let ended = false;
-      body.once("end", () => {
-        ended = true;
-      });
-      body.once("close", () => (ended && !closing ? this.recycle(conn) : this.discard(conn)));
-      return {
-        status: res.statusCode,
-        headers: res.headers as Record<string, string | string[]>,
-        body,
-        peer: this.peer,
-        reused,
-      };
-    } catch (err) {
-      watchdog.stop();
-      state.connected = state.connected || conn.socket !== undefined;
-      state.sending = watchdog.stalled || (conn.socket?.writableLength ?? 0) > 0;
-      this.discard(conn);
-      if (watchdog.stalled) {
-        throw new UpstreamError("timeout", "send", {
-          message: `upstream timed out sending the request (no progress for ${sendTimeout} ms)`,
-          peer: this.peer,
-          cause: err,
-        });
-      }
-      throw classifyError(err, state);
-    }
-  }
-
-  /**
-   * nginx's proxy_send_timeout: fail when bytes wait in the socket and none was written for
-   * `sendTimeout`. Runs until the response head arrives.
-   */
-  private sendWatchdog(conn: Connection, ms: number) {
-    const w = { stalled: false, stop: () => clearTimeout(timer) };
-    let last = -1;
-    let timer: NodeJS.Timeout | undefined;
-    // bytesWritten counts what is still buffered too: what reached the kernel is the difference.
-    const flushed = (s: Socket) => s.bytesWritten - s.writableLength;
-    const tick = () => {
-      const s = conn.socket;
-      if (s && s.writableLength > 0 && flushed(s) === last) {
-        w.stalled = true;
-        s.destroy();
-        return;
-      }
-      last = s ? flushed(s) : -1;
-      timer = setTimeout(tick, ms);
-      timer.unref();
-    };
-    if (ms > 0) {
-      timer = setTimeout(tick, ms);
-      timer.unref();
-    }
-    return w;
+    this.impl.destroy();
   }
 }

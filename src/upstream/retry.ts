@@ -16,7 +16,7 @@
  * rather than one of ours), and the peer still gets its failure.
  */
 import type { RetryCondition } from "../config/settings/upstream.ts";
-import { type AttemptRecord, classifyError, type UpstreamError } from "./errors.ts";
+import { type AttemptRecord, classifyError, UpstreamError } from "./errors.ts";
 import { attemptChannel, publish } from "./events.ts";
 import type { Lease, Outcome, UpstreamGroup } from "./group.ts";
 import type { Peer } from "./peer.ts";
@@ -65,6 +65,25 @@ const conditionOfError: Partial<Record<UpstreamError["kind"], RetryCondition>> =
 };
 const neutralStatuses = new Set([403, 404, 429]);
 
+interface Conditions {
+  conditions: ReadonlySet<RetryCondition>;
+  /** The `httpNNN` conditions, as numbers. */
+  statuses: ReadonlySet<number>;
+}
+const conditionsOf = new WeakMap<object, Conditions>();
+
+/** `retry.on` as sets, made once per config. */
+function retryConditions(conf: { on: readonly RetryCondition[] }): Conditions {
+  let c = conditionsOf.get(conf);
+  if (c === undefined) {
+    const statuses = new Set<number>();
+    for (const x of conf.on) if (x.startsWith("http")) statuses.add(Number(x.slice(4)));
+    c = { conditions: new Set(conf.on), statuses };
+    conditionsOf.set(conf, c);
+  }
+  return c;
+}
+
 /**
  * Run `attempt` on peers of `group` until one succeeds or retrying is over. Resolves with the
  * result and the lease still held; rejects with the last `UpstreamError` (its `attempts` list
@@ -77,7 +96,7 @@ export async function withRetries<T>(
   inspect: RetryInspect<T> = {},
 ): Promise<RetryResult<T>> {
   const conf = group.config.retry;
-  const on = new Set(conf.on);
+  const on = retryConditions(conf);
   const maxTries = conf.tries > 0 ? conf.tries : Math.max(1, group.size);
   const started = group.clock();
   const tried = new Set<Peer>();
@@ -92,6 +111,7 @@ export async function withRetries<T>(
     group.canTry(tried);
   const record = (lease: Lease, n: number, r: AttemptRecord, outcome: Outcome) => {
     attempts.push(r);
+    if (!attemptChannel.hasSubscribers) return;
     publish(attemptChannel, {
       group: group.name,
       peer: lease.peer.name,
@@ -118,11 +138,17 @@ export async function withRetries<T>(
     try {
       result = await attempt(lease, n);
     } catch (err) {
-      const e = classifyError(err, { peer: lease.peer.name });
+      let e = classifyError(err, { peer: lease.peer.name });
+      // The caller gave up (the client went away): whatever the transport made of it (undici
+      // fails with the signal's reason, "client closed the connection"), not the peer's fault.
+      if (options.signal?.aborted && e.kind !== "aborted") e = abortedError(e);
       const condition = conditionOfError[e.kind];
       const outcome: Outcome = condition ? "failure" : "neutral";
       const retry =
-        condition !== undefined && on.has(condition) && (mayResend || !e.sent) && budgetLeft(n);
+        condition !== undefined &&
+        on.conditions.has(condition) &&
+        (mayResend || !e.sent) &&
+        budgetLeft(n);
       record(lease, n, { peer: lease.peer.name, error: e.kind, retried: retry }, outcome);
       lease.release(outcome);
       lastError = e;
@@ -133,8 +159,7 @@ export async function withRetries<T>(
       continue;
     }
     const status = inspect.status?.(result);
-    const condition = status !== undefined ? (`http${status}` as RetryCondition) : undefined;
-    if (condition !== undefined && on.has(condition)) {
+    if (status !== undefined && on.statuses.has(status)) {
       const outcome: Outcome = neutralStatuses.has(status!) ? "neutral" : "failure";
       const retry = mayResend && budgetLeft(n);
       record(lease, n, { peer: lease.peer.name, status, retried: retry }, outcome);
@@ -166,6 +191,11 @@ export interface GroupResponse extends UpstreamResponse {
   setCookie: string | undefined;
 }
 
+const responseInspect: RetryInspect<UpstreamResponse> = {
+  status: (r) => r.status,
+  discard: (r) => discardResponse(r),
+};
+
 /** `UpstreamGroup.request`: retries over the peers' pools; the lease ends with the body. */
 export async function requestWithRetries(
   group: UpstreamGroup,
@@ -175,24 +205,59 @@ export async function requestWithRetries(
     group,
     { method: req.method, ctx: req, signal: req.signal, replayable: isInMemory(req.body) },
     (l) => l.pool.request(req),
-    {
-      status: (r) => r.status,
-      discard: (r) => {
-        r.body.on("error", () => {});
-        r.body.resume();
-      },
-    },
+    responseInspect,
   );
+  releaseWithBody(lease, result, req.signal);
+  // Not a spread: a response may have its body as a getter (made only when used).
+  const out = result as GroupResponse;
+  out.attempts = attempts;
+  out.setCookie = lease.setCookie;
+  return out;
+}
+
+/** Throw a response away (a retried status): read its body to the end to keep the connection. */
+export function discardResponse(r: UpstreamResponse): void {
+  if (r.complete !== undefined) return;
+  r.body.on("error", () => {});
+  r.body.resume();
+}
+
+/** `err` as the caller's abort, the same phase and peer. */
+function abortedError(err: UpstreamError): UpstreamError {
+  return new UpstreamError("aborted", err.phase, {
+    message: "request aborted (the client went away)",
+    peer: err.peer,
+    sent: err.sent,
+    code: "UND_ERR_ABORTED",
+    cause: err,
+  });
+}
+
+/**
+ * Release `lease` when the response body closes: a success when it was read to its end, a
+ * failure when it failed (cut short, malformed, timed out), neutral when the caller stopped
+ * reading it or aborted (a client that went away is not the peer's failure).
+ */
+export function releaseWithBody(
+  lease: Lease,
+  res: UpstreamResponse,
+  signal: AbortSignal | undefined,
+): void {
+  if (res.complete !== undefined) {
+    // Read whole with its head: the attempt is over.
+    lease.release();
+    return;
+  }
+  const body = res.body;
   let bodyError: unknown;
-  result.body.once("error", (err) => {
+  body.once("error", (err) => {
     bodyError = err;
   });
-  result.body.once("close", () => {
+  body.once("close", () => {
     if (bodyError !== undefined) {
       const e = classifyError(bodyError, { peer: lease.peer.name, connected: true, headers: true });
-      lease.release(e.kind === "aborted" ? "neutral" : "failure");
-    } else if (result.body.readableEnded) lease.release();
+      lease.release(e.kind === "aborted" || signal?.aborted ? "neutral" : "failure");
+    } else if (body.readableEnded) lease.release();
     else lease.release("neutral");
   });
-  return { ...result, attempts, setCookie: lease.setCookie };
 }

@@ -48,7 +48,7 @@ test("a minimal group gets nginx-like defaults", () => {
       maxFails: 1,
       failTimeout: 10,
       retry: { on: ["error", "timeout"], tries: 0, timeout: 0, nonIdempotent: false },
-      keepalive: { idle: 32, timeout: 4, requests: 1000 },
+      keepalive: { idle: 32, timeout: 60, requests: 1000 },
       timeouts: { connect: 5, send: 60, read: 60 },
       queue: { size: 0, timeout: 60 },
       resolveInterval: 30,

@@ -342,8 +342,8 @@ export const keepalive = object(
     }),
     timeout: field({
       type: duration(),
-      default: "4s",
-      doc: "An idle connection is closed after this time. Keep it below the upstream's own keep-alive timeout (node:http: 5 s; gunicorn: 2 s) so the upstream never closes a connection as we reuse it; a `Keep-Alive: timeout=N` from the upstream shortens it.",
+      default: "60s",
+      doc: "An idle connection is closed after this time (nginx's upstream `keepalive_timeout`, 60 s by default). A `Keep-Alive: timeout=N` from the upstream shortens it to N − 1 s (node:http sends `timeout=5`), and an idle connection the upstream closes is dropped as soon as its FIN arrives; a GET that still meets one closing as it is reused is replayed on a fresh connection. Behind a server that closes idle connections quickly without saying so (gunicorn's async workers: 2 s), set it below that server's keep-alive time.",
       nginx: "keepalive_timeout",
     }),
     requests: field({

@@ -200,8 +200,79 @@ function first(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Convert undici's header object to the client's fields, as the plan says. */
+/** The client's fields from the upstream's, as the plan says: from its field list when it has one. */
 export function clientResponseFields(
+  res: {
+    readonly headers: Record<string, string | string[] | undefined>;
+    readonly fields?: readonly string[] | undefined;
+  },
+  plan: ResponseHeaderPlan,
+  req: WebRequest,
+): UpstreamHead {
+  const fields = res.fields;
+  return fields !== undefined
+    ? fromFieldList(fields, plan, req)
+    : fromHeaderObject(res.headers, plan, req);
+}
+
+/** Whether the client may get the upstream's field `name` (`named`: fields its Connection names). */
+function passes(name: string, plan: ResponseHeaderPlan, named: Set<string> | undefined): boolean {
+  if (name === "content-length" || hopByHop.has(name) || named?.has(name)) return false;
+  if ((hiddenByDefault.has(name) || name.startsWith("x-accel-")) && !plan.pass.has(name))
+    return false;
+  return !(plan.hide.size > 0 && plan.hide.has(name));
+}
+
+function fromFieldList(
+  src: readonly string[],
+  plan: ResponseHeaderPlan,
+  req: WebRequest,
+): UpstreamHead {
+  let connection: string | undefined;
+  let lengthText: string | undefined;
+  let contentType: string | undefined;
+  let accelBuffering: string | undefined;
+  let accelRedirect: string | undefined;
+  for (let i = 0; i < src.length; i += 2) {
+    const name = src[i]!;
+    const value = src[i + 1]!;
+    switch (name) {
+      case "connection":
+        connection = connection === undefined ? value : `${connection}, ${value}`;
+        break;
+      case "content-length":
+        lengthText ??= value;
+        break;
+      case "content-type":
+        contentType ??= value;
+        break;
+      case "x-accel-buffering":
+        accelBuffering ??= value;
+        break;
+      case "x-accel-redirect":
+        accelRedirect ??= value;
+        break;
+    }
+  }
+  const named = connectionTokens(connection);
+  const list: string[] = [];
+  for (let i = 0; i < src.length; i += 2) {
+    const name = src[i]!;
+    if (!passes(name, plan, named)) continue;
+    list.push(name, rewrite(name, src[i + 1]!, plan, req));
+  }
+  const length = lengthText === undefined ? undefined : Number(lengthText);
+  return {
+    fields: new Fields(list),
+    length:
+      length !== undefined && Number.isSafeInteger(length) && length >= 0 ? length : undefined,
+    contentType,
+    accelBuffering: accelBuffering?.toLowerCase(),
+    accelRedirect,
+  };
+}
+
+function fromHeaderObject(
   headers: Record<string, string | string[] | undefined>,
   plan: ResponseHeaderPlan,
   req: WebRequest,
@@ -211,11 +282,7 @@ export function clientResponseFields(
   const lengthText = first(headers["content-length"]);
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined) continue;
-    if (name === "content-length" || hopByHop.has(name) || named?.has(name)) continue;
-    if ((hiddenByDefault.has(name) || name.startsWith("x-accel-")) && !plan.pass.has(name))
-      continue;
-    if (plan.hide.size > 0 && plan.hide.has(name)) continue;
+    if (value === undefined || !passes(name, plan, named)) continue;
     if (typeof value === "string") {
       list.push(name, rewrite(name, value, plan, req));
     } else {

@@ -33,8 +33,10 @@ import {
   type AttemptRecord,
   classifyError,
   createUpstreamGroup,
+  discardResponse,
   type GroupResponse,
   normalizeGroup,
+  releaseWithBody,
   type UpgradeResponse,
   type UpstreamError,
   type UpstreamGroup,
@@ -253,26 +255,13 @@ async function exchange(
     group,
     { method: greq.method, ctx: greq, signal: greq.signal, replayable: true },
     (l) => l.pool.request({ ...greq, body: fileBodyStream(file) }),
-    {
-      status: (r) => r.status,
-      discard: (r) => {
-        r.body.on("error", () => {});
-        r.body.resume();
-      },
-    },
+    { status: (r) => r.status, discard: discardResponse },
   );
-  let bodyError: unknown;
-  result.body.once("error", (err) => {
-    bodyError = err;
-  });
-  result.body.once("close", () => {
-    if (bodyError !== undefined) {
-      const e = classifyError(bodyError, { peer: lease.peer.name, connected: true, headers: true });
-      lease.release(e.kind === "aborted" ? "neutral" : "failure");
-    } else if (result.body.readableEnded) lease.release();
-    else lease.release("neutral");
-  });
-  return { ...result, attempts, setCookie: lease.setCookie };
+  releaseWithBody(lease, result, greq.signal);
+  const out = result as GroupResponse;
+  out.attempts = attempts;
+  out.setCookie = lease.setCookie;
+  return out;
 }
 
 /** The Upgrade a request asks for, when it is one the proxy tunnels (not h2c). */
@@ -456,8 +445,8 @@ export const proxy: WebModule<Settings> = {
     ): Promise<WebResponse | Reroute> => {
       const vars = req.vars;
       vars.set("upstream_header_time", seconds(performance.now() - started));
-      const head = clientResponseFields(res.headers, resPlan, req);
-      const body = res.body;
+      const head = clientResponseFields(res, resPlan, req);
+      const complete = res.complete;
       const status = res.status;
       const ended = (received: number): void => {
         vars.set("upstream_response_time", seconds(performance.now() - started));
@@ -466,8 +455,7 @@ export const proxy: WebModule<Settings> = {
       if (accel && head.accelRedirect !== undefined) {
         const uri = head.accelRedirect.trim();
         if (uri.startsWith("/") || uri.startsWith("@")) {
-          body.on("error", () => {});
-          body.resume();
+          discardResponse(res);
           return req.method === "GET" || req.method === "HEAD"
             ? { reroute: uri }
             : { reroute: uri, method: "GET" };
@@ -478,22 +466,30 @@ export const proxy: WebModule<Settings> = {
         });
       }
       if (intercepts(status)) {
-        body.on("error", () => {});
-        body.resume();
+        discardResponse(res);
         ended(0);
         throw new HttpError(status, `upstream answered ${status} (proxyInterceptErrors)`);
       }
       const fields = head.fields;
       if (setCookie !== undefined) fields.append("set-cookie", setCookie);
       if (bodiless(status, req.method)) {
-        body.on("error", () => {});
-        body.resume();
-        body.once("end", () => ended(0));
+        if (complete !== undefined) ended(0);
+        else {
+          res.body.on("error", () => {});
+          res.body.resume();
+          res.body.once("end", () => ended(0));
+        }
         if (head.length !== undefined && (req.method === "HEAD" || status === 304)) {
           fields.set("content-length", String(head.length));
         }
         return { status, fields, body: { kind: "empty" } };
       }
+      if (complete !== undefined) {
+        // All of it came with the head: no stream, no spool, written with the head.
+        ended(complete.length);
+        return { status, fields, body: { kind: "bytes", data: complete } };
+      }
+      const body = res.body;
       const eventStream = head.contentType?.toLowerCase().startsWith("text/event-stream") === true;
       const passThrough = !buffering || eventStream || head.accelBuffering === "no";
       const idleMs =
@@ -577,14 +573,14 @@ export const proxy: WebModule<Settings> = {
       setAttemptVars(req, attempts);
       if (result.status !== 101 || !("socket" in result)) {
         const res = result as UpstreamResponse;
-        res.body.once("close", () => lease.release());
+        releaseWithBody(lease, res, req.signal);
         return respond(req, res, started, lease.setCookie);
       }
       const up = result;
       req.vars.set("upstream_header_time", seconds(performance.now() - started));
       const flat: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(up.headers)) if (v !== undefined) flat[k] = v;
-      const fields = clientResponseFields(flat, resPlan, req).fields;
+      const fields = clientResponseFields({ headers: flat }, resPlan, req).fields;
       fields.set("upgrade", String(up.headers.upgrade ?? upgrade));
       if (lease.setCookie !== undefined) fields.append("set-cookie", lease.setCookie);
       let taken = false;
@@ -675,7 +671,8 @@ export const proxy: WebModule<Settings> = {
       }
       if (buffered?.kind === "file") {
         const file = buffered;
-        res.body.once("close", () => file.close());
+        if (res.complete !== undefined) file.close();
+        else res.body.once("close", () => file.close());
       }
       setAttemptVars(req, res.attempts);
       return respond(req, res, started, res.setCookie);

@@ -237,6 +237,24 @@ test("bad upstream responses become 502, never a corrupted response", async (t) 
   assert.equal((await request(s.port, "/good")).text, "ok");
 });
 
+test("a body cut short after the head was passed on aborts the client's connection (no look-alike whole response)", async (t) => {
+  const up = await rawUpstream(t, (socket) =>
+    socket.end("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this"),
+  );
+  const s = await serve(t, oneLocation(`http://${up.address}`, { proxyBuffering: false }));
+  const client = net.connect(s.port, "127.0.0.1");
+  client.write("GET /cut HTTP/1.1\r\nHost: x\r\n\r\n");
+  let got = "";
+  client.on("data", (c) => {
+    got += c.toString("latin1");
+  });
+  await new Promise<void>((resolve) => client.once("close", () => resolve()));
+  assert.match(got, /^HTTP\/1\.1 200 /);
+  const [head, body = ""] = got.split("\r\n\r\n");
+  assert.match(head!, /content-length: 100/i);
+  assert.ok(body.length < 100, "the connection closed before the declared length");
+});
+
 test("errors: refused 502, read timeout 504, both through error pages; a POST to a dead peer is not retried unless configured", async (t) => {
   const closed = await new Promise<number>((resolve) => {
     const srv = net.createServer();

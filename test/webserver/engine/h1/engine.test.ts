@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -404,6 +405,53 @@ test("keepaliveRequests: the last allowed request says Connection: close", async
   assert.equal(header(x.responses[0], "connection"), undefined);
   assert.equal(header(x.responses[1], "connection"), "close");
   assert.equal(x.closed, true);
+});
+
+/** Send `raw` on a half-open-capable socket; resolve once the server has ended its side. */
+async function untilServerEnds(port: number, raw: string): Promise<Socket> {
+  const socket = connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+  socket.on("error", () => {});
+  socket.resume();
+  await new Promise<void>((resolve, reject) => {
+    socket.once("end", resolve);
+    socket.once("close", () => reject(new Error("closed without an end")));
+    socket.write(raw);
+  });
+  return socket;
+}
+
+async function connectionsAfter(
+  engine: { connectionCount: number },
+  want: number,
+): Promise<number> {
+  for (let i = 0; i < 50 && engine.connectionCount !== want; i++) await sleep(10);
+  return engine.connectionCount;
+}
+
+test("a clean last response closes the connection at once; pipelined bytes after it make it linger", async (t) => {
+  const { port, engine } = await startEngine(t, { handler: hello });
+  // Connection: close, nothing after it: closed at once (nginx's way), not after the client's FIN.
+  const clean = await untilServerEnds(
+    port,
+    "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+  );
+  t.after(() => clean.destroy());
+  assert.equal(
+    await connectionsAfter(engine, 0),
+    0,
+    "closed while the client still holds its side",
+  );
+  // A next request already received: the engine half-closes and lingers (reads and drops), so
+  // the client gets its response rather than a reset.
+  const piped = await untilServerEnds(
+    port,
+    "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+  );
+  t.after(() => piped.destroy());
+  await sleep(200);
+  assert.equal(engine.connectionCount, 1, "lingering");
+  piped.end();
+  assert.equal(await connectionsAfter(engine, 0), 0, "gone with the client's FIN");
 });
 
 test("the connection carries counts and addresses; the signal aborts when the client goes", async (t) => {

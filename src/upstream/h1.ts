@@ -1,0 +1,973 @@
+/**
+ * Brigade's own upstream HTTP/1.1 client: a per-peer keep-alive pool of `net` sockets whose
+ * responses are read by the engine's parser in response mode (src/core/http1/parser.ts), the
+ * same strict parser that reads requests. The proxy's transport (undici's is the fallback:
+ * `BRIGADE_UPSTREAM_CLIENT=undici`).
+ *
+ * - Strict: a response that could be framed two ways (Content-Length and Transfer-Encoding,
+ *   disagreeing lengths, a coding other than chunked), a bad status line, bare LFs, a field
+ *   the grammar refuses: a `badResponse` (502), and the connection is closed. A body cut short
+ *   (the peer closed, reset, or sent bytes the framing refuses) fails the body stream: the
+ *   consumer aborts its client rather than pass on a truncated or corrupted response.
+ * - Reuse only when it is safe: the response was framed by its length or by chunked and read to
+ *   its end, the request was sent whole, the peer did not say `Connection: close` (or HTTP/1.0
+ *   without keep-alive), and no byte arrived that no request asked for. Anything else closes it;
+ *   a connection is never reused after an error.
+ * - The request head is one string written in one `write` (with an in-memory body, one corked
+ *   `writev`); a streamed body is written as it comes with backpressure, with its
+ *   Content-Length when it has one (checked), else chunked. Response body pieces are views into
+ *   the socket's buffers (no copies); when the consumer stops reading, the parser keeps the rest
+ *   and the socket is paused.
+ * - 1xx interim responses (100 Continue, 103 Early Hints) are skipped; a 101 answers an upgrade
+ *   (the socket is handed over, paused, with the bytes after the head); HEAD, 204, 304 have no
+ *   body whatever their fields say.
+ * - Timeouts: connect (the connector's), send (no write progress while bytes wait in the
+ *   socket), read (the response head; then between two reads of the body), idle (a kept
+ *   connection; shortened by the peer's `Keep-Alive: timeout=N`). Timers are made once per
+ *   connection and refreshed, not re-created per request.
+ */
+import type { Socket } from "node:net";
+import { Readable } from "node:stream";
+import {
+  BODY,
+  defaultLimits,
+  END,
+  H1Parser,
+  HEAD,
+  type Head,
+  NEED_MORE,
+  type ParseError,
+  type ParserLimits,
+} from "../core/http1/parser.ts";
+import { classifyError, UpstreamError } from "./errors.ts";
+import { type PeerTarget, targetName } from "./peer.ts";
+import {
+  dial,
+  dropHeaders,
+  idempotent,
+  isReplayable,
+  type PoolOptions,
+  type PoolStats,
+  type RequestHeaders,
+  type UpgradeResponse,
+  type UpstreamRequest,
+  type UpstreamResponse,
+} from "./transport.ts";
+
+const EMPTY = Buffer.alloc(0);
+
+/** Response heads: a little roomier than requests' (applications set many cookies). */
+const responseLimits: ParserLimits = { ...defaultLimits, maxHeaderCount: 256 };
+
+const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE_RE = /[\0\r\n]/;
+const BAD_TARGET_RE = /[\0-\x20\x7f]/;
+const KEEP_ALIVE_TIMEOUT_RE = /(?:^|[,;\s])timeout=(\d+)/i;
+
+/** Errors that happened after response bytes arrived: never replayed on a fresh connection. */
+const responseStarted = new WeakSet<object>();
+
+function headerError(message: string): Error {
+  return Object.assign(new TypeError(message), { code: "ERR_INVALID_HTTP_TOKEN" });
+}
+
+/**
+ * The request head: request line, the caller's fields without the framing ones, Host when the
+ * caller gave none, and the framing (`bodyLength` >= 0: Content-Length; -1: chunked; -2: none).
+ * Returns the head and the Content-Length a streamed body declared (-1 if none).
+ */
+function requestHead(
+  method: string,
+  path: string,
+  headers: RequestHeaders | undefined,
+  bodyKind: "none" | "memory" | "stream",
+  memoryLength: number,
+  defaultHost: string,
+  upgrade: boolean,
+): { head: string; declared: number } {
+  if (!TOKEN_RE.test(method)) throw headerError(`invalid method ${JSON.stringify(method)}`);
+  if (path === "" || BAD_TARGET_RE.test(path))
+    throw headerError(`invalid request target ${JSON.stringify(path)}`);
+  let head = `${method} ${path} HTTP/1.1\r\n`;
+  let host = false;
+  let declared = -1;
+  const add = (name: string, value: string): void => {
+    const lower = name.toLowerCase();
+    if (dropHeaders.has(lower) && !(upgrade && (lower === "upgrade" || lower === "connection")))
+      return;
+    if (lower === "content-length") {
+      if (bodyKind !== "stream") return;
+      declared = Number(value);
+    }
+    if (lower === "host") host = true;
+    if (!TOKEN_RE.test(name)) throw headerError(`invalid header name ${JSON.stringify(name)}`);
+    if (BAD_VALUE_RE.test(value)) throw headerError(`invalid value for header "${name}"`);
+    head += `${name}: ${value}\r\n`;
+  };
+  if (Array.isArray(headers)) {
+    for (let i = 0; i + 1 < headers.length; i += 2) add(headers[i]!, headers[i + 1]!);
+  } else if (headers) {
+    for (const name in headers) {
+      const value = headers[name];
+      if (value === undefined) continue;
+      if (Array.isArray(value)) for (const v of value) add(name, v);
+      else add(name, value);
+    }
+  }
+  if (!host) head = `${head}host: ${defaultHost}\r\n`;
+  if (bodyKind === "memory") head += `content-length: ${memoryLength}\r\n`;
+  else if (bodyKind === "stream") {
+    if (!(declared >= 0 && Number.isSafeInteger(declared))) {
+      declared = -1;
+      head += "transfer-encoding: chunked\r\n";
+    }
+  } else if (method === "POST" || method === "PUT" || method === "PATCH") {
+    head += "content-length: 0\r\n";
+  }
+  return { head: `${head}\r\n`, declared };
+}
+
+interface Prepared {
+  head: string;
+  data: Buffer | undefined;
+  bodyKind: "none" | "memory" | "stream";
+  declared: number;
+}
+
+/** The request's head and body as they go on the wire (throws on a field that cannot be sent). */
+function prepare(req: UpstreamRequest, defaultHost: string, upgrade: boolean): Prepared {
+  const body = req.body;
+  let bodyKind: Prepared["bodyKind"] = "none";
+  let data: Buffer | undefined;
+  if (body !== undefined && body !== null) {
+    if (typeof body === "string") {
+      data = Buffer.from(body);
+      bodyKind = "memory";
+    } else if (body instanceof Uint8Array) {
+      data = Buffer.isBuffer(body)
+        ? body
+        : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+      bodyKind = "memory";
+    } else bodyKind = "stream";
+  }
+  const { head, declared } = requestHead(
+    req.method,
+    req.path,
+    req.headers,
+    bodyKind,
+    data?.length ?? 0,
+    defaultHost,
+    upgrade,
+  );
+  return { head, data, bodyKind, declared };
+}
+
+/** Lower-case names; a repeated field becomes an array (as undici gives them). */
+function headerRecord(fields: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i]!;
+    const value = fields[i + 1]!;
+    const prev = out[name];
+    if (prev === undefined) out[name] = value;
+    else if (typeof prev === "string") out[name] = [prev, value];
+    else prev.push(value);
+  }
+  return out;
+}
+
+/** Largest body taken whole when it arrived with its head (see `UpstreamResponse.complete`). */
+const COMPLETE_MAX = 256 * 1024;
+
+/**
+ * A response: its header record made only if someone asks (the proxy reads `fields`), and, when
+ * it was read whole with its head (`complete`), no stream unless someone asks for one.
+ */
+class H1Response implements UpstreamResponse {
+  readonly status: number;
+  readonly fields: readonly string[];
+  readonly complete: Buffer | undefined;
+  readonly peer: string;
+  readonly reused: boolean;
+  private stream: Readable | undefined;
+  private record: Record<string, string | string[]> | undefined = undefined;
+  constructor(
+    status: number,
+    fields: readonly string[],
+    complete: Buffer | undefined,
+    stream: Readable | undefined,
+    peer: string,
+    reused: boolean,
+  ) {
+    this.status = status;
+    this.fields = fields;
+    this.complete = complete;
+    this.stream = stream;
+    this.peer = peer;
+    this.reused = reused;
+  }
+  get headers(): Record<string, string | string[]> {
+    this.record ??= headerRecord(this.fields);
+    return this.record;
+  }
+  get body(): Readable {
+    this.stream ??= Readable.from(
+      this.complete !== undefined && this.complete.length > 0 ? [this.complete] : [],
+      { objectMode: false },
+    );
+    return this.stream;
+  }
+}
+
+/** The response body: pulled from the connection's parser as the consumer reads. */
+class ResponseBody extends Readable {
+  /** The connection while the body is still arriving; undefined once it has all arrived. */
+  conn: H1Connection | undefined;
+  constructor(conn: H1Connection) {
+    super();
+    this.conn = conn;
+  }
+  override _read(): void {
+    this.conn?.pull();
+  }
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const conn = this.conn;
+    this.conn = undefined;
+    // Given up before its end: the rest of the response is still on the wire.
+    if (conn !== undefined) conn.abandon();
+    cb(err);
+  }
+}
+
+interface Exchange {
+  method: string;
+  reused: boolean;
+  upgrade: boolean;
+  resolve: ((res: UpstreamResponse | UpgradeResponse) => void) | undefined;
+  reject: ((err: unknown) => void) | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  readTimeout: number;
+  bodyTimeout: number;
+  sendTimeout: number;
+  /** The whole request is in the socket. */
+  sent: boolean;
+  /** Some response byte arrived. */
+  started: boolean;
+  head: Head | undefined;
+  body: ResponseBody | undefined;
+  /** Inside a 1xx interim response. */
+  interim: boolean;
+  /** The body is all here with the head: gathered, and the response resolved at its end. */
+  whole: boolean;
+  data: Buffer | undefined;
+  /** For the send watchdog: bytes flushed at its last tick. */
+  flushed: number;
+  stalled: boolean;
+  /** Stops writing a streamed request body (the exchange ended before it was sent whole). */
+  stopBody: (() => void) | undefined;
+}
+
+const PHASE_IDLE = 0;
+const PHASE_HEAD = 1;
+const PHASE_BODY = 2;
+
+/** One connection to the peer, carrying one exchange at a time. */
+class H1Connection {
+  readonly pool: H1Pool;
+  readonly socket: Socket;
+  readonly parser = new H1Parser("response", responseLimits);
+  requests = 0;
+  closed = false;
+  /** Kept no longer than this when idle (the peer's Keep-Alive hint shortens it). */
+  idleTimeout: number;
+  private ex: Exchange | undefined = undefined;
+  /** The body's consumer asked for more (false: it is full, the socket is paused). */
+  private flowing = true;
+  // Two timers, each made once and refreshed (a request moves between idle and busy, whose
+  // durations differ: one timer re-created at each move would be two setTimeouts a request).
+  // A timer whose phase is over is not cleared, only marked off: it fires once for nothing.
+  private ioTimer: NodeJS.Timeout | undefined = undefined;
+  private ioMs = 0;
+  private ioOff = true;
+  private idleTimer: NodeJS.Timeout | undefined = undefined;
+  private idleMs = 0;
+  private idleOff = true;
+  /** The peer closed its side (the rest of what it sent may still be in the parser). */
+  private peerEnded = false;
+  private phase = PHASE_IDLE;
+  private sendTimer: NodeJS.Timeout | undefined = undefined;
+  private readonly onIoTimer = (): void => this.timedOut();
+  private readonly onIdleTimer = (): void => {
+    if (this.idleOff || this.phase !== PHASE_IDLE) return;
+    this.close();
+  };
+
+  constructor(pool: H1Pool, socket: Socket) {
+    this.pool = pool;
+    this.socket = socket;
+    this.idleTimeout = pool.options.idleTimeout;
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("end", () => this.onEnd());
+    socket.on("error", (err) => this.fail(err));
+    // After the peer's FIN, what it sent is parsed before the connection counts as cut (a
+    // close-delimited body, or a consumer that is not reading yet).
+    socket.on("close", () => {
+      if (!this.peerEnded || this.ex === undefined) this.fail(undefined);
+    });
+  }
+
+  get busy(): boolean {
+    return this.ex !== undefined;
+  }
+
+  /** Arm the read (or body) timeout for `ms` (0: none). */
+  private arm(ms: number): void {
+    this.idleOff = true;
+    if (ms <= 0) {
+      this.ioOff = true;
+      return;
+    }
+    this.ioOff = false;
+    if (this.ioTimer !== undefined && this.ioMs === ms) {
+      this.ioTimer.refresh();
+      return;
+    }
+    if (this.ioTimer !== undefined) clearTimeout(this.ioTimer);
+    this.ioTimer = setTimeout(this.onIoTimer, ms);
+    this.ioTimer.unref();
+    this.ioMs = ms;
+  }
+
+  private stopTimer(): void {
+    this.ioOff = true;
+    this.idleOff = true;
+    if (this.ioTimer !== undefined) clearTimeout(this.ioTimer);
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.ioTimer = undefined;
+    this.idleTimer = undefined;
+  }
+
+  /** The pool keeps the connection: time its idleness. */
+  idle(): void {
+    this.phase = PHASE_IDLE;
+    this.ioOff = true;
+    const ms = this.idleTimeout;
+    this.idleOff = false;
+    if (this.idleTimer !== undefined && this.idleMs === ms) {
+      this.idleTimer.refresh();
+      return;
+    }
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(this.onIdleTimer, ms);
+    this.idleTimer.unref();
+    this.idleMs = ms;
+  }
+
+  send(
+    req: UpstreamRequest,
+    prep: Prepared,
+    reused: boolean,
+    upgrade: boolean,
+  ): Promise<UpstreamResponse | UpgradeResponse> {
+    const options = this.pool.options;
+    const { head, data, bodyKind, declared } = prep;
+    const body = req.body;
+    return new Promise((resolve, reject) => {
+      const readTimeout = req.readTimeout ?? options.readTimeout;
+      const ex: Exchange = {
+        method: req.method,
+        reused,
+        upgrade,
+        resolve,
+        reject,
+        signal: req.signal,
+        onAbort: undefined,
+        readTimeout,
+        bodyTimeout: req.bodyTimeout ?? readTimeout,
+        sendTimeout: req.sendTimeout ?? options.sendTimeout,
+        sent: bodyKind !== "stream",
+        started: false,
+        head: undefined,
+        body: undefined,
+        interim: false,
+        whole: false,
+        data: undefined,
+        flushed: -1,
+        stalled: false,
+        stopBody: undefined,
+      };
+      this.ex = ex;
+      this.flowing = true;
+      this.requests++;
+      const signal = req.signal;
+      if (signal !== undefined) {
+        if (signal.aborted) {
+          this.ex = undefined;
+          this.pool.release(this, true);
+          reject(this.abortError(false));
+          return;
+        }
+        ex.onAbort = () => this.aborted(ex);
+        signal.addEventListener("abort", ex.onAbort, { once: true });
+      }
+      this.parser.requestMethod = req.method;
+      this.phase = PHASE_HEAD;
+      this.arm(readTimeout);
+      const socket = this.socket;
+      if (data !== undefined && data.length > 0) {
+        socket.cork();
+        socket.write(head, "latin1");
+        socket.write(data);
+        socket.uncork();
+      } else {
+        socket.write(head, "latin1");
+      }
+      if (bodyKind === "stream") this.stream(ex, body as Readable, declared);
+      if (ex.sendTimeout > 0 && (bodyKind === "stream" || socket.writableLength > 0))
+        this.watchSend(ex);
+    });
+  }
+
+  /** Write a streamed body, with backpressure both ways; chunked unless it declared a length. */
+  private stream(ex: Exchange, body: Readable, declared: number): void {
+    const socket = this.socket;
+    const chunked = declared < 0;
+    let written = 0;
+    const onData = (c: Buffer | string): void => {
+      if (this.ex !== ex) return;
+      const chunk = typeof c === "string" ? Buffer.from(c) : c;
+      if (chunk.length === 0) return;
+      written += chunk.length;
+      let ok: boolean;
+      if (chunked) {
+        socket.cork();
+        socket.write(`${chunk.length.toString(16)}\r\n`, "latin1");
+        socket.write(chunk);
+        ok = socket.write("\r\n", "latin1");
+        socket.uncork();
+      } else {
+        if (written > declared) {
+          cleanup();
+          body.destroy();
+          this.fail(new Error(`the request body is longer than its Content-Length (${declared})`));
+          return;
+        }
+        ok = socket.write(chunk);
+      }
+      if (!ok) {
+        body.pause();
+        socket.once("drain", onDrain);
+      }
+    };
+    const onDrain = (): void => {
+      if (this.ex === ex) body.resume();
+    };
+    const onEnd = (): void => {
+      cleanup();
+      if (this.ex !== ex) return;
+      if (!chunked && written !== declared) {
+        this.fail(new Error(`the request body is shorter than its Content-Length (${declared})`));
+        return;
+      }
+      if (chunked) socket.write("0\r\n\r\n", "latin1");
+      ex.sent = true;
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      if (this.ex === ex) this.fail(err);
+    };
+    const cleanup = (): void => {
+      body.off("data", onData);
+      body.off("end", onEnd);
+      body.off("error", onError);
+      socket.off("drain", onDrain);
+    };
+    ex.stopBody = cleanup;
+    body.on("data", onData);
+    body.once("end", onEnd);
+    body.once("error", onError);
+  }
+
+  /**
+   * nginx's proxy_send_timeout: fail when bytes wait in the socket and none was written for
+   * `sendTimeout`. Runs until the request is sent whole and flushed, or the response head.
+   */
+  private watchSend(ex: Exchange): void {
+    const socket = this.socket;
+    const tick = (): void => {
+      this.sendTimer = undefined;
+      if (this.ex !== ex || ex.head !== undefined) return;
+      const flushed = socket.bytesWritten - socket.writableLength;
+      if (socket.writableLength > 0 && flushed === ex.flushed) {
+        ex.stalled = true;
+        this.fail(
+          new UpstreamError("timeout", "send", {
+            message: `upstream timed out sending the request (no progress for ${ex.sendTimeout} ms)`,
+            peer: this.pool.peer,
+            code: "ETIMEDOUT",
+          }),
+        );
+        return;
+      }
+      if (ex.sent && socket.writableLength === 0) return;
+      ex.flushed = flushed;
+      this.sendTimer = setTimeout(tick, ex.sendTimeout);
+      this.sendTimer.unref();
+    };
+    this.sendTimer = setTimeout(tick, ex.sendTimeout);
+    this.sendTimer.unref();
+  }
+
+  private onData(chunk: Buffer): void {
+    const ex = this.ex;
+    if (ex === undefined) {
+      // Bytes no request asked for: whatever they are, this connection cannot be trusted.
+      this.fail(undefined);
+      return;
+    }
+    ex.started = true;
+    if (!this.ioOff) this.ioTimer!.refresh();
+    this.parser.feed(chunk);
+    this.drive();
+  }
+
+  /** Pull events from the parser while the consumer takes them. */
+  private drive(): void {
+    const p = this.parser;
+    try {
+      while (this.ex !== undefined) {
+        if (!this.flowing) {
+          this.socket.pause();
+          return;
+        }
+        const ev = p.next();
+        if (ev === NEED_MORE) {
+          if (this.peerEnded) {
+            // Everything the peer sent is parsed: a close-delimited body ends here (its END
+            // comes next); anything else was cut short.
+            if (p.eof() && this.ex.head !== undefined && !p.inBody) continue;
+            this.fail(undefined);
+            return;
+          }
+          if (this.socket.isPaused()) this.socket.resume();
+          return;
+        }
+        if (ev === HEAD) this.onHead(p.head);
+        else if (ev === BODY) {
+          const ex = this.ex;
+          if (ex.whole)
+            ex.data = ex.data === undefined ? p.chunk : Buffer.concat([ex.data, p.chunk]);
+          else if (!ex.body!.push(p.chunk)) this.flowing = false;
+        } else if (ev === END) this.onMessageEnd();
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** The consumer wants more body. */
+  pull(): void {
+    if (this.flowing) return;
+    this.flowing = true;
+    this.drive();
+  }
+
+  private onHead(head: Head): void {
+    const ex = this.ex!;
+    const status = head.status;
+    if (status < 200 && status !== 101) {
+      ex.interim = true;
+      return;
+    }
+    ex.head = head;
+    if (this.sendTimer !== undefined) {
+      clearTimeout(this.sendTimer);
+      this.sendTimer = undefined;
+    }
+    if (status === 101) {
+      const headers = headerRecord(head.fields);
+      if (!ex.upgrade) {
+        throw Object.assign(new Error("upstream response: a 101 to a request without Upgrade"), {
+          status: 502,
+          code: "unexpected-101",
+        });
+      }
+      // The socket is the caller's now, with what came after the head.
+      const rest = Buffer.from(this.parser.rest());
+      this.detach();
+      const resolve = ex.resolve!;
+      this.settle(ex);
+      resolve({
+        status: 101,
+        headers,
+        rawHeaders: head.fields,
+        socket: this.socket,
+        head: rest,
+      });
+      return;
+    }
+    this.phase = PHASE_BODY;
+    this.arm(ex.bodyTimeout);
+    const fields = head.fields;
+    for (let i = 0; i < fields.length; i += 2) {
+      if (fields[i] !== "keep-alive") continue;
+      const m = KEEP_ALIVE_TIMEOUT_RE.exec(fields[i + 1]!);
+      // A second less than the peer's, as undici does: never reuse one as the peer closes it.
+      if (m) this.idleTimeout = Math.min(this.idleTimeout, Number(m[1]) * 1000 - 1000);
+    }
+    if (
+      head.framing === "none" ||
+      (head.framing === "length" &&
+        head.contentLength <= COMPLETE_MAX &&
+        this.parser.buffered >= head.contentLength)
+    ) {
+      // All here: gathered now, resolved at its END (within this same drive).
+      ex.whole = true;
+      return;
+    }
+    const body = new ResponseBody(this);
+    ex.body = body;
+    // Nothing more is parsed until the consumer reads: it has its listeners by then, so a body
+    // that fails at once (a bad chunk right after the head) fails where it is heard.
+    this.flowing = false;
+    const resolve = ex.resolve!;
+    ex.resolve = undefined;
+    ex.reject = undefined;
+    resolve(new H1Response(status, fields, undefined, body, this.pool.peer, ex.reused));
+  }
+
+  private onMessageEnd(): void {
+    const ex = this.ex!;
+    if (ex.interim) {
+      ex.interim = false;
+      return;
+    }
+    const head = ex.head!;
+    const body = ex.body;
+    if (body !== undefined) body.conn = undefined;
+    this.settle(ex);
+    const reusable =
+      head.keepAlive &&
+      (head.framing === "length" || head.framing === "chunked" || head.framing === "none") &&
+      ex.sent &&
+      !ex.upgrade &&
+      !this.parser.stopped &&
+      this.parser.buffered === 0 &&
+      !this.peerEnded &&
+      this.idleTimeout > 0;
+    const resolve = ex.resolve;
+    ex.resolve = undefined;
+    ex.reject = undefined;
+    if (body !== undefined) body.push(null);
+    this.pool.release(this, reusable);
+    // Kept: read again (a FIN or stray bytes while idle are seen at once).
+    if (!this.closed && this.socket.isPaused()) this.socket.resume();
+    if (ex.whole) {
+      resolve!(
+        new H1Response(
+          head.status,
+          head.fields,
+          ex.data ?? EMPTY,
+          undefined,
+          this.pool.peer,
+          ex.reused,
+        ),
+      );
+    }
+  }
+
+  /** The exchange is over (answered, ended or failed): no more signal or send timer. */
+  private settle(ex: Exchange): void {
+    if (this.ex === ex) this.ex = undefined;
+    if (ex.onAbort !== undefined) ex.signal!.removeEventListener("abort", ex.onAbort);
+    ex.onAbort = undefined;
+    if (ex.stopBody !== undefined && !ex.sent) ex.stopBody();
+    ex.stopBody = undefined;
+    if (this.sendTimer !== undefined) {
+      clearTimeout(this.sendTimer);
+      this.sendTimer = undefined;
+    }
+  }
+
+  /** Hand the socket over (upgrade): none of our listeners or timers stay on it. */
+  private detach(): void {
+    this.closed = true;
+    this.stopTimer();
+    this.socket.pause();
+    this.socket.removeAllListeners("data");
+    this.socket.removeAllListeners("end");
+    this.socket.removeAllListeners("error");
+    this.socket.removeAllListeners("close");
+    // An error after the hand-over, before the new owner listens, is not an uncaught one.
+    this.socket.on("error", () => {});
+    // Neither flowing nor explicitly paused (as node:http hands over an upgraded socket): the
+    // new owner's first "data" listener, or its resume(), starts the flow; nothing is lost.
+    (
+      this.socket as unknown as { _readableState: { flowing: boolean | null } }
+    )._readableState.flowing = null;
+    this.pool.forget(this);
+  }
+
+  private onEnd(): void {
+    this.peerEnded = true;
+    if (this.ex === undefined) return; // idle: "close" follows and drops it
+    this.drive();
+  }
+
+  private timedOut(): void {
+    if (this.ioOff) return;
+    this.ioOff = true;
+    const ex = this.ex;
+    if (this.phase === PHASE_IDLE || ex === undefined) return;
+    const inBody = ex.head !== undefined;
+    const sending = !ex.sent || this.socket.writableLength > 0;
+    this.fail(
+      new UpstreamError("timeout", inBody || !sending ? "read" : "send", {
+        message: `upstream timed out (${inBody ? "body" : "response head"})`,
+        peer: this.pool.peer,
+        code: inBody ? "UND_ERR_BODY_TIMEOUT" : "UND_ERR_HEADERS_TIMEOUT",
+      }),
+    );
+  }
+
+  private abortError(connected: boolean): UpstreamError {
+    return new UpstreamError("aborted", connected ? "read" : "connect", {
+      message: "request aborted",
+      peer: this.pool.peer,
+      sent: connected,
+      code: "UND_ERR_ABORTED",
+    });
+  }
+
+  private aborted(ex: Exchange): void {
+    if (this.ex !== ex) return;
+    this.fail(this.abortError(true));
+  }
+
+  /** The consumer gave the body up before its end: the connection cannot be reused. */
+  abandon(): void {
+    this.fail(undefined, true);
+  }
+
+  /** Close an idle connection. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopTimer();
+    this.socket.destroy();
+    this.pool.forget(this);
+  }
+
+  /**
+   * The connection is done for: `err` (or the peer closing it) ends the exchange in progress,
+   * as a rejected request before its head or a failed body after.
+   */
+  fail(err: unknown, quiet = false): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopTimer();
+    this.socket.destroy();
+    this.pool.forget(this);
+    const ex = this.ex;
+    if (ex === undefined) return;
+    this.settle(ex);
+    if (quiet) return;
+    const peer = this.pool.peer;
+    let e: UpstreamError;
+    if (ex.signal?.aborted) e = this.abortError(true);
+    else if (err instanceof UpstreamError) e = err;
+    else if (err !== undefined && (err as Partial<ParseError>).status === 502) {
+      e = new UpstreamError("badResponse", "read", {
+        message: `upstream sent an invalid response: ${(err as Error).message}`,
+        peer,
+        code: (err as ParseError).code,
+        cause: err,
+      });
+    } else if (err !== undefined) {
+      e = classifyError(err, {
+        peer,
+        connected: true,
+        headers: ex.head !== undefined,
+        sending: !ex.sent && ex.head === undefined && !ex.started,
+      });
+    } else {
+      e = new UpstreamError("reset", "read", {
+        message:
+          ex.head !== undefined
+            ? "upstream prematurely closed the connection while reading the response body"
+            : ex.started
+              ? "upstream prematurely closed the connection while reading the response header"
+              : "upstream closed the connection (ECONNRESET)",
+        peer,
+        code: "ECONNRESET",
+      });
+    }
+    if (ex.started) responseStarted.add(e);
+    if (ex.reject !== undefined) {
+      const reject = ex.reject;
+      ex.resolve = undefined;
+      ex.reject = undefined;
+      reject?.(e);
+    } else {
+      const body = ex.body;
+      if (body !== undefined) {
+        body.conn = undefined;
+        body.destroy(e);
+      }
+    }
+  }
+}
+
+/** The per-peer keep-alive pool on {@link H1Connection}s (see src/upstream/pool.ts). */
+export class H1Pool {
+  readonly target: PeerTarget;
+  readonly peer: string;
+  readonly options: PoolOptions;
+  /** The Host sent when the caller gives none. */
+  readonly hostHeader: string;
+  private readonly idleStack: H1Connection[] = [];
+  private readonly open = new Set<H1Connection>();
+  private closing = false;
+  private drained: (() => void) | undefined;
+  private created = 0;
+  private reusedCount = 0;
+  private requestCount = 0;
+
+  constructor(target: PeerTarget, options: PoolOptions) {
+    this.target = target;
+    this.peer = targetName(target);
+    this.options = options;
+    this.hostHeader = target.kind === "unix" ? "localhost" : this.peer;
+  }
+
+  stats(): PoolStats {
+    return {
+      open: this.open.size,
+      idle: this.idleStack.length,
+      created: this.created,
+      reused: this.reusedCount,
+      requests: this.requestCount,
+    };
+  }
+
+  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    this.checkOpen();
+    const prep = prepare(req, this.hostHeader, false);
+    let conn = this.idleStack.pop();
+    while (conn?.closed) conn = this.idleStack.pop();
+    if (conn === undefined) {
+      return (await this.sendFresh(req, prep, false)) as UpstreamResponse;
+    }
+    this.requestCount++;
+    this.reusedCount++;
+    try {
+      return (await conn.send(req, prep, true, false)) as UpstreamResponse;
+    } catch (err) {
+      const e = err as UpstreamError;
+      // The peer closed the kept connection as it was reused: nothing was answered, so a
+      // request that is safe to send twice goes again on a fresh connection.
+      const stale =
+        e instanceof UpstreamError &&
+        e.kind === "reset" &&
+        !responseStarted.has(e) &&
+        !req.signal?.aborted &&
+        idempotent.has(req.method.toUpperCase()) &&
+        isReplayable(req.body);
+      if (!stale || this.closing) throw err;
+      return (await this.sendFresh(req, prep, false)) as UpstreamResponse;
+    }
+  }
+
+  /**
+   * An `Upgrade` request on a new connection, never pooled: a 101 hands the socket over; any
+   * other status is an ordinary response whose connection closes after it.
+   */
+  upgrade(req: UpstreamRequest): Promise<UpgradeResponse | UpstreamResponse> {
+    this.checkOpen();
+    return this.sendFresh(req, prepare(req, this.hostHeader, true), true);
+  }
+
+  private checkOpen(): void {
+    if (this.closing) {
+      throw new UpstreamError("unavailable", "connect", {
+        message: "pool closed",
+        peer: this.peer,
+        sent: false,
+      });
+    }
+  }
+
+  private async sendFresh(
+    req: UpstreamRequest,
+    prep: Prepared,
+    upgrade: boolean,
+  ): Promise<UpstreamResponse | UpgradeResponse> {
+    this.requestCount++;
+    const socket = await dial(this.target, req.connectTimeout ?? this.options.connectTimeout);
+    if (this.closing) {
+      socket.destroy();
+      this.checkOpen();
+    }
+    if (req.signal?.aborted) {
+      socket.destroy();
+      throw new UpstreamError("aborted", "connect", {
+        message: "request aborted",
+        peer: this.peer,
+        sent: false,
+        code: "UND_ERR_ABORTED",
+      });
+    }
+    const conn = new H1Connection(this, socket);
+    this.open.add(conn);
+    this.created++;
+    return conn.send(req, prep, false, upgrade);
+  }
+
+  /** @internal A response was read whole: keep the connection or close it. */
+  release(conn: H1Connection, reusable: boolean): void {
+    if (
+      !reusable ||
+      conn.closed ||
+      this.closing ||
+      conn.requests >= this.options.maxRequests ||
+      this.idleStack.length >= this.options.idle
+    ) {
+      conn.close();
+      return;
+    }
+    this.idleStack.push(conn);
+    conn.idle();
+  }
+
+  /** @internal The connection is gone (closed, failed, handed over). */
+  forget(conn: H1Connection): void {
+    if (!this.open.delete(conn)) return;
+    const i = this.idleStack.lastIndexOf(conn);
+    if (i >= 0) this.idleStack.splice(i, 1);
+    if (this.closing && this.open.size === 0 && this.drained) {
+      const done = this.drained;
+      this.drained = undefined;
+      done();
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing = true;
+    for (const conn of this.idleStack.splice(0)) conn.close();
+    if (this.open.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.drained = resolve;
+    });
+  }
+
+  destroy(): void {
+    this.closing = true;
+    this.idleStack.length = 0;
+    for (const conn of [...this.open]) conn.fail(new Error("pool destroyed"));
+    this.open.clear();
+    const done = this.drained;
+    this.drained = undefined;
+    done?.();
+  }
+}
