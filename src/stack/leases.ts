@@ -85,7 +85,6 @@ export class AppLeases {
   private readonly owners = new Map<string, Owner>();
   private queue: Waiting[] = [];
   private readonly out = new Map<Owner, (number | string)[]>();
-  private flushing = false;
   private tick = 0;
   private readonly peers: () => readonly string[];
   private readonly send: (slot: number, body: LeaseGrants) => void;
@@ -130,7 +129,8 @@ export class AppLeases {
         released = true;
       } else break;
     }
-    if (released) this.pump();
+    if (released) this.grantWaiting();
+    this.flush();
   }
 
   /** A web worker exited: what it held is free, its waiting requests are gone. */
@@ -147,11 +147,17 @@ export class AppLeases {
       }
       this.queue = this.queue.filter((w) => w.owner !== owner);
     }
-    if (freed) this.pump();
+    if (freed) this.grantWaiting();
+    this.flush();
   }
 
   /** The table of app workers changed (one is ready): waiting requests may go now. */
   pump(): void {
+    this.grantWaiting();
+    this.flush();
+  }
+
+  private grantWaiting(): void {
     while (this.queue.length > 0) {
       let granted = false;
       for (let i = 0; i < this.queue.length; i++) {
@@ -195,13 +201,13 @@ export class AppLeases {
       this.out.set(owner, list);
     }
     list.push(id, address);
-    if (this.flushing) return;
-    this.flushing = true;
-    setImmediate(() => {
-      this.flushing = false;
-      for (const [o, g] of this.out) this.send(o.slot, { o: o.token, g });
-      this.out.clear();
-    });
+  }
+
+  /** Send the grants made, one message per web worker. */
+  private flush(): void {
+    if (this.out.size === 0) return;
+    for (const [o, g] of this.out) this.send(o.slot, { o: o.token, g });
+    this.out.clear();
   }
 }
 
