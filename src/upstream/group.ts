@@ -286,11 +286,12 @@ export class UpstreamGroup {
     return this.peers.some((p) => !tried.has(p) && p.live(now, single));
   }
 
-  /** How many peers there are (the default bound of retries). */
+  /** Closed (`close()`): every acquire fails. */
   get isClosed(): boolean {
     return this.closed;
   }
 
+  /** How many peers there are (the default bound of retries). */
   get size(): number {
     return this.primary.length + this.backup.length;
   }

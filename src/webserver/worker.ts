@@ -92,11 +92,12 @@ export async function startWebWorker(
   );
   ctx.onReopen(() => pipeline.reopen());
   ctx.onStop(async (graceful) => {
-    if (!graceful) tunnels.closeAll(ctx.logger);
-    await engine.stop(graceful);
     // Tunnels (WebSocket, CONNECT) are the engine's no more: they run until they end or the
     // grace period is nearly over (a second left, so the worker exits by itself).
-    if (graceful) await tunnels.drain(Math.max(0, web.gracefulTimeout * 1000 - 1000), ctx.logger);
+    const cutAt = performance.now() + web.gracefulTimeout * 1000 - 1000;
+    if (!graceful) tunnels.closeAll(ctx.logger);
+    await engine.stop(graceful);
+    if (graceful) await tunnels.drain(Math.max(0, cutAt - performance.now()), ctx.logger);
     await options.stopped?.(graceful);
     await pipeline.close();
   });

@@ -81,76 +81,79 @@ function connectTunnel(t: TestContext, port: number, dest: number) {
   );
 }
 
-test("open WebSocket tunnels on HUP and TERM: served on until they end or the grace period is over", async (t) => {
-  const upstream = new WebSocketServer({ host: "127.0.0.1", port: 0 });
-  t.after(() => upstream.close());
-  await new Promise((r) => upstream.once("listening", r));
-  upstream.on("connection", (ws) => ws.on("message", (m) => ws.send(`echo:${m}`)));
-  const upPort = (upstream.address() as AddressInfo).port;
-  const echoServer = net.createServer((c) => c.pipe(c));
-  t.after(() => echoServer.close());
-  await new Promise<void>((r) => echoServer.listen(0, "127.0.0.1", r));
-  const echoPort = (echoServer.address() as AddressInfo).port;
-  const web = await startWeb(t, {
-    workers: 1,
-    gracefulTimeout: 3,
-    servers: [
-      { listen: ["127.0.0.1:0"], locations: [{ match: "/", proxy: `127.0.0.1:${upPort}` }] },
-      {
-        // Another address: servers on one address are one listener (virtual hosts).
-        listen: ["127.0.0.2:0"],
-        forwardProxy: true,
-        forwardAllowDestinations: ["127.0.0.0/8"],
-        forwardConnectPorts: [echoPort],
-      },
-    ],
+for (const engine of ["brigade", "node"]) {
+  test(`open WebSocket and CONNECT tunnels on HUP and TERM (engine ${engine}): served on until they end or the grace period is over`, async (t) => {
+    const upstream = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    t.after(() => upstream.close());
+    await new Promise((r) => upstream.once("listening", r));
+    upstream.on("connection", (ws) => ws.on("message", (m) => ws.send(`echo:${m}`)));
+    const upPort = (upstream.address() as AddressInfo).port;
+    const echoServer = net.createServer((c) => c.pipe(c));
+    t.after(() => echoServer.close());
+    await new Promise<void>((r) => echoServer.listen(0, "127.0.0.1", r));
+    const echoPort = (echoServer.address() as AddressInfo).port;
+    const web = await startWeb(t, {
+      workers: 1,
+      gracefulTimeout: 3,
+      engine,
+      servers: [
+        { listen: ["127.0.0.1:0"], locations: [{ match: "/", proxy: `127.0.0.1:${upPort}` }] },
+        {
+          // Another address: servers on one address are one listener (virtual hosts).
+          listen: ["127.0.0.2:0"],
+          forwardProxy: true,
+          forwardAllowDestinations: ["127.0.0.0/8"],
+          forwardConnectPorts: [echoPort],
+        },
+      ],
+    });
+    const base = `ws://127.0.0.1:${web.port}`;
+    const ports = web.lines.flatMap((l) => / listening address=\S*:(\d+)$/.exec(l)?.[1] ?? []);
+    const forwardPort = Number(ports[1]);
+    const old = await connect(t, `${base}/old`);
+    assert.equal(await old.echo("a"), "echo:a");
+    const oldConnect = await connectTunnel(t, forwardPort, echoPort);
+    assert.equal(await oldConnect.echo("ping1"), "ping1");
+    const [oldPid] = web.workerPids();
+
+    // Reload: a new worker; the old one stops accepting but its tunnel goes on.
+    const from = web.lines.length;
+    process.kill(web.pid, "SIGHUP");
+    await web.waitForLine(/reload complete; old workers are draining/, { from, timeoutMs: 15_000 });
+    assert.equal(await old.echo("b"), "echo:b", "the old tunnel works after the reload");
+    const fresh = await connect(t, `${base}/new`);
+    assert.equal(await fresh.echo("c"), "echo:c");
+    assert.equal(await old.echo("d"), "echo:d");
+    assert.equal(await oldConnect.echo("ping2"), "ping2", "the old CONNECT tunnel too");
+
+    // The grace period ends: the old tunnel is closed, the old worker exits by itself.
+    await old.closed;
+    await oldConnect.closed;
+    const exited = await web.waitForLine(new RegExp(`worker exited .*pid=${oldPid}\\b`), {
+      from,
+      timeoutMs: 10_000,
+    });
+    assert.doesNotMatch(exited.line, /signal/);
+    const after = web.lines.slice(from).join("\n");
+    assert.match(after, /open tunnels carry on until they end or the grace period is over/);
+    assert.match(after, /closing open tunnels at the end of the grace period/);
+    assert.doesNotMatch(after, /did not stop in time/);
+    // The new connection was the new worker's: it carries on.
+    assert.equal(await fresh.echo("e"), "echo:e");
+
+    // TERM with a tunnel open: it still works until it ends, then the worker and master exit 0.
+    const term = web.lines.length;
+    process.kill(web.pid, "SIGTERM");
+    await web.waitForLine(/handling action/, { from: term, timeoutMs: 10_000 });
+    await web.waitForLine(/open tunnels carry on/, { from: term, timeoutMs: 10_000 });
+    assert.equal(await fresh.echo("f"), "echo:f");
+    fresh.ws.close();
+    await fresh.closed;
+    assert.equal((await web.exited).code, 0);
+    assert.doesNotMatch(
+      web.lines.slice(term).join("\n"),
+      /did not stop in time|closing open tunnels/,
+    );
+    await waitFor(() => upstream.clients.size === 0 || undefined, "the upstream side closed");
   });
-  const base = `ws://127.0.0.1:${web.port}`;
-  const ports = web.lines.flatMap((l) => / listening address=\S*:(\d+)$/.exec(l)?.[1] ?? []);
-  const forwardPort = Number(ports[1]);
-  const old = await connect(t, `${base}/old`);
-  assert.equal(await old.echo("a"), "echo:a");
-  const oldConnect = await connectTunnel(t, forwardPort, echoPort);
-  assert.equal(await oldConnect.echo("ping1"), "ping1");
-  const [oldPid] = web.workerPids();
-
-  // Reload: a new worker; the old one stops accepting but its tunnel goes on.
-  const from = web.lines.length;
-  process.kill(web.pid, "SIGHUP");
-  await web.waitForLine(/reload complete; old workers are draining/, { from, timeoutMs: 15_000 });
-  assert.equal(await old.echo("b"), "echo:b", "the old tunnel works after the reload");
-  const fresh = await connect(t, `${base}/new`);
-  assert.equal(await fresh.echo("c"), "echo:c");
-  assert.equal(await old.echo("d"), "echo:d");
-  assert.equal(await oldConnect.echo("ping2"), "ping2", "the old CONNECT tunnel too");
-
-  // The grace period ends: the old tunnel is closed, the old worker exits by itself.
-  await old.closed;
-  await oldConnect.closed;
-  const exited = await web.waitForLine(new RegExp(`worker exited .*pid=${oldPid}\\b`), {
-    from,
-    timeoutMs: 10_000,
-  });
-  assert.doesNotMatch(exited.line, /signal/);
-  const after = web.lines.slice(from).join("\n");
-  assert.match(after, /open tunnels carry on until they end or the grace period is over/);
-  assert.match(after, /closing open tunnels at the end of the grace period/);
-  assert.doesNotMatch(after, /did not stop in time/);
-  // The new connection was the new worker's: it carries on.
-  assert.equal(await fresh.echo("e"), "echo:e");
-
-  // TERM with a tunnel open: it still works until it ends, then the worker and master exit 0.
-  const term = web.lines.length;
-  process.kill(web.pid, "SIGTERM");
-  await web.waitForLine(/handling action/, { from: term, timeoutMs: 10_000 });
-  await web.waitForLine(/open tunnels carry on/, { from: term, timeoutMs: 10_000 });
-  assert.equal(await fresh.echo("f"), "echo:f");
-  fresh.ws.close();
-  await fresh.closed;
-  assert.equal((await web.exited).code, 0);
-  assert.doesNotMatch(
-    web.lines.slice(term).join("\n"),
-    /did not stop in time|closing open tunnels/,
-  );
-  await waitFor(() => upstream.clients.size === 0 || undefined, "the upstream side closed");
-});
+}
