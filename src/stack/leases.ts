@@ -153,6 +153,9 @@ export class AppLeases {
 
   /** The table of app workers changed (one is ready): waiting requests may go now. */
   pump(): void {
+    // Forget when departed app workers were last free (a successor has a socket of its own).
+    const live = new Set(this.peers());
+    for (const a of this.freedAt.keys()) if (!live.has(a)) this.freedAt.delete(a);
     this.grantWaiting();
     this.flush();
   }
