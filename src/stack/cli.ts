@@ -231,6 +231,8 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     () => peers.table().peers,
     (slot, body) => master?.send("web", LEASE_TOPIC, body, slot),
   );
+  /** Whether the web tier leases sync app workers from the master (it follows reloads). */
+  const leasing = (): boolean => current.app.workerClass === "sync" && current.stack.appLeases;
   const judge = new CanaryJudge(config.stack.canaryMinRequests);
   const views = peers.views;
   let master: Master | undefined;
@@ -284,6 +286,7 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
       tiers: { web: tierStatus(snap, "web"), app: tierStatus(snap, "app") },
       peers: [...byAddress.values()].sort((a, b) => a.address.localeCompare(b.address)),
       cache: cacheUsed ? Object.fromEntries(cacheKeys.map((k) => [k.slice(6), web[k] ?? 0])) : null,
+      leases: leasing() ? leases.stats() : null,
       lastReload,
     };
   };
@@ -415,7 +418,8 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
   };
   const adminHandlers = {
     notReady,
-    metrics: () => metrics.render(master!.snapshot(), views),
+    metrics: () =>
+      metrics.render(master!.snapshot(), views, leasing() ? leases.stats() : undefined),
     data: () => ({ now: Date.now(), status: status(), samples: metrics.history() }),
   };
   const openControl = (takeOver: boolean) =>

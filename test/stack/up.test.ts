@@ -387,8 +387,20 @@ export default {
     };
     return j.tiers.app.workers.every((w) => (w.inflight ?? 0) > 0) || undefined;
   }, "both app workers holding a request");
+  // A third request waits at the front; status and metrics show the leases and the queue.
+  const queued = get(`${base}/slow?ms=1`, fresh);
+  await waitFor(async () => {
+    const m = (await get(`http://127.0.0.1:${s.admin}/metrics`)).body;
+    return (
+      (sample(m, "brigade_app_leases_held") === 2 &&
+        sample(m, "brigade_app_leases_waiting") === 1) ||
+      undefined
+    );
+  }, "metrics: 2 leases held, 1 request waiting");
+  const text = await s.cli(["status"]);
+  assert.match(text.stdout, /sync leases: 2 app workers busy, 1 request waiting at the front/);
   for (const w of st.tiers.web.workers) process.kill(w.pid, "SIGKILL");
-  for (const h of await Promise.all(held))
+  for (const h of await Promise.all([...held, queued]))
     assert.equal(h.status, 0, "the client's connection died");
   writeFileSync(join(s.dir, "go"), "");
   const after = await waitFor(
