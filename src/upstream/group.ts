@@ -80,6 +80,16 @@ export class Lease {
   }
 }
 
+/**
+ * Someone else decides which peer a request may use (`brigade up`'s master, for sync app
+ * workers shared by several web workers): set with `group.arbiter`, it replaces the group's own
+ * selection and queue for `acquire`. It must give back a `Lease` of this group and answer busy
+ * and unavailable as `acquire` does.
+ */
+export interface GroupArbiter {
+  acquire(group: UpstreamGroup, ctx: SelectContext, options: AcquireOptions): Promise<Lease>;
+}
+
 export interface AcquireOptions {
   /** Peers this request already tried (the retry driver's; excluded from selection). */
   tried?: ReadonlySet<Peer>;
@@ -152,6 +162,8 @@ export class UpstreamGroup {
   private readonly drainWaiters = new Map<Peer, (() => void)[]>();
   private readonly health: HealthChecker | undefined;
   private closed = false;
+  /** Selection delegated (see {@link GroupArbiter}); undefined: the group selects itself. */
+  arbiter: GroupArbiter | undefined;
 
   /**
    * Build a group from a validated config (see `normalizeGroup` for raw input). Peers with IP or
@@ -220,6 +232,7 @@ export class UpstreamGroup {
    * if all are busy, or an `UpstreamError` (`unavailable` 502, `busy` 503).
    */
   acquire(ctx: SelectContext = {}, options: AcquireOptions = {}): Promise<Lease> {
+    if (this.arbiter && !this.closed) return this.arbiter.acquire(this, ctx, options);
     const tried = options.tried ?? new Set<Peer>();
     const r = this.pick(ctx, tried);
     if ("lease" in r) return Promise.resolve(r.lease);
@@ -271,6 +284,11 @@ export class UpstreamGroup {
     const now = this.clock();
     const single = this.isSingle();
     return this.peers.some((p) => !tried.has(p) && p.live(now, single));
+  }
+
+  /** Closed (`close()`): every acquire fails. */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** How many peers there are (the default bound of retries). */
