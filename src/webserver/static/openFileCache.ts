@@ -307,6 +307,13 @@ export class OpenFileCache {
           allowed
         ) {
           data = st.size === 0 ? Buffer.alloc(0) : await readWhole(fd, st.size);
+          // Written to while we read (same size, new mtime): not a snapshot of one version.
+          if (
+            data !== undefined &&
+            !sameFile(factsOf(path, st, allowed, undefined), await fstatAsync(fd))
+          ) {
+            data = undefined;
+          }
           // Changed under us: look again (a few times), else serve it from disk.
           if (data === undefined && attempt < 2) continue;
         }
