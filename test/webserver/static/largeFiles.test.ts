@@ -27,9 +27,14 @@ function patterned(size: number, seed: number): Buffer {
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
-/** The worker of a one-worker `brigade web` (the master's only child). */
-function workerPid(master: number): number {
-  const kids = readFileSync(`/proc/${master}/task/${master}/children`, "utf8").trim().split(/\s+/);
+/** The worker of a one-worker `brigade web` (the master's only child), once it has one. */
+async function workerPid(master: number): Promise<number> {
+  let kids: string[] = [];
+  for (let i = 0; i < 100 && kids.length === 0; i++) {
+    if (i > 0) await sleep(100);
+    kids = readFileSync(`/proc/${master}/task/${master}/children`, "utf8").split(/\s+/);
+    kids = kids.filter((k) => k !== "");
+  }
   assert.equal(kids.length, 1, `one worker expected, got ${kids.join(",")}`);
   return Number(kids[0]);
 }
@@ -106,7 +111,8 @@ describe("large files on the Brigade engine", { skip: !linux && "needs /proc" },
   before(async () => {
     root = tree(ctx, { "big.bin": big, "medium.bin": medium });
     server = await startQuick(ctx, root);
-    worker = workerPid(server.pid);
+    await get(server.port, "/medium.bin"); // answered: the worker is up
+    worker = await workerPid(server.pid);
   });
   after(async () => {
     for (const fn of cleanup.reverse()) await fn();
