@@ -67,6 +67,7 @@ const KEEP_ALIVE_TIMEOUT_RE = /(?:^|[,;\s])timeout=(\d+)/i;
 /** Errors that happened after response bytes arrived: never replayed on a fresh connection. */
 const responseStarted = new WeakSet<object>();
 
+/** A field that cannot be sent: classified `invalidRequest` (500, not the peer's, not retried). */
 function headerError(message: string): Error {
   return Object.assign(new TypeError(message), { code: "ERR_INVALID_HTTP_TOKEN" });
 }
@@ -101,7 +102,8 @@ function requestHead(
     }
     if (lower === "host") host = true;
     if (!TOKEN_RE.test(name)) throw headerError(`invalid header name ${JSON.stringify(name)}`);
-    if (BAD_VALUE_RE.test(value)) throw headerError(`invalid value for header "${name}"`);
+    if (BAD_VALUE_RE.test(value))
+      throw headerError(`invalid value for header "${name}" (a CR, LF or NUL)`);
     head += `${name}: ${value}\r\n`;
   };
   if (Array.isArray(headers)) {

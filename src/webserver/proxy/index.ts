@@ -186,7 +186,7 @@ function compileReplace(
 /** The status an attempt stands for in `$upstream_status`. */
 function attemptStatus(a: AttemptRecord): string {
   if (a.status !== undefined) return String(a.status);
-  return a.error === "timeout" ? "504" : "502";
+  return a.error === "timeout" ? "504" : a.error === "invalidRequest" ? "500" : "502";
 }
 
 function setAttemptVars(req: WebRequest, attempts: readonly AttemptRecord[]): void {
