@@ -19,10 +19,12 @@
  *    "no live upstreams" (502), and, as nginx does, failed peers are then forgiven so the
  *    next request tries them again rather than nothing ever being tried.
  */
+
 import { isIP } from "node:net";
 import type { UpstreamGroupConfig, UpstreamPeerConfig } from "../config/settings/upstream.ts";
 import { upstreamPeer } from "../config/settings/upstream.ts";
 import { type InOf, type Issue, invalid, parsePeerAddress } from "../config/types.ts";
+import type { AbortLike } from "../core/abort.ts";
 import type { Logger } from "../core/logger.ts";
 import { UpstreamError } from "./errors.ts";
 import { type GroupMessage, groupChannel, peerChannel, publish, resolveChannel } from "./events.ts";
@@ -84,7 +86,7 @@ export interface AcquireOptions {
   /** Peers this request already tried (the retry driver's; excluded from selection). */
   tried?: ReadonlySet<Peer>;
   /** Abort a wait in the queue. */
-  signal?: AbortSignal | undefined;
+  signal?: AbortLike | undefined;
 }
 
 export interface PeerSnapshot {

@@ -26,8 +26,10 @@
  *   connection; shortened by the peer's `Keep-Alive: timeout=N`). Timers are made once per
  *   connection and refreshed, not re-created per request.
  */
+
 import type { Socket } from "node:net";
 import { Readable } from "node:stream";
+import type { AbortLike } from "../core/abort.ts";
 import {
   BODY,
   defaultLimits,
@@ -247,8 +249,9 @@ interface Exchange {
   upgrade: boolean;
   resolve: ((res: UpstreamResponse | UpgradeResponse) => void) | undefined;
   reject: ((err: unknown) => void) | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
+  signal: AbortLike | undefined;
+  /** The connection's `onAbort` is on `signal` (until the exchange settles). */
+  listening: boolean;
   readTimeout: number;
   bodyTimeout: number;
   sendTimeout: number;
@@ -300,6 +303,11 @@ class H1Connection {
   private phase = PHASE_IDLE;
   private sendTimer: NodeJS.Timeout | undefined = undefined;
   private readonly onIoTimer = (): void => this.timedOut();
+  /** The `abort` listener of every exchange on this connection (removed when it settles). */
+  private readonly onAbort = (): void => {
+    const ex = this.ex;
+    if (ex !== undefined) this.aborted(ex);
+  };
   private readonly onIdleTimer = (): void => {
     if (this.idleOff || this.phase !== PHASE_IDLE) return;
     this.close();
@@ -384,7 +392,7 @@ class H1Connection {
         resolve,
         reject,
         signal: req.signal,
-        onAbort: undefined,
+        listening: false,
         readTimeout,
         bodyTimeout: req.bodyTimeout ?? readTimeout,
         sendTimeout: req.sendTimeout ?? options.sendTimeout,
@@ -410,8 +418,8 @@ class H1Connection {
           reject(this.abortError(false));
           return;
         }
-        ex.onAbort = () => this.aborted(ex);
-        signal.addEventListener("abort", ex.onAbort, { once: true });
+        signal.addEventListener("abort", this.onAbort);
+        ex.listening = true;
       }
       this.parser.requestMethod = req.method;
       this.phase = PHASE_HEAD;
@@ -682,8 +690,10 @@ class H1Connection {
   /** The exchange is over (answered, ended or failed): no more signal or send timer. */
   private settle(ex: Exchange): void {
     if (this.ex === ex) this.ex = undefined;
-    if (ex.onAbort !== undefined) ex.signal!.removeEventListener("abort", ex.onAbort);
-    ex.onAbort = undefined;
+    if (ex.listening) {
+      ex.listening = false;
+      ex.signal!.removeEventListener("abort", this.onAbort);
+    }
     if (ex.stopBody !== undefined && !ex.sent) ex.stopBody();
     ex.stopBody = undefined;
     if (this.sendTimer !== undefined) {

@@ -15,7 +15,9 @@
  * listed status, that response is returned, as nginx does (the client sees the upstream's 503
  * rather than one of ours), and the peer still gets its failure.
  */
+
 import type { RetryCondition } from "../config/settings/upstream.ts";
+import type { AbortLike } from "../core/abort.ts";
 import { type AttemptRecord, classifyError, UpstreamError } from "./errors.ts";
 import { attemptChannel, publish } from "./events.ts";
 import type { Lease, Outcome, UpstreamGroup } from "./group.ts";
@@ -35,7 +37,7 @@ export function isIdempotent(method: string): boolean {
 export interface RetryOptions {
   method: string;
   ctx?: SelectContext;
-  signal?: AbortSignal | undefined;
+  signal?: AbortLike | undefined;
   /**
    * False when the request body cannot be sent twice (a stream): then only attempts that
    * failed before anything was sent are retried. Default true.
@@ -241,7 +243,7 @@ function abortedError(err: UpstreamError): UpstreamError {
 export function releaseWithBody(
   lease: Lease,
   res: UpstreamResponse,
-  signal: AbortSignal | undefined,
+  signal: AbortLike | undefined,
 ): void {
   if (res.complete !== undefined) {
     // Read whole with its head: the attempt is over.

@@ -382,6 +382,15 @@ export const proxy: WebModule<Settings> = {
     }
     const group = await pending;
 
+    // The $upstream_* variables cost strings and clock reads per request: made only when some
+    // template (a log format, a header, an error page) reads them. Asked at the first request,
+    // when every template of the pipeline has been compiled.
+    let upstreamVarsUsed: boolean | undefined;
+    const wantsVars = (): boolean =>
+      (upstreamVarsUsed ??= variables.some(
+        (n) => n.startsWith("upstream_") && (scope.variableUsed?.(n) ?? true),
+      ));
+
     const timeouts = (greq: Record<string, unknown>): void => {
       if (connectMs !== undefined) greq.connectTimeout = connectMs;
       if (sendMs !== undefined) greq.sendTimeout = sendMs;
@@ -402,7 +411,7 @@ export const proxy: WebModule<Settings> = {
           });
         }
       }
-      if (e.kind === "aborted" || req.signal.aborted) {
+      if (e.kind === "aborted" || req.aborted) {
         // The client went away: nothing to send (nginx's 499).
         return { status: 499, fields: new Fields(), body: { kind: "empty" } };
       }
@@ -440,12 +449,13 @@ export const proxy: WebModule<Settings> = {
       started: number,
       setCookie: string | undefined,
     ): Promise<WebResponse | Reroute> => {
-      const vars = req.vars;
-      vars.set("upstream_header_time", seconds(performance.now() - started));
+      const vars = wantsVars() ? req.vars : undefined;
+      vars?.set("upstream_header_time", seconds(performance.now() - started));
       const head = clientResponseFields(res, resPlan, req);
       const complete = res.complete;
       const status = res.status;
       const ended = (received: number): void => {
+        if (vars === undefined) return;
         vars.set("upstream_response_time", seconds(performance.now() - started));
         vars.set("upstream_response_length", String(received));
       };
@@ -543,7 +553,7 @@ export const proxy: WebModule<Settings> = {
         method: req.method,
         path,
         headers,
-        signal: req.signal,
+        signal: req.clientGone,
         readTimeout: readMs,
       };
       timeouts(ureq as unknown as Record<string, unknown>);
@@ -551,7 +561,7 @@ export const proxy: WebModule<Settings> = {
       try {
         r = await withRetries(
           group,
-          { method: req.method, ctx: ctxOf(req), signal: req.signal },
+          { method: req.method, ctx: ctxOf(req), signal: req.clientGone },
           (l) => l.pool.upgrade(ureq),
           {
             status: (x) => x.status,
@@ -570,7 +580,7 @@ export const proxy: WebModule<Settings> = {
       setAttemptVars(req, attempts);
       if (result.status !== 101 || !("socket" in result)) {
         const res = result as UpstreamResponse;
-        releaseWithBody(lease, res, req.signal);
+        releaseWithBody(lease, res, req.clientGone);
         return respond(req, res, started, lease.setCookie);
       }
       const up = result;
@@ -586,7 +596,7 @@ export const proxy: WebModule<Settings> = {
         up.socket.destroy();
         lease.release("neutral");
       };
-      req.signal.addEventListener("abort", onAbort, { once: true });
+      req.clientGone.addEventListener("abort", onAbort, { once: true });
       return {
         status: 101,
         fields,
@@ -594,7 +604,7 @@ export const proxy: WebModule<Settings> = {
           kind: "takeover",
           onSocket(socket, clientHead) {
             taken = true;
-            req.signal.removeEventListener("abort", onAbort);
+            req.clientGone.removeEventListener("abort", onAbort);
             tunnel({
               client: socket,
               clientHead,
@@ -647,7 +657,7 @@ export const proxy: WebModule<Settings> = {
         path,
         headers,
         body,
-        signal: req.signal,
+        signal: req.clientGone,
         readTimeout: readMs,
         bodyTimeout: 0,
         ...ctxOf(req),
@@ -666,7 +676,7 @@ export const proxy: WebModule<Settings> = {
         if (res.complete !== undefined) file.close();
         else res.body.once("close", () => file.close());
       }
-      setAttemptVars(req, res.attempts);
+      if (wantsVars()) setAttemptVars(req, res.attempts);
       return respond(req, res, started, res.setCookie);
     };
 

@@ -390,6 +390,38 @@ test("a header made unsendable by a variable (CR/LF through proxySetHeaders) is 
   assert.equal(lines[0], "/a%0D%0AX-Injected:%201|500|500");
 });
 
+test("a client that goes away mid-request: the upstream exchange is dropped at once, 499 in the log", async (t) => {
+  let upstreamClosed = 0;
+  const hang = await rawUpstream(t, (socket) => {
+    socket.once("close", () => upstreamClosed++);
+  });
+  const dir = tempDir(t);
+  const log = join(dir, "access.log");
+  const s = await serve(t, {
+    upstreams: { app: { peers: [hang.address], maxFails: 1, failTimeout: "30s" } },
+    servers: [
+      {
+        accessLog: { path: log, format: "$request_uri|$status", buffer: 0 },
+        locations: [{ match: "/", proxy: "app", proxyReadTimeout: "30s" }],
+      },
+    ],
+  } as never);
+  for (let i = 0; i < 2; i++) {
+    const c = net.connect(s.port, "127.0.0.1");
+    c.on("error", () => {});
+    await new Promise((r) => c.once("connect", r));
+    c.write(`GET /gone${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await waitFor(() => (hang.count > i ? true : undefined), "the request upstream");
+    c.destroy();
+    await waitFor(() => (upstreamClosed > i ? true : undefined), "the upstream connection dropped");
+  }
+  const lines = await waitFor(() => {
+    const l = existsSync(log) ? readFileSync(log, "utf8").trim().split("\n").filter(Boolean) : [];
+    return l.length >= 2 ? l : undefined;
+  }, "2 log lines");
+  assert.deepEqual(lines, ["/gone0|499", "/gone1|499"]);
+});
+
 test("the upstream variables in the access log: every attempt's peer and status", async (t) => {
   const dying = await rawUpstream(t, (socket) => socket.destroy());
   const good = await upstream(t);
