@@ -222,9 +222,15 @@ export class UpstreamGroup {
    * if all are busy, or an `UpstreamError` (`unavailable` 502, `busy` 503).
    */
   acquire(ctx: SelectContext = {}, options: AcquireOptions = {}): Promise<Lease> {
+    const r = this.acquireNow(ctx, options);
+    return r instanceof Lease ? Promise.resolve(r) : r;
+  }
+
+  /** `acquire`, with the lease itself rather than a promise when a peer is free at once. */
+  acquireNow(ctx: SelectContext = {}, options: AcquireOptions = {}): Lease | Promise<Lease> {
     const tried = options.tried ?? new Set<Peer>();
     const r = this.pick(ctx, tried);
-    if ("lease" in r) return Promise.resolve(r.lease);
+    if ("lease" in r) return r.lease;
     if ("error" in r) return Promise.reject(r.error);
     const q = this.config.queue;
     if (this.waiters.length >= q.size) {

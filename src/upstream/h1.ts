@@ -380,10 +380,24 @@ class H1Connection {
     reused: boolean,
     upgrade: boolean,
   ): Promise<UpstreamResponse | UpgradeResponse> {
+    return new Promise((resolve, reject) =>
+      this.start(req, prep, reused, upgrade, resolve, reject),
+    );
+  }
+
+  /** `send`, answered through the caller's callbacks (the pool's own promise). */
+  start(
+    req: UpstreamRequest,
+    prep: Prepared,
+    reused: boolean,
+    upgrade: boolean,
+    resolve: (res: UpstreamResponse | UpgradeResponse) => void,
+    reject: (err: unknown) => void,
+  ): void {
     const options = this.pool.options;
     const { head, data, bodyKind, declared } = prep;
     const body = req.body;
-    return new Promise((resolve, reject) => {
+    {
       const readTimeout = req.readTimeout ?? options.readTimeout;
       const ex: Exchange = {
         method: req.method,
@@ -436,7 +450,7 @@ class H1Connection {
       if (bodyKind === "stream") this.stream(ex, body as Readable, declared);
       if (ex.sendTimeout > 0 && (bodyKind === "stream" || socket.writableLength > 0))
         this.watchSend(ex);
-    });
+    }
   }
 
   /** Write a streamed body, with backpressure both ways; chunked unless it declared a length. */
@@ -863,32 +877,42 @@ export class H1Pool {
     };
   }
 
-  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
-    this.checkOpen();
-    const prep = prepare(req, this.hostHeader, false);
+  request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    let prep: Prepared;
+    try {
+      this.checkOpen();
+      prep = prepare(req, this.hostHeader, false);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     let conn = this.idleStack.pop();
     while (conn?.closed) conn = this.idleStack.pop();
-    if (conn === undefined) {
-      return (await this.sendFresh(req, prep, false)) as UpstreamResponse;
-    }
+    if (conn === undefined) return this.sendFresh(req, prep, false) as Promise<UpstreamResponse>;
     this.requestCount++;
     this.reusedCount++;
-    try {
-      return (await conn.send(req, prep, true, false)) as UpstreamResponse;
-    } catch (err) {
-      const e = err as UpstreamError;
-      // The peer closed the kept connection as it was reused: nothing was answered, so a
-      // request that is safe to send twice goes again on a fresh connection.
-      const stale =
-        e instanceof UpstreamError &&
-        e.kind === "reset" &&
-        !responseStarted.has(e) &&
-        !req.signal?.aborted &&
-        idempotent.has(req.method.toUpperCase()) &&
-        isReplayable(req.body);
-      if (!stale || this.closing) throw err;
-      return (await this.sendFresh(req, prep, false)) as UpstreamResponse;
-    }
+    const kept = conn;
+    // One promise, settled by the connection: no async frame between the exchange and the caller.
+    return new Promise<UpstreamResponse>((resolve, reject) => {
+      const failed = (err: unknown): void => {
+        const e = err as UpstreamError;
+        // The peer closed the kept connection as it was reused: nothing was answered, so a
+        // request that is safe to send twice goes again on a fresh connection.
+        const stale =
+          e instanceof UpstreamError &&
+          e.kind === "reset" &&
+          !responseStarted.has(e) &&
+          !req.signal?.aborted &&
+          idempotent.has(req.method.toUpperCase()) &&
+          isReplayable(req.body);
+        if (!stale || this.closing) reject(err);
+        else (this.sendFresh(req, prep, false) as Promise<UpstreamResponse>).then(resolve, reject);
+      };
+      try {
+        kept.start(req, prep, true, false, resolve as (r: unknown) => void, failed);
+      } catch (err) {
+        reject(err);
+      }
+    });
   }
 
   /**

@@ -35,6 +35,7 @@ import {
   createUpstreamGroup,
   discardResponse,
   type GroupResponse,
+  groupResponse,
   normalizeGroup,
   releaseWithBody,
   type UpgradeResponse,
@@ -244,23 +245,18 @@ function collect(
 }
 
 /** Send through the group; a temp-file body gets a fresh stream per attempt (replayable). */
-async function exchange(
+function exchange(
   group: UpstreamGroup,
   greq: Parameters<UpstreamGroup["request"]>[0],
   file: (BufferedBody & { kind: "file" }) | undefined,
 ): Promise<GroupResponse> {
   if (file === undefined) return group.request(greq);
-  const { result, lease, attempts } = await withRetries(
+  return withRetries(
     group,
     { method: greq.method, ctx: greq, signal: greq.signal, replayable: true },
     (l) => l.pool.request({ ...greq, body: fileBodyStream(file) }),
     { status: (r) => r.status, discard: discardResponse },
-  );
-  releaseWithBody(lease, result, greq.signal);
-  const out = result as GroupResponse;
-  out.attempts = attempts;
-  out.setCookie = lease.setCookie;
-  return out;
+  ).then((r) => groupResponse(r, greq.signal));
 }
 
 /** The Upgrade a request asks for, when it is one the proxy tunnels (not h2c). */
