@@ -38,6 +38,7 @@ import { Pipeline } from "../webserver/pipeline.ts";
 import { startAdmin } from "./admin.ts";
 import { CanaryJudge } from "./canary.ts";
 import { type StackStatus, startControl, type TierStatus } from "./control.ts";
+import { AppLeases, LEASE_TOPIC } from "./leases.ts";
 import { StackMetrics } from "./metrics.ts";
 import { AppPeers } from "./peers.ts";
 import {
@@ -65,6 +66,7 @@ function webData(config: Config, file: string | undefined, dir: string): StackWe
     appGroup: appGroup(config),
     appPeer: appPeer(config, "unix:/"),
     nobody: `unix:${dir}/none.sock`,
+    appLeases: config.app.workerClass === "sync" && config.stack.appLeases,
   };
 }
 
@@ -225,6 +227,12 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
   let current = config;
   const metrics = new StackMetrics();
   const peers = new AppPeers();
+  const leases = new AppLeases(
+    () => peers.table().peers,
+    (slot, body) => master?.send("web", LEASE_TOPIC, body, slot),
+  );
+  /** Whether the web tier leases sync app workers from the master (it follows reloads). */
+  const leasing = (): boolean => current.app.workerClass === "sync" && current.stack.appLeases;
   const judge = new CanaryJudge(config.stack.canaryMinRequests);
   const views = peers.views;
   let master: Master | undefined;
@@ -278,6 +286,7 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
       tiers: { web: tierStatus(snap, "web"), app: tierStatus(snap, "app") },
       peers: [...byAddress.values()].sort((a, b) => a.address.localeCompare(b.address)),
       cache: cacheUsed ? Object.fromEntries(cacheKeys.map((k) => [k.slice(6), web[k] ?? 0])) : null,
+      leases: leasing() ? leases.stats() : null,
       lastReload,
     };
   };
@@ -344,7 +353,10 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
         if (info.pool === "web") peers.webSpawned(info);
       },
       onWorkerReady(info) {
-        if (info.pool === "app") peers.ready(info);
+        if (info.pool === "app") {
+          peers.ready(info);
+          leases.pump();
+        }
       },
       onWorkerStopping(info: WorkerInfo) {
         if (info.pool === "app") return peers.leaving(info);
@@ -355,10 +367,14 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
         if (info.pool === "app") {
           void peers.leaving(info);
           side.workerExited(info, exit);
-        } else peers.webExited(info);
+        } else {
+          peers.webExited(info);
+          leases.webExited(info);
+        }
       },
       onWorkerMessage(info, topic, body) {
-        if (topic === "stack.ack") peers.ack(info, Number(body));
+        if (topic === LEASE_TOPIC) leases.receive(info, body);
+        else if (topic === "stack.ack") peers.ack(info, Number(body));
         else if (topic === "stack.upstream") views.set(info.pid, body as PeerView[]);
       },
       canary(candidate, incumbents, look) {
@@ -402,7 +418,8 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
   };
   const adminHandlers = {
     notReady,
-    metrics: () => metrics.render(master!.snapshot(), views),
+    metrics: () =>
+      metrics.render(master!.snapshot(), views, leasing() ? leases.stats() : undefined),
     data: () => ({ now: Date.now(), status: status(), samples: metrics.history() }),
   };
   const openControl = (takeOver: boolean) =>

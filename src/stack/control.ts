@@ -68,6 +68,8 @@ export interface StackStatus {
   tiers: { web: TierStatus; app: TierStatus };
   peers: PeerStatus[];
   cache: Record<string, number> | null;
+  /** Sync app workers lent to requests by the master, and requests waiting for one (null: no leasing). */
+  leases: { held: number; waiting: number } | null;
   lastReload: { at: number; ok: boolean; generation: number; reason?: string } | null;
 }
 
@@ -282,6 +284,11 @@ export function formatStatus(s: StackStatus, now = Date.now()): string {
       `cache: ${lookups > 0 ? `${Math.round((hits / lookups) * 100)}% hits` : "no lookups yet"}${parts.length ? ` (${parts.join(", ")})` : ""}`,
     );
   } else out.push("", "cache: off");
+  if (s.leases) {
+    out.push(
+      `sync leases: ${s.leases.held} app worker${s.leases.held === 1 ? "" : "s"} busy, ${s.leases.waiting} request${s.leases.waiting === 1 ? "" : "s"} waiting at the front`,
+    );
+  }
   if (s.lastReload) {
     const r = s.lastReload;
     out.push(

@@ -133,7 +133,11 @@ export class StackMetrics {
   }
 
   /** Prometheus text exposition format 0.0.4, both tiers (label `tier`). */
-  render(snap: MasterSnapshot, views: ReadonlyMap<number, PeerView[]>): string {
+  render(
+    snap: MasterSnapshot,
+    views: ReadonlyMap<number, PeerView[]>,
+    leases?: { held: number; waiting: number },
+  ): string {
     const t = { web: this.totals(snap, "web"), app: this.totals(snap, "app") };
     const lines: string[] = [];
     const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
@@ -293,6 +297,20 @@ export class StackMetrics {
       "Requests each web worker has sent to each app worker.",
       peerRequests,
     );
+    if (leases) {
+      metric(
+        "brigade_app_leases_held",
+        "gauge",
+        "Sync app workers the master has lent to a request (at most one request each).",
+        [["", leases.held]],
+      );
+      metric(
+        "brigade_app_leases_waiting",
+        "gauge",
+        "Requests waiting at the front for a free sync app worker.",
+        [["", leases.waiting]],
+      );
+    }
     metric("brigade_master_start_time_seconds", "gauge", "When the master started.", [
       ["", this.startedAt / 1000],
     ]);

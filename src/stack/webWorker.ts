@@ -10,6 +10,9 @@
  *   version), so the master stops an app worker only once no web worker will send it more.
  * - Load (`stack.load`): the requests each app worker has in flight over all web workers, less
  *   this worker's own, as the group's `setLoad`, so least-connections sees the others' traffic.
+ * - Sync app workers (`appLeases`): the group's selection is the master's, through a lease per
+ *   request (src/stack/leases.ts), so a sync app worker gets one request at a time over all web
+ *   workers.
  * - Metrics: the request counters of src/appserver/metrics.ts (status classes, latency
  *   buckets, in flight, event-loop lag) plus bytes and cache results, in `ctx.stats`; and the
  *   group's view of each peer (`stack.upstream`, every second) for status and metrics.
@@ -27,6 +30,7 @@ import {
   type UpstreamGroup,
 } from "../upstream/index.ts";
 import { startWebWorker, type WebWorkerData } from "../webserver/worker.ts";
+import { LeaseClient } from "./leases.ts";
 import { APP_GROUP } from "./plan.ts";
 
 /** `workerData` of the stack's web pool. */
@@ -37,6 +41,8 @@ export interface StackWebData extends WebWorkerData {
   appPeer: Record<string, unknown>;
   /** A socket path no one listens on: the group's only peer, marked down, while there is none. */
   nobody: string;
+  /** Sync app workers: take a lease from the master before sending (src/stack/leases.ts). */
+  appLeases?: boolean;
 }
 
 /** The master's table of app workers that may take requests. */
@@ -66,6 +72,7 @@ export default async function main(ctx: WorkerContext): Promise<void> {
     gotFirst = resolve;
   });
   const known = new Set<string>();
+  const leases = data.appLeases ? new LeaseClient(ctx) : undefined;
 
   const apply = (t: PeerTable): void => {
     const g = group;
@@ -130,7 +137,10 @@ export default async function main(ctx: WorkerContext): Promise<void> {
   for (const a of initial) known.add(a);
   const capture = (message: unknown): void => {
     const m = message as GroupMessage;
-    if (m.event === "created" && m.group.name === APP_GROUP) group = m.group;
+    if (m.event === "created" && m.group.name === APP_GROUP) {
+      group = m.group;
+      group.arbiter = leases;
+    }
   };
   const stats = ctx.stats;
   const metrics = new RequestMetrics(stats);

@@ -82,6 +82,16 @@ export class Lease {
   }
 }
 
+/**
+ * Someone else decides which peer a request may use (`brigade up`'s master, for sync app
+ * workers shared by several web workers): set with `group.arbiter`, it replaces the group's own
+ * selection and queue for `acquire`. It must give back a `Lease` of this group and answer busy
+ * and unavailable as `acquire` does.
+ */
+export interface GroupArbiter {
+  acquire(group: UpstreamGroup, ctx: SelectContext, options: AcquireOptions): Promise<Lease>;
+}
+
 export interface AcquireOptions {
   /** Peers this request already tried (the retry driver's; excluded from selection). */
   tried?: ReadonlySet<Peer>;
@@ -154,6 +164,8 @@ export class UpstreamGroup {
   private readonly drainWaiters = new Map<Peer, (() => void)[]>();
   private readonly health: HealthChecker | undefined;
   private closed = false;
+  /** Selection delegated (see {@link GroupArbiter}); undefined: the group selects itself. */
+  arbiter: GroupArbiter | undefined;
 
   /**
    * Build a group from a validated config (see `normalizeGroup` for raw input). Peers with IP or
@@ -228,6 +240,7 @@ export class UpstreamGroup {
 
   /** `acquire`, with the lease itself rather than a promise when a peer is free at once. */
   acquireNow(ctx: SelectContext = {}, options: AcquireOptions = {}): Lease | Promise<Lease> {
+    if (this.arbiter && !this.closed) return this.arbiter.acquire(this, ctx, options);
     const tried = options.tried ?? new Set<Peer>();
     const r = this.pick(ctx, tried);
     if ("lease" in r) return r.lease;
@@ -279,6 +292,11 @@ export class UpstreamGroup {
     const now = this.clock();
     const single = this.isSingle();
     return this.peers.some((p) => !tried.has(p) && p.live(now, single));
+  }
+
+  /** Closed (`close()`): every acquire fails. */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** How many peers there are (the default bound of retries). */

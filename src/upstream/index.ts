@@ -34,6 +34,7 @@ export {
 } from "./events.ts";
 export type {
   AcquireOptions,
+  GroupArbiter,
   GroupOptions,
   GroupSnapshot,
   Lookup,

@@ -155,13 +155,27 @@ export function requestHeaders(
   return out;
 }
 
-/** Open a socket to `target` within `timeoutMs`, errors classified (connect phase). */
-export function dial(target: PeerTarget, timeoutMs: number): Promise<Socket> {
+/** What `net.connect` takes as `onread`: the socket reads into `buffer` (or what it returns), calling `callback`. */
+export interface ReadInto {
+  readonly buffer: Buffer | (() => Buffer);
+  readonly callback: (bytes: number, buffer: Buffer) => boolean;
+}
+
+/**
+ * Open a socket to `target` within `timeoutMs`, errors classified (connect phase); with
+ * `onread`, the socket reads into a buffer of the caller's (the forward proxy's tunnels).
+ */
+export function dial(target: PeerTarget, timeoutMs: number, onread?: ReadInto): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket =
       target.kind === "unix"
-        ? netConnect({ path: target.path })
-        : netConnect({ host: target.host, port: target.port, noDelay: true });
+        ? netConnect({ path: target.path, ...(onread ? { onread } : {}) })
+        : netConnect({
+            host: target.host,
+            port: target.port,
+            noDelay: true,
+            ...(onread ? { onread } : {}),
+          });
     const peer = targetName(target);
     const timer =
       timeoutMs > 0

@@ -13,6 +13,7 @@ import { WebEngine } from "./engine/listener.ts";
 import type { EngineHandler } from "./engine/types.ts";
 import { ConnectionCap } from "./limits/connections.ts";
 import { Pipeline } from "./pipeline.ts";
+import { OpenTunnels, TUNNELS_SERVICE } from "./tunnels.ts";
 
 /** `MasterOptions.workerData` of the web tier (JSON). */
 export interface WebWorkerData {
@@ -43,6 +44,7 @@ export async function startWebWorker(
   options: WebWorkerOptions = {},
 ): Promise<{ pipeline: Pipeline; engine: WebEngine }> {
   const web = options.web ?? data.web;
+  const tunnels = new OpenTunnels();
   const pipeline = await Pipeline.compile({
     web,
     baseDir: data.baseDir,
@@ -53,6 +55,7 @@ export async function startWebWorker(
     services: new Map<string, unknown>([
       ["sharedState", ctx.shared],
       ["stats", ctx.stats],
+      [TUNNELS_SERVICE, tunnels],
     ]),
   });
   options.compiled?.(pipeline);
@@ -89,7 +92,12 @@ export async function startWebWorker(
   );
   ctx.onReopen(() => pipeline.reopen());
   ctx.onStop(async (graceful) => {
+    // Tunnels (WebSocket, CONNECT) are the engine's no more: they run until they end or the
+    // grace period is nearly over (a second left, so the worker exits by itself).
+    const cutAt = performance.now() + web.gracefulTimeout * 1000 - 1000;
+    if (!graceful) tunnels.closeAll(ctx.logger);
     await engine.stop(graceful);
+    if (graceful) await tunnels.drain(Math.max(0, cutAt - performance.now()), ctx.logger);
     await options.stopped?.(graceful);
     await pipeline.close();
   });

@@ -3,11 +3,13 @@
  * to the exported node:http server, Fastify with @fastify/websocket, socket.io (long-polling, the
  * WebSocket transport and the upgrade from one to the other); a fetch handler seeing an upgrade
  * request as an ordinary one; upgraded connections counting toward `workerConnections`, holding
- * a sync worker, and surviving a reload until `gracefulTimeout`; the same apps behind real nginx,
+ * a sync worker, and surviving a reload until `gracefulTimeout`; a stopping worker answering 503
+ * to an upgrade on a connection it holds; the same apps behind real nginx,
  * behind `brigade web` and under `brigade up`.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import net from "node:net";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { type Socket as IoSocket, io } from "socket.io-client";
@@ -248,6 +250,73 @@ test("reload: an old worker's WebSockets carry on until gracefulTimeout, then ar
   assert.notEqual(Number(await fresh.next()), oldPid);
   fresh.ws.close();
   assert.equal(await app.stop(), 0);
+});
+
+test("a stopping worker answers 503 to an upgrade on a connection it still holds", async (t) => {
+  // A draining worker accepts no new connection, so an upgrade can reach it only on one it
+  // holds: each connection here has a slow request in progress (it stays open while draining)
+  // and sends an upgrade behind it, one connection at a time after TERM, until the worker has
+  // begun to drain (an upgrade before that is taken: 101).
+  const app = await startApp(t, [
+    wsApp,
+    "-b",
+    "127.0.0.1:0",
+    "-w",
+    "1",
+    "--graceful-timeout",
+    "10",
+  ]);
+  const conns = await Promise.all(
+    Array.from(
+      { length: 8 },
+      () =>
+        new Promise<{ sock: net.Socket; data: () => string }>((resolve, reject) => {
+          const sock = net.connect(app.port, "127.0.0.1");
+          t.after(() => sock.destroy());
+          let got = "";
+          sock.on("data", (d) => {
+            got += d.toString("latin1");
+          });
+          sock.on("error", () => {});
+          sock.once("connect", () => {
+            sock.write("GET /slow?ms=4000 HTTP/1.1\r\nHost: x\r\n\r\n");
+            resolve({ sock, data: () => got });
+          });
+          sock.once("error", reject);
+        }),
+    ),
+  );
+  await waitFor(
+    async () => (await request(app.port, "/")).status === 200 || undefined,
+    "the slow requests to be in",
+  );
+  const from = app.lines.length;
+  process.kill(app.pid, "SIGTERM");
+  await app.waitForLine(/handling action/, { from });
+  const upgrade =
+    "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+  const seen: string[] = [];
+  let refused: string | undefined;
+  for (const c of conns) {
+    c.sock.write(upgrade);
+    const first = await waitFor(
+      () => /^HTTP\/1\.1 \d{3}[^\r]*\r\n/.exec(c.data())?.[0],
+      "an answer",
+    );
+    seen.push(first.trim());
+    if (first.startsWith("HTTP/1.1 503")) {
+      refused = c.data();
+      break;
+    }
+    c.sock.destroy();
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  assert.ok(refused !== undefined, `no 503 among ${seen.join(", ")}`);
+  assert.match(refused, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
+  assert.match(refused, /\r\nconnection: close\r\n/i);
+  for (const c of conns) c.sock.destroy();
+  assert.equal((await app.exited).code, 0);
 });
 
 test("behind real nginx (proxy_set_header Upgrade/Connection): ws and socket.io", async (t) => {

@@ -292,20 +292,48 @@ test("sync app workers: one request at a time each, the rest queued at the front
   assert.equal((await s.exited).code, 0);
 });
 
-test("sync app workers behind two web workers: never two requests at once in one app worker", async (t) => {
+test("sync app workers behind two web workers: one request at a time each, never one waiting at a busy worker while another is idle; a killed web worker's leases are freed", async (t) => {
   // The app records how many of its requests are in progress when one starts: a sync app worker
-  // handed a second request while one is in the app would answer `active=2`.
+  // handed a second request while one is in the app would answer `active=2`. `/pair` waits
+  // until both app workers have one (a marker file each in `meet`), up to 4 s, and says
+  // whether they met: two requests sent together meet unless one waited at a busy app worker
+  // while the other app worker was idle. `/hold` waits for the file `go`.
   const app = `
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+const meet = process.cwd() + "/meet";
+mkdirSync(meet, { recursive: true });
 let active = 0;
 export default {
   async fetch(request) {
     active++;
     const seen = active;
+    const url = new URL(request.url);
+    const mine = meet + "/" + process.pid;
     try {
-      const ms = Number(new URL(request.url).searchParams.get("ms") ?? 150);
+      if (url.pathname === "/pair") {
+        writeFileSync(mine, "");
+        const until = Date.now() + 4000;
+        let met = false;
+        while (!met && Date.now() < until) {
+          met = readdirSync(meet).length >= 2;
+          if (!met) await new Promise((r) => setTimeout(r, 10));
+        }
+        // Stay a moment so the other sees this one too.
+        await new Promise((r) => setTimeout(r, 50));
+        return new Response("pid=" + process.pid + " met=" + met + " active=" + seen + "\\n");
+      }
+      if (url.pathname === "/hold") {
+        const until = Date.now() + 15000;
+        while (!existsSync(process.cwd() + "/go") && Date.now() < until) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return new Response("held\\n");
+      }
+      const ms = Number(url.searchParams.get("ms") ?? 150);
       await new Promise((r) => setTimeout(r, ms));
       return new Response("pid=" + process.pid + " active=" + seen + "\\n");
     } finally {
+      rmSync(mine, { force: true });
       active--;
     }
   },
@@ -316,13 +344,12 @@ export default {
     args: ["--app-workers", "2", "--web-workers", "2", "--worker-class", "sync"],
   });
   const base = `http://127.0.0.1:${s.port}`;
+  const fresh = { headers: { connection: "close" } };
   // 8 clients at once, 3 requests each, each on a fresh connection (so both web workers take some).
   const answers: { status: number; body: string; error?: string }[] = [];
   await Promise.all(
     Array.from({ length: 8 }, async () => {
-      for (let i = 0; i < 3; i++) {
-        answers.push(await get(`${base}/slow?ms=150`, { headers: { connection: "close" } }));
-      }
+      for (let i = 0; i < 3; i++) answers.push(await get(`${base}/slow?ms=150`, fresh));
     }),
   );
   assert.equal(answers.length, 24);
@@ -331,13 +358,63 @@ export default {
   assert.equal(pids.size, 2, "both app workers served");
   for (const a of answers) assert.match(a.body, /active=1\n$/);
   const st = JSON.parse((await s.cli(["status", "--json"])).stdout) as {
-    tiers: { web: { workers: { requests: number }[] } };
+    tiers: { web: { workers: { pid: number; requests: number }[] } };
   };
   assert.equal(st.tiers.web.workers.length, 2);
   assert.ok(
     st.tiers.web.workers.every((w) => w.requests > 0),
     `both web workers proxied: ${JSON.stringify(st.tiers.web.workers)}`,
   );
+
+  // Pairs sent together, each on a fresh connection (to either web worker): the second of a
+  // pair must go to the idle app worker, whichever web worker has it.
+  const pair = async (): Promise<string[]> => {
+    const two = await Promise.all([get(`${base}/pair`, fresh), get(`${base}/pair`, fresh)]);
+    for (const a of two) assert.equal(a.status, 200, a.error ?? a.body);
+    return two.map((a) => a.body);
+  };
+  for (let round = 0; round < 8; round++) {
+    const bodies = await pair();
+    for (const b of bodies) assert.match(b, /met=true active=1\n$/, `round ${round}: ${bodies}`);
+  }
+
+  // Both app workers held by requests, then both web workers killed (SIGKILL): their leases go
+  // with them, so once the app workers are done the new web workers can use both at once.
+  const held = [get(`${base}/hold`, fresh), get(`${base}/hold`, fresh)];
+  await waitFor(async () => {
+    const j = JSON.parse((await s.cli(["status", "--json"])).stdout) as {
+      tiers: { app: { workers: { inflight?: number }[] } };
+    };
+    return j.tiers.app.workers.every((w) => (w.inflight ?? 0) > 0) || undefined;
+  }, "both app workers holding a request");
+  // A third request waits at the front; status and metrics show the leases and the queue.
+  const queued = get(`${base}/slow?ms=1`, fresh);
+  await waitFor(async () => {
+    const m = (await get(`http://127.0.0.1:${s.admin}/metrics`)).body;
+    return (
+      (sample(m, "brigade_app_leases_held") === 2 &&
+        sample(m, "brigade_app_leases_waiting") === 1) ||
+      undefined
+    );
+  }, "metrics: 2 leases held, 1 request waiting");
+  const text = await s.cli(["status"]);
+  assert.match(text.stdout, /sync leases: 2 app workers busy, 1 request waiting at the front/);
+  for (const w of st.tiers.web.workers) process.kill(w.pid, "SIGKILL");
+  for (const h of await Promise.all([...held, queued]))
+    assert.equal(h.status, 0, "the client's connection died");
+  writeFileSync(join(s.dir, "go"), "");
+  const after = await waitFor(
+    async () => {
+      const r = await get(`${base}/slow?ms=1`, fresh);
+      return r.status === 200 ? r : undefined;
+    },
+    "an answer from the new web workers",
+    20_000,
+  );
+  assert.match(after.body, /active=1/);
+  const bodies = await pair();
+  for (const b of bodies) assert.match(b, /met=true active=1\n$/, `after the kill: ${bodies}`);
+
   const stop = await s.cli(["stop"]);
   assert.equal(stop.code, 0, stop.stdout);
 });

@@ -5,6 +5,7 @@
  */
 import { setting } from "../setting.ts";
 import {
+  boolean,
   describeFound,
   duration,
   integer,
@@ -67,5 +68,10 @@ export const stack = {
     default: 100,
     doc: "With `sync` app workers (one request at a time each), how many requests each web worker may hold waiting for a free app worker (the queue at the front); one more is answered 503. Async app workers take requests as they come and need no queue.",
     nginx: "queue (upstream)",
+  }),
+  appLeases: setting({
+    type: boolean(),
+    default: true,
+    doc: "With `sync` app workers, each web worker takes a lease on an app worker from the master before it sends it a request, so that over all web workers a sync app worker is given one request at a time and a request waits at the front (never in a busy worker's socket queue while another worker is idle); it costs one round trip to the master per request (docs/stack.md has the figure). Off, each web worker gives each app worker one request at a time on its own: with several web workers, a request may wait behind another web worker's at a busy app worker. Async app workers never use leases.",
   }),
 };

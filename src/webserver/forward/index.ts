@@ -48,6 +48,7 @@ import { UpstreamError, type UpstreamResponse } from "../../upstream/index.ts";
 import { Fields, type WebRequest, type WebResponse } from "../exchange.ts";
 import type { LocationScope, ModuleHandlers, WebModule } from "../module.ts";
 import { reasonPhrase } from "../statusPages.ts";
+import { TUNNELS_SERVICE, type TunnelRegistry } from "../tunnels.ts";
 import { failedToConnect, incomingResponse, OriginPools, outgoingFields } from "./http.ts";
 import { DestinationRules, describeRefusal } from "./networks.ts";
 import { LOOKUP_SERVICE, type Lookup, ResolveError, Resolver, systemLookup } from "./resolve.ts";
@@ -274,6 +275,8 @@ export const forwardModule: WebModule<Settings> = {
       scope.onClose(() => p.close());
       return p;
     });
+    // Open tunnels, for the worker's graceful stop (src/webserver/tunnels.ts).
+    const registry = scope.services.get(TUNNELS_SERVICE) as TunnelRegistry | undefined;
     const tunnels = sharedOf(scope, "tunnels", () => {
       const set = new Set<() => void>();
       scope.onClose(() => {
@@ -639,6 +642,7 @@ export const forwardModule: WebModule<Settings> = {
             req.signal.removeEventListener("abort", abandon);
             socket.off("error", idle);
             let stop: (() => void) | undefined;
+            let untrack: (() => void) | undefined;
             const stats = await runTunnel(
               conn,
               socket,
@@ -648,10 +652,12 @@ export const forwardModule: WebModule<Settings> = {
               (fn) => {
                 stop = fn;
                 tunnels.add(fn);
+                untrack = registry?.add(fn);
               },
               relay,
             );
             if (stop) tunnels.delete(stop);
+            untrack?.();
             release();
             req.vars.set("forward_bytes_up", String(stats.up));
             req.vars.set("forward_bytes_down", String(stats.down));

@@ -4,9 +4,9 @@
  * closes, with half-close passed on, backpressure both ways, an idle timeout, and a byte limit.
  * What a tunnel carried is counted for the log.
  */
-import { connect as netConnect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { classifyError, dial, UpstreamError } from "../../upstream/index.ts";
+import { dial, UpstreamError } from "../../upstream/index.ts";
 
 /** Why a tunnel ended, for `$forward_end`. */
 export type TunnelEnd =
@@ -186,55 +186,17 @@ export async function dialFirst(
   let last: unknown;
   for (const address of addresses) {
     try {
-      const socket = relay
-        ? await connectWith(address, port, timeoutMs, relay)
-        : await dial({ kind: "tcp", host: address, port }, timeoutMs);
+      const socket = await dial(
+        { kind: "tcp", host: address, port },
+        timeoutMs,
+        relay && { buffer: relay.buffer, callback: relay.callback },
+      );
       return { socket, address };
     } catch (error) {
       last = error;
     }
   }
   throw last;
-}
-
-function connectWith(
-  host: string,
-  port: number,
-  timeoutMs: number,
-  relay: DownRelay,
-): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const peer = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-    const socket = netConnect({
-      host,
-      port,
-      noDelay: true,
-      onread: { buffer: relay.buffer, callback: relay.callback },
-    });
-    const timer =
-      timeoutMs > 0
-        ? setTimeout(() => {
-            socket.destroy();
-            reject(
-              new UpstreamError("timeout", "connect", {
-                message: `connect timed out after ${timeoutMs} ms`,
-                peer,
-                sent: false,
-                code: "ETIMEDOUT",
-              }),
-            );
-          }, timeoutMs)
-        : undefined;
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.removeAllListeners("error");
-      resolve(socket);
-    });
-    socket.once("error", (err) => {
-      clearTimeout(timer);
-      reject(classifyError(err, { peer, connected: false }));
-    });
-  });
 }
 
 /**

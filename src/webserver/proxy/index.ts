@@ -46,6 +46,7 @@ import {
 } from "../../upstream/index.ts";
 import { Fields, HttpError, type WebRequest, type WebResponse } from "../exchange.ts";
 import type { ContentHandler, LocationScope, Reroute, WebModule } from "../module.ts";
+import { TUNNELS_SERVICE, type TunnelRegistry } from "../tunnels.ts";
 import {
   type BufferedBody,
   bufferRequestBody,
@@ -275,6 +276,8 @@ export const proxy: WebModule<Settings> = {
     const raw = scope.own.proxy;
     if (raw === undefined || (Array.isArray(raw) && raw.length === 0)) return undefined;
     const s = scope.settings;
+    // Open upgrade tunnels, for the worker's graceful stop (src/webserver/tunnels.ts).
+    const tunnels = scope.services.get(TUNNELS_SERVICE) as TunnelRegistry | undefined;
     const upstreams = (scope.services.get("upstreams") ?? {}) as Record<
       string,
       UpstreamGroupConfig
@@ -601,6 +604,10 @@ export const proxy: WebModule<Settings> = {
           onSocket(socket, clientHead) {
             taken = true;
             req.clientGone.removeEventListener("abort", onAbort);
+            const untrack = tunnels?.add(() => {
+              socket.destroy();
+              up.socket.destroy();
+            });
             tunnel({
               client: socket,
               clientHead,
@@ -611,6 +618,7 @@ export const proxy: WebModule<Settings> = {
                 req.vars.set("upstream_response_time", seconds(performance.now() - started));
                 req.vars.set("upstream_response_length", String(info.bytesDown));
                 lease.release();
+                untrack?.();
                 if (info.error)
                   logger.info("tunnel closed", {
                     upstream: dest.name,
