@@ -146,7 +146,8 @@ export abstract class EngineRequest implements WebRequest, AbortLike {
 
   addEventListener(_type: "abort", listener: () => void): void {
     if (this.abortReason !== undefined) return; // as AbortSignal: never fires again
-    (this.abortListeners ??= []).push(listener);
+    if (this.abortListeners === undefined) this.abortListeners = [listener];
+    else this.abortListeners.push(listener);
   }
 
   removeEventListener(_type: "abort", listener: () => void): void {
