@@ -469,10 +469,15 @@ test("the connection carries counts and addresses; the signal aborts when the cl
   const abortedP = new Promise<void>((r) => {
     aborted = r;
   });
+  let reached!: () => void;
+  const reachedP = new Promise<void>((r) => {
+    reached = r;
+  });
   const { port } = await startEngine(t, {
     handler: (req): Promise<WebResponse> | WebResponse => {
       if (req.path === "/hang") {
         req.signal.addEventListener("abort", () => aborted());
+        reached();
         return new Promise(() => {});
       }
       seen = req;
@@ -489,7 +494,13 @@ test("the connection carries counts and addresses; the signal aborts when the cl
   assert.equal(seen!.path, "/b");
   assert.equal(seen!.query, "x=1");
   assert.equal(seen!.id.length, 32);
-  await exchange(port, "GET /hang HTTP/1.1\r\nHost: a\r\n\r\n", { limitMs: 50 });
+  // The client goes once the handler has the request (a fixed delay could go before it, under load).
+  const client = connect(port, "127.0.0.1", () => {
+    client.write("GET /hang HTTP/1.1\r\nHost: a\r\n\r\n");
+  });
+  client.on("error", () => {});
+  await reachedP;
+  client.destroy();
   await abortedP;
 });
 
