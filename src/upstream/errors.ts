@@ -21,7 +21,13 @@ export type UpstreamErrorKind =
   /** Every live peer is at its maxConns and the queue is full or off, or the wait timed out. */
   | "busy"
   /** The caller aborted (the client went away): not the peer's fault. */
-  | "aborted";
+  | "aborted"
+  /**
+   * The request cannot be sent as given (a CR, LF or NUL in a header value, a bad name or
+   * method, typically from a `proxySetHeaders` variable): refused before anything is written,
+   * not the peer's fault, never retried; a proxy answers 500 (nginx: an internal error).
+   */
+  | "invalidRequest";
 
 /** One attempt of a request, as the access log wants it ($upstream_addr, $upstream_status). */
 export interface AttemptRecord {
@@ -34,7 +40,7 @@ export interface AttemptRecord {
   retried: boolean;
 }
 
-export type UpstreamPhase = "select" | "connect" | "send" | "read";
+export type UpstreamPhase = "select" | "prepare" | "connect" | "send" | "read";
 
 const statusOf: Record<UpstreamErrorKind, number> = {
   refused: 502,
@@ -44,10 +50,12 @@ const statusOf: Record<UpstreamErrorKind, number> = {
   unavailable: 502,
   busy: 503,
   aborted: 499,
+  invalidRequest: 500,
 };
 
 const phaseText: Record<UpstreamPhase, string> = {
   select: "while selecting a peer",
+  prepare: "while preparing the request to upstream",
   connect: "while connecting to upstream",
   send: "while sending the request to upstream",
   read: "while reading the response from upstream",
@@ -57,7 +65,10 @@ export class UpstreamError extends Error {
   override readonly name = "UpstreamError";
   readonly kind: UpstreamErrorKind;
   readonly phase: UpstreamPhase;
-  /** The status a proxy should answer with: 502, 503 or 504 (499 for aborted, nginx's). */
+  /**
+   * The status a proxy should answer with: 502, 503 or 504 (499 for aborted, nginx's; 500 for
+   * a request that cannot be sent).
+   */
   readonly status: number;
   /** True when the request may have reached the peer (retrying a POST is then unsafe). */
   readonly sent: boolean;
@@ -109,6 +120,13 @@ const resetCodes = new Set([
   "UND_ERR_SOCKET",
   "UND_ERR_CLOSED",
 ]);
+/** Thrown (by our client, node:http or undici) for a request field that cannot be sent. */
+const invalidRequestCodes = new Set([
+  "ERR_INVALID_HTTP_TOKEN",
+  "ERR_INVALID_CHAR",
+  "ERR_UNESCAPED_CHARACTERS",
+  "UND_ERR_INVALID_ARG",
+]);
 const badResponseCodes = new Set([
   "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
   "UND_ERR_RES_EXCEEDED_MAX_SIZE",
@@ -144,6 +162,13 @@ export function classifyError(
       ...base,
       message: "request aborted",
       sent: state.connected ?? false,
+    });
+  }
+  if (code !== undefined && invalidRequestCodes.has(code)) {
+    return new UpstreamError("invalidRequest", "prepare", {
+      ...base,
+      message: `invalid request to upstream: ${message}`,
+      sent: false,
     });
   }
   if (code === "UND_ERR_CONNECT_TIMEOUT") {

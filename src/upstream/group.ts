@@ -19,10 +19,12 @@
  *    "no live upstreams" (502), and, as nginx does, failed peers are then forgiven so the
  *    next request tries them again rather than nothing ever being tried.
  */
+
 import { isIP } from "node:net";
 import type { UpstreamGroupConfig, UpstreamPeerConfig } from "../config/settings/upstream.ts";
 import { upstreamPeer } from "../config/settings/upstream.ts";
 import { type InOf, type Issue, invalid, parsePeerAddress } from "../config/types.ts";
+import type { AbortLike } from "../core/abort.ts";
 import type { Logger } from "../core/logger.ts";
 import { UpstreamError } from "./errors.ts";
 import { type GroupMessage, groupChannel, peerChannel, publish, resolveChannel } from "./events.ts";
@@ -94,7 +96,7 @@ export interface AcquireOptions {
   /** Peers this request already tried (the retry driver's; excluded from selection). */
   tried?: ReadonlySet<Peer>;
   /** Abort a wait in the queue. */
-  signal?: AbortSignal | undefined;
+  signal?: AbortLike | undefined;
 }
 
 export interface PeerSnapshot {
@@ -232,10 +234,16 @@ export class UpstreamGroup {
    * if all are busy, or an `UpstreamError` (`unavailable` 502, `busy` 503).
    */
   acquire(ctx: SelectContext = {}, options: AcquireOptions = {}): Promise<Lease> {
+    const r = this.acquireNow(ctx, options);
+    return r instanceof Lease ? Promise.resolve(r) : r;
+  }
+
+  /** `acquire`, with the lease itself rather than a promise when a peer is free at once. */
+  acquireNow(ctx: SelectContext = {}, options: AcquireOptions = {}): Lease | Promise<Lease> {
     if (this.arbiter && !this.closed) return this.arbiter.acquire(this, ctx, options);
     const tried = options.tried ?? new Set<Peer>();
     const r = this.pick(ctx, tried);
-    if ("lease" in r) return Promise.resolve(r.lease);
+    if ("lease" in r) return r.lease;
     if ("error" in r) return Promise.reject(r.error);
     const q = this.config.queue;
     if (this.waiters.length >= q.size) {

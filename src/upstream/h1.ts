@@ -26,8 +26,10 @@
  *   connection; shortened by the peer's `Keep-Alive: timeout=N`). Timers are made once per
  *   connection and refreshed, not re-created per request.
  */
+
 import type { Socket } from "node:net";
 import { Readable } from "node:stream";
+import type { AbortLike } from "../core/abort.ts";
 import {
   BODY,
   defaultLimits,
@@ -67,6 +69,7 @@ const KEEP_ALIVE_TIMEOUT_RE = /(?:^|[,;\s])timeout=(\d+)/i;
 /** Errors that happened after response bytes arrived: never replayed on a fresh connection. */
 const responseStarted = new WeakSet<object>();
 
+/** A field that cannot be sent: classified `invalidRequest` (500, not the peer's, not retried). */
 function headerError(message: string): Error {
   return Object.assign(new TypeError(message), { code: "ERR_INVALID_HTTP_TOKEN" });
 }
@@ -101,7 +104,8 @@ function requestHead(
     }
     if (lower === "host") host = true;
     if (!TOKEN_RE.test(name)) throw headerError(`invalid header name ${JSON.stringify(name)}`);
-    if (BAD_VALUE_RE.test(value)) throw headerError(`invalid value for header "${name}"`);
+    if (BAD_VALUE_RE.test(value))
+      throw headerError(`invalid value for header "${name}" (a CR, LF or NUL)`);
     head += `${name}: ${value}\r\n`;
   };
   if (Array.isArray(headers)) {
@@ -245,8 +249,9 @@ interface Exchange {
   upgrade: boolean;
   resolve: ((res: UpstreamResponse | UpgradeResponse) => void) | undefined;
   reject: ((err: unknown) => void) | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
+  signal: AbortLike | undefined;
+  /** The connection's `onAbort` is on `signal` (until the exchange settles). */
+  listening: boolean;
   readTimeout: number;
   bodyTimeout: number;
   sendTimeout: number;
@@ -298,6 +303,11 @@ class H1Connection {
   private phase = PHASE_IDLE;
   private sendTimer: NodeJS.Timeout | undefined = undefined;
   private readonly onIoTimer = (): void => this.timedOut();
+  /** The `abort` listener of every exchange on this connection (removed when it settles). */
+  private readonly onAbort = (): void => {
+    const ex = this.ex;
+    if (ex !== undefined) this.aborted(ex);
+  };
   private readonly onIdleTimer = (): void => {
     if (this.idleOff || this.phase !== PHASE_IDLE) return;
     this.close();
@@ -370,10 +380,24 @@ class H1Connection {
     reused: boolean,
     upgrade: boolean,
   ): Promise<UpstreamResponse | UpgradeResponse> {
+    return new Promise((resolve, reject) =>
+      this.start(req, prep, reused, upgrade, resolve, reject),
+    );
+  }
+
+  /** `send`, answered through the caller's callbacks (the pool's own promise). */
+  start(
+    req: UpstreamRequest,
+    prep: Prepared,
+    reused: boolean,
+    upgrade: boolean,
+    resolve: (res: UpstreamResponse | UpgradeResponse) => void,
+    reject: (err: unknown) => void,
+  ): void {
     const options = this.pool.options;
     const { head, data, bodyKind, declared } = prep;
     const body = req.body;
-    return new Promise((resolve, reject) => {
+    {
       const readTimeout = req.readTimeout ?? options.readTimeout;
       const ex: Exchange = {
         method: req.method,
@@ -382,7 +406,7 @@ class H1Connection {
         resolve,
         reject,
         signal: req.signal,
-        onAbort: undefined,
+        listening: false,
         readTimeout,
         bodyTimeout: req.bodyTimeout ?? readTimeout,
         sendTimeout: req.sendTimeout ?? options.sendTimeout,
@@ -408,8 +432,8 @@ class H1Connection {
           reject(this.abortError(false));
           return;
         }
-        ex.onAbort = () => this.aborted(ex);
-        signal.addEventListener("abort", ex.onAbort, { once: true });
+        signal.addEventListener("abort", this.onAbort);
+        ex.listening = true;
       }
       this.parser.requestMethod = req.method;
       this.phase = PHASE_HEAD;
@@ -426,7 +450,7 @@ class H1Connection {
       if (bodyKind === "stream") this.stream(ex, body as Readable, declared);
       if (ex.sendTimeout > 0 && (bodyKind === "stream" || socket.writableLength > 0))
         this.watchSend(ex);
-    });
+    }
   }
 
   /** Write a streamed body, with backpressure both ways; chunked unless it declared a length. */
@@ -680,8 +704,10 @@ class H1Connection {
   /** The exchange is over (answered, ended or failed): no more signal or send timer. */
   private settle(ex: Exchange): void {
     if (this.ex === ex) this.ex = undefined;
-    if (ex.onAbort !== undefined) ex.signal!.removeEventListener("abort", ex.onAbort);
-    ex.onAbort = undefined;
+    if (ex.listening) {
+      ex.listening = false;
+      ex.signal!.removeEventListener("abort", this.onAbort);
+    }
     if (ex.stopBody !== undefined && !ex.sent) ex.stopBody();
     ex.stopBody = undefined;
     if (this.sendTimer !== undefined) {
@@ -851,32 +877,42 @@ export class H1Pool {
     };
   }
 
-  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
-    this.checkOpen();
-    const prep = prepare(req, this.hostHeader, false);
+  request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    let prep: Prepared;
+    try {
+      this.checkOpen();
+      prep = prepare(req, this.hostHeader, false);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     let conn = this.idleStack.pop();
     while (conn?.closed) conn = this.idleStack.pop();
-    if (conn === undefined) {
-      return (await this.sendFresh(req, prep, false)) as UpstreamResponse;
-    }
+    if (conn === undefined) return this.sendFresh(req, prep, false) as Promise<UpstreamResponse>;
     this.requestCount++;
     this.reusedCount++;
-    try {
-      return (await conn.send(req, prep, true, false)) as UpstreamResponse;
-    } catch (err) {
-      const e = err as UpstreamError;
-      // The peer closed the kept connection as it was reused: nothing was answered, so a
-      // request that is safe to send twice goes again on a fresh connection.
-      const stale =
-        e instanceof UpstreamError &&
-        e.kind === "reset" &&
-        !responseStarted.has(e) &&
-        !req.signal?.aborted &&
-        idempotent.has(req.method.toUpperCase()) &&
-        isReplayable(req.body);
-      if (!stale || this.closing) throw err;
-      return (await this.sendFresh(req, prep, false)) as UpstreamResponse;
-    }
+    const kept = conn;
+    // One promise, settled by the connection: no async frame between the exchange and the caller.
+    return new Promise<UpstreamResponse>((resolve, reject) => {
+      const failed = (err: unknown): void => {
+        const e = err as UpstreamError;
+        // The peer closed the kept connection as it was reused: nothing was answered, so a
+        // request that is safe to send twice goes again on a fresh connection.
+        const stale =
+          e instanceof UpstreamError &&
+          e.kind === "reset" &&
+          !responseStarted.has(e) &&
+          !req.signal?.aborted &&
+          idempotent.has(req.method.toUpperCase()) &&
+          isReplayable(req.body);
+        if (!stale || this.closing) reject(err);
+        else (this.sendFresh(req, prep, false) as Promise<UpstreamResponse>).then(resolve, reject);
+      };
+      try {
+        kept.start(req, prep, true, false, resolve as (r: unknown) => void, failed);
+      } catch (err) {
+        reject(err);
+      }
+    });
   }
 
   /**

@@ -64,7 +64,13 @@ export type {
   RetryOptions,
   RetryResult,
 } from "./retry.ts";
-export { discardResponse, isIdempotent, releaseWithBody, withRetries } from "./retry.ts";
+export {
+  discardResponse,
+  groupResponse,
+  isIdempotent,
+  releaseWithBody,
+  withRetries,
+} from "./retry.ts";
 
 /** Input shape of a group config (what a config file holds). */
 export type UpstreamGroupInput = InOf<typeof upstreamGroup>;

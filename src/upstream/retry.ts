@@ -15,7 +15,9 @@
  * listed status, that response is returned, as nginx does (the client sees the upstream's 503
  * rather than one of ours), and the peer still gets its failure.
  */
+
 import type { RetryCondition } from "../config/settings/upstream.ts";
+import type { AbortLike } from "../core/abort.ts";
 import { type AttemptRecord, classifyError, UpstreamError } from "./errors.ts";
 import { attemptChannel, publish } from "./events.ts";
 import type { Lease, Outcome, UpstreamGroup } from "./group.ts";
@@ -35,7 +37,7 @@ export function isIdempotent(method: string): boolean {
 export interface RetryOptions {
   method: string;
   ctx?: SelectContext;
-  signal?: AbortSignal | undefined;
+  signal?: AbortLike | undefined;
   /**
    * False when the request body cannot be sent twice (a stream): then only attempts that
    * failed before anything was sent are retried. Default true.
@@ -88,32 +90,99 @@ function retryConditions(conf: { on: readonly RetryCondition[] }): Conditions {
  * Run `attempt` on peers of `group` until one succeeds or retrying is over. Resolves with the
  * result and the lease still held; rejects with the last `UpstreamError` (its `attempts` list
  * says what happened on each peer).
+ *
+ * Written as a promise chain rather than an async loop: when a peer is free at once (the
+ * common case) the attempt starts in the caller's tick, and its outcome is one `then` away.
  */
-export async function withRetries<T>(
+export function withRetries<T>(
   group: UpstreamGroup,
   options: RetryOptions,
   attempt: (lease: Lease, attemptNumber: number) => Promise<T>,
   inspect: RetryInspect<T> = {},
 ): Promise<RetryResult<T>> {
-  const conf = group.config.retry;
-  const on = retryConditions(conf);
-  const maxTries = conf.tries > 0 ? conf.tries : Math.max(1, group.size);
-  const started = group.clock();
-  const tried = new Set<Peer>();
-  const attempts: AttemptRecord[] = [];
-  const mayResend =
-    options.replayable !== false && (conf.nonIdempotent || isIdempotent(options.method));
-  let lastError: UpstreamError | undefined;
-  const budgetLeft = (n: number) =>
-    n < maxTries &&
-    (conf.timeout <= 0 || group.clock() - started < conf.timeout * 1000) &&
-    !options.signal?.aborted &&
-    group.canTry(tried);
-  const record = (lease: Lease, n: number, r: AttemptRecord, outcome: Outcome) => {
-    attempts.push(r);
+  return new RetryRun(group, options, attempt, inspect).next(1);
+}
+
+/** One request's attempts: the state `withRetries` carries from one to the next. */
+class RetryRun<T> {
+  private readonly group: UpstreamGroup;
+  private readonly options: RetryOptions;
+  private readonly attempt: (lease: Lease, attemptNumber: number) => Promise<T>;
+  private readonly inspect: RetryInspect<T>;
+  private readonly on: Conditions;
+  private readonly maxTries: number;
+  private readonly started: number;
+  private readonly tried = new Set<Peer>();
+  private readonly attempts: AttemptRecord[] = [];
+  private readonly mayResend: boolean;
+  private lastError: UpstreamError | undefined = undefined;
+
+  constructor(
+    group: UpstreamGroup,
+    options: RetryOptions,
+    attempt: (lease: Lease, attemptNumber: number) => Promise<T>,
+    inspect: RetryInspect<T>,
+  ) {
+    const conf = group.config.retry;
+    this.group = group;
+    this.options = options;
+    this.attempt = attempt;
+    this.inspect = inspect;
+    this.on = retryConditions(conf);
+    this.maxTries = conf.tries > 0 ? conf.tries : Math.max(1, group.size);
+    this.started = group.clock();
+    this.mayResend =
+      options.replayable !== false && (conf.nonIdempotent || isIdempotent(options.method));
+  }
+
+  /** Attempt number `n`: a lease (at once, or after a wait in the queue), then the attempt. */
+  next(n: number): Promise<RetryResult<T>> {
+    const got = this.group.acquireNow(this.options.ctx ?? {}, {
+      tried: this.tried,
+      signal: this.options.signal,
+    });
+    if (got instanceof Promise) {
+      return got.then(
+        (lease) => this.run(lease, n),
+        (err) => {
+          const final = this.lastError ?? classifyError(err);
+          final.attempts = this.attempts;
+          throw final;
+        },
+      );
+    }
+    return this.run(got, n);
+  }
+
+  private run(lease: Lease, n: number): Promise<RetryResult<T>> {
+    this.tried.add(lease.peer);
+    let pending: Promise<T>;
+    try {
+      pending = this.attempt(lease, n);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    return pending.then(
+      (result) => this.succeeded(lease, n, result),
+      (err) => this.failed(lease, n, err),
+    );
+  }
+
+  private budgetLeft(n: number): boolean {
+    const conf = this.group.config.retry;
+    return (
+      n < this.maxTries &&
+      (conf.timeout <= 0 || this.group.clock() - this.started < conf.timeout * 1000) &&
+      !this.options.signal?.aborted &&
+      this.group.canTry(this.tried)
+    );
+  }
+
+  private record(lease: Lease, n: number, r: AttemptRecord, outcome: Outcome): void {
+    this.attempts.push(r);
     if (!attemptChannel.hasSubscribers) return;
     publish(attemptChannel, {
-      group: group.name,
+      group: this.group.name,
       peer: lease.peer.name,
       attempt: n,
       outcome,
@@ -121,58 +190,46 @@ export async function withRetries<T>(
       error: r.error,
       retried: r.retried,
     });
-  };
+  }
 
-  for (let n = 1; ; n++) {
-    let lease: Lease;
-    try {
-      lease = await group.acquire(options.ctx ?? {}, { tried, signal: options.signal });
-    } catch (err) {
-      const e = classifyError(err);
-      const final = lastError ?? e;
-      final.attempts = attempts;
-      throw final;
-    }
-    tried.add(lease.peer);
-    let result: T;
-    try {
-      result = await attempt(lease, n);
-    } catch (err) {
-      let e = classifyError(err, { peer: lease.peer.name });
-      // The caller gave up (the client went away): whatever the transport made of it (undici
-      // fails with the signal's reason, "client closed the connection"), not the peer's fault.
-      if (options.signal?.aborted && e.kind !== "aborted") e = abortedError(e);
-      const condition = conditionOfError[e.kind];
-      const outcome: Outcome = condition ? "failure" : "neutral";
-      const retry =
-        condition !== undefined &&
-        on.conditions.has(condition) &&
-        (mayResend || !e.sent) &&
-        budgetLeft(n);
-      record(lease, n, { peer: lease.peer.name, error: e.kind, retried: retry }, outcome);
-      lease.release(outcome);
-      lastError = e;
-      if (!retry) {
-        e.attempts = attempts;
-        throw e;
-      }
-      continue;
-    }
-    const status = inspect.status?.(result);
-    if (status !== undefined && on.statuses.has(status)) {
-      const outcome: Outcome = neutralStatuses.has(status!) ? "neutral" : "failure";
-      const retry = mayResend && budgetLeft(n);
-      record(lease, n, { peer: lease.peer.name, status, retried: retry }, outcome);
+  private succeeded(lease: Lease, n: number, result: T): RetryResult<T> | Promise<RetryResult<T>> {
+    const status = this.inspect.status?.(result);
+    if (status !== undefined && this.on.statuses.has(status)) {
+      const outcome: Outcome = neutralStatuses.has(status) ? "neutral" : "failure";
+      const retry = this.mayResend && this.budgetLeft(n);
+      this.record(lease, n, { peer: lease.peer.name, status, retried: retry }, outcome);
       if (retry) {
-        inspect.discard?.(result);
+        this.inspect.discard?.(result);
         lease.release(outcome);
-        continue;
+        return this.next(n + 1);
       }
       lease.presetOutcome = outcome;
-      return { result, lease, attempts };
+      return { result, lease, attempts: this.attempts };
     }
-    record(lease, n, { peer: lease.peer.name, status, retried: false }, "success");
-    return { result, lease, attempts };
+    this.record(lease, n, { peer: lease.peer.name, status, retried: false }, "success");
+    return { result, lease, attempts: this.attempts };
+  }
+
+  private failed(lease: Lease, n: number, err: unknown): Promise<RetryResult<T>> {
+    let e = classifyError(err, { peer: lease.peer.name });
+    // The caller gave up (the client went away): whatever the transport made of it (undici
+    // fails with the signal's reason, "client closed the connection"), not the peer's fault.
+    if (this.options.signal?.aborted && e.kind !== "aborted") e = abortedError(e);
+    const condition = conditionOfError[e.kind];
+    const outcome: Outcome = condition ? "failure" : "neutral";
+    const retry =
+      condition !== undefined &&
+      this.on.conditions.has(condition) &&
+      (this.mayResend || !e.sent) &&
+      this.budgetLeft(n);
+    this.record(lease, n, { peer: lease.peer.name, error: e.kind, retried: retry }, outcome);
+    lease.release(outcome);
+    this.lastError = e;
+    if (!retry) {
+      e.attempts = this.attempts;
+      throw e;
+    }
+    return this.next(n + 1);
   }
 }
 
@@ -197,17 +254,24 @@ const responseInspect: RetryInspect<UpstreamResponse> = {
 };
 
 /** `UpstreamGroup.request`: retries over the peers' pools; the lease ends with the body. */
-export async function requestWithRetries(
+export function requestWithRetries(
   group: UpstreamGroup,
   req: GroupRequest,
 ): Promise<GroupResponse> {
-  const { result, lease, attempts } = await withRetries(
+  return withRetries(
     group,
     { method: req.method, ctx: req, signal: req.signal, replayable: isInMemory(req.body) },
     (l) => l.pool.request(req),
     responseInspect,
-  );
-  releaseWithBody(lease, result, req.signal);
+  ).then((r) => groupResponse(r, req.signal));
+}
+
+/** The response of a finished retry run, its lease released with its body. */
+export function groupResponse(
+  { result, lease, attempts }: RetryResult<UpstreamResponse>,
+  signal: AbortLike | undefined,
+): GroupResponse {
+  releaseWithBody(lease, result, signal);
   // Not a spread: a response may have its body as a getter (made only when used).
   const out = result as GroupResponse;
   out.attempts = attempts;
@@ -241,7 +305,7 @@ function abortedError(err: UpstreamError): UpstreamError {
 export function releaseWithBody(
   lease: Lease,
   res: UpstreamResponse,
-  signal: AbortSignal | undefined,
+  signal: AbortLike | undefined,
 ): void {
   if (res.complete !== undefined) {
     // Read whole with its head: the attempt is over.

@@ -7,6 +7,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { connect as netConnect, type Socket } from "node:net";
 import type { Readable } from "node:stream";
+import type { AbortLike } from "../core/abort.ts";
 import { classifyError, UpstreamError } from "./errors.ts";
 import { type PeerTarget, targetName } from "./peer.ts";
 
@@ -39,7 +40,8 @@ export interface UpstreamRequest {
   headers?: RequestHeaders;
   /** In memory (replayable, retried safely) or a stream (sent once, chunked without a length). */
   body?: Buffer | Uint8Array | string | Readable | null;
-  signal?: AbortSignal;
+  /** Aborts the request (the client went away): an AbortSignal or any {@link AbortLike}. */
+  signal?: AbortLike | undefined;
   /** Overrides the pool's read timeout for this request (0: none, for event streams). */
   readTimeout?: number;
   /**

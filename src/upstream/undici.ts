@@ -27,6 +27,7 @@ import { request as httpRequest } from "node:http";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { Client } from "undici";
+import { toAbortSignal } from "../core/abort.ts";
 import { classifyError, UpstreamError } from "./errors.ts";
 import { type PeerTarget, targetName } from "./peer.ts";
 import {
@@ -162,7 +163,7 @@ export class UndiciPool {
         method: req.method,
         path: req.path,
         headers,
-        signal: req.signal,
+        ...(req.signal !== undefined ? { signal: toAbortSignal(req.signal) } : {}),
         createConnection: (_o, cb) => {
           dial(this.target, req.connectTimeout ?? this.options.connectTimeout).then(
             (socket) => {
@@ -310,7 +311,7 @@ export class UndiciPool {
         path: req.path,
         headers: requestHeaders(req.headers, inMemory),
         body: (req.body ?? null) as Buffer | null,
-        signal: req.signal ?? null,
+        signal: req.signal !== undefined ? toAbortSignal(req.signal) : null,
         headersTimeout: readTimeout,
         bodyTimeout: req.bodyTimeout ?? readTimeout,
       });

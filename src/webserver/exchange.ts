@@ -13,6 +13,7 @@
  * Field names are lowercase everywhere in this interface.
  */
 import type { Duplex, Readable } from "node:stream";
+import type { AbortLike } from "../core/abort.ts";
 
 /**
  * An ordered list of header fields with lowercase names, as a flat array
@@ -174,6 +175,14 @@ export interface WebRequest {
   readonly body: RequestBody;
   /** Aborted when the client goes away (or the worker stops fast). */
   readonly signal: AbortSignal;
+  /**
+   * The same as `signal` (aborted when the client goes away), without an AbortController made
+   * for the request: what the proxy hands the upstream engine. Use `signal` for APIs that need
+   * a real AbortSignal.
+   */
+  readonly clientGone: AbortLike;
+  /** Whether the client went away (`signal.aborted`, without making the signal). */
+  readonly aborted: boolean;
   /** Milliseconds since the epoch when the request head was complete. */
   readonly startTime: number;
   /** A unique id (nginx `$request_id`): 32 hex chars. */

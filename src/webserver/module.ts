@@ -148,6 +148,13 @@ export interface LocationScope<S = Record<string, unknown>> {
    * an unknown variable, with a did-you-mean: let it propagate from `setup`.
    */
   template(text: string, options?: { escape?: (value: string) => string }): Template;
+  /**
+   * Whether some template of the configuration (a log format, a header, an error page, any
+   * module's) uses the module variable `$name`, so that a module may skip computing the vars
+   * nobody reads. Complete once the whole pipeline is compiled: ask when serving, not in
+   * `setup`. Absent: assume every variable is used.
+   */
+  variableUsed?(name: string): boolean;
   /** Worker-wide services (shared state, upstream groups, ...), by name; see each provider. */
   readonly services: ReadonlyMap<string, unknown>;
   /** Called when the worker stops (or the pipeline is replaced): release what setup opened. */

@@ -598,6 +598,7 @@ class Compiler {
     this.modules = input.modules ?? defaultModules;
     this.templateNames = {
       vars: new Set([...this.modules.flatMap((m) => m.variables ?? []), ...groupNames(input.web)]),
+      used: new Set(),
     };
     this.moduleKeys = new Map(
       this.modules.map((m) => [
@@ -976,6 +977,7 @@ class Compiler {
         logger: this.input.logger.child({ module: module.name }),
         resolvePath: this.resolvePath,
         template: (text, options) => compileTemplate(text, this.templateNames, options?.escape),
+        variableUsed: (name) => this.templateNames.used?.has(name) ?? true,
         services: this.services,
         onClose: (fn) => this.closers.push(fn),
         onReopen: (fn) => this.reopeners.push(fn),

@@ -159,6 +159,8 @@ const prefixed: [string, (rest: string) => Getter][] = [
 export interface TemplateNames {
   /** `WebRequest.vars` names that modules declare (`upstream_addr`). */
   vars: ReadonlySet<string>;
+  /** Filled with every name of `vars` a compiled template uses (so a module may skip the rest). */
+  used?: Set<string>;
 }
 
 export type Template = ((c: VarContext) => string) & {
@@ -222,7 +224,10 @@ function resolve(name: string, names: TemplateNames): Getter | undefined {
     if (name.startsWith(prefix) && name.length > prefix.length)
       return make(name.slice(prefix.length));
   }
-  if (names.vars.has(name)) return (c) => capture(c, name);
+  if (names.vars.has(name)) {
+    names.used?.add(name);
+    return (c) => capture(c, name);
+  }
   return undefined;
 }
 

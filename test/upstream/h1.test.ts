@@ -341,6 +341,50 @@ for (const client of ["brigade", "undici"] as const) {
   });
 }
 
+for (const client of ["brigade", "undici"] as const) {
+  test(`${client}: a header that cannot be sent is an invalidRequest (500): nothing sent, no peer failure, no retry`, async (t) => {
+    const previous = process.env.BRIGADE_UPSTREAM_CLIENT;
+    process.env.BRIGADE_UPSTREAM_CLIENT = client;
+    t.after(() => {
+      if (previous === undefined) delete process.env.BRIGADE_UPSTREAM_CLIENT;
+      else process.env.BRIGADE_UPSTREAM_CLIENT = previous;
+    });
+    const peers = await startPeers(t, 2);
+    const g = await group(t, {
+      peers: peers.map((p) => p.address),
+      maxFails: 1,
+      failTimeout: "30s",
+    });
+    for (const value of ["a\r\nx-injected: 1", "a\nb", "a\0b"]) {
+      await assert.rejects(
+        g.request({ method: "GET", path: "/", headers: { host: "x", "x-uri": value } }),
+        (e: UpstreamError) => {
+          assert.equal(e.kind, "invalidRequest", e.message);
+          assert.equal(e.status, 500);
+          assert.equal(e.sent, false);
+          assert.equal(e.attempts.length, 1, "not retried");
+          assert.equal(e.attempts[0]!.retried, false);
+          if (client === "brigade") assert.match(e.message, /header "x-uri"/);
+          return true;
+        },
+      );
+    }
+    assert.deepEqual(
+      peers.map((p) => p.hits),
+      [0, 0],
+      "nothing reached a peer",
+    );
+    for (const p of g.snapshot().peers) {
+      assert.equal(p.state, "up", p.name);
+      assert.equal(p.failures, 0, p.name);
+      assert.equal(p.active, 0, p.name);
+    }
+    // The group still serves.
+    const res = await g.request({ method: "GET", path: "/", headers: { host: "x" } });
+    assert.match(await text(res.body), /^peer\d$/);
+  });
+}
+
 test("timers: an idle connection closes after the idle timeout (or the peer's Keep-Alive hint), a busy one is not timed as idle", async (t) => {
   const peer = await rawPeer(t, (request) =>
     request.includes("/hint") ? ok("h", "Keep-Alive: timeout=1\r\n") : ok("k"),

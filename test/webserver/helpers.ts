@@ -103,14 +103,17 @@ export interface InProcess {
 export async function startEngine(
   t: TestContext,
   web: NonNullable<UserConfig["web"]>,
-  opts: { baseDir?: string; modules?: readonly WebModule[] } = {},
+  opts: { baseDir?: string; modules?: readonly WebModule[]; logFile?: string } = {},
 ): Promise<InProcess> {
   // BRIGADE_WEB_ENGINE=brigade runs these tests on Brigade's own HTTP/1 engine (as it does for
   // `startWeb`, whose processes inherit the environment).
   const which = process.env.BRIGADE_WEB_ENGINE;
   const env = which === undefined ? {} : { BRIGADE_WEB_ENGINE: which };
   const config = resolveConfig({ file: { value: { web }, source: "test" }, env });
-  const logger = createLogger({ level: "fatal", format: "text" });
+  const logger =
+    opts.logFile === undefined
+      ? createLogger({ level: "fatal", format: "text" })
+      : createLogger({ level: "info", format: "json", file: opts.logFile });
   const pipeline = await Pipeline.compile({
     web: config.web,
     baseDir: opts.baseDir ?? process.cwd(),

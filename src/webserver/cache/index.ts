@@ -226,6 +226,13 @@ export const cacheModule: WebModule<Settings> = {
     }
     const compile = (t: string, setting: string): Template => {
       try {
+        // Also through the pipeline's compiler, only so that it knows which module variables
+        // are used ($upstream_status in cacheNoStore): modules skip those nobody reads.
+        try {
+          scope.template(t);
+        } catch {
+          // names only the cache's templates know
+        }
         return compileTemplate(t);
       } catch (e) {
         throw new Error(`${setting}: ${(e as Error).message}`);
@@ -310,6 +317,10 @@ function derive(
     query: req.query,
     body: detached ? emptyBody : req.body,
     signal,
+    clientGone: signal,
+    get aborted() {
+      return signal.aborted;
+    },
     startTime: req.startTime,
     id: req.id,
     vars: detached ? new Map(req.vars) : req.vars,

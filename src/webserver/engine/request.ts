@@ -7,6 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { type Readable, Transform } from "node:stream";
+import type { AbortLike } from "../../core/abort.ts";
 import {
   Fields,
   HttpError,
@@ -27,7 +28,7 @@ export interface RequestHead {
   mergeSlashes: boolean;
 }
 
-export abstract class EngineRequest implements WebRequest {
+export abstract class EngineRequest implements WebRequest, AbortLike {
   method: string;
   /** The method as received (an error page's redirect turns `method` into GET; `$request` keeps this). */
   readonly originalMethod: string;
@@ -58,6 +59,8 @@ export abstract class EngineRequest implements WebRequest {
   private idCache: string | undefined;
   private abortController: AbortController | undefined;
   private abortReason: unknown;
+  /** `clientGone` listeners (one, usually: the upstream exchange in progress). */
+  private abortListeners: (() => void)[] | undefined;
 
   constructor(head: RequestHead) {
     this.method = head.method;
@@ -136,11 +139,42 @@ export abstract class EngineRequest implements WebRequest {
     return this.abortController.signal;
   }
 
+  /** `signal` without an AbortController: this request, as an {@link AbortLike}. */
+  get clientGone(): AbortLike {
+    return this;
+  }
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    if (this.abortReason !== undefined) return; // as AbortSignal: never fires again
+    if (this.abortListeners === undefined) this.abortListeners = [listener];
+    else this.abortListeners.push(listener);
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    const l = this.abortListeners;
+    if (l === undefined) return;
+    const i = l.indexOf(listener);
+    if (i >= 0) l.splice(i, 1);
+  }
+
   /** The client went away (or the worker stops fast). */
   abort(reason: unknown): void {
     if (this.abortReason !== undefined) return;
     this.abortReason = reason ?? new Error("aborted");
     this.abortController?.abort(this.abortReason);
+    const l = this.abortListeners;
+    if (l === undefined) return;
+    this.abortListeners = undefined;
+    for (const fn of l) {
+      try {
+        fn();
+      } catch (err) {
+        // As an EventTarget does: reported, and the other listeners still run.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
   }
 
   get aborted(): boolean {

@@ -35,6 +35,7 @@ import {
   createUpstreamGroup,
   discardResponse,
   type GroupResponse,
+  groupResponse,
   normalizeGroup,
   releaseWithBody,
   type UpgradeResponse,
@@ -187,7 +188,7 @@ function compileReplace(
 /** The status an attempt stands for in `$upstream_status`. */
 function attemptStatus(a: AttemptRecord): string {
   if (a.status !== undefined) return String(a.status);
-  return a.error === "timeout" ? "504" : "502";
+  return a.error === "timeout" ? "504" : a.error === "invalidRequest" ? "500" : "502";
 }
 
 function setAttemptVars(req: WebRequest, attempts: readonly AttemptRecord[]): void {
@@ -245,23 +246,18 @@ function collect(
 }
 
 /** Send through the group; a temp-file body gets a fresh stream per attempt (replayable). */
-async function exchange(
+function exchange(
   group: UpstreamGroup,
   greq: Parameters<UpstreamGroup["request"]>[0],
   file: (BufferedBody & { kind: "file" }) | undefined,
 ): Promise<GroupResponse> {
   if (file === undefined) return group.request(greq);
-  const { result, lease, attempts } = await withRetries(
+  return withRetries(
     group,
     { method: greq.method, ctx: greq, signal: greq.signal, replayable: true },
     (l) => l.pool.request({ ...greq, body: fileBodyStream(file) }),
     { status: (r) => r.status, discard: discardResponse },
-  );
-  releaseWithBody(lease, result, greq.signal);
-  const out = result as GroupResponse;
-  out.attempts = attempts;
-  out.setCookie = lease.setCookie;
-  return out;
+  ).then((r) => groupResponse(r, greq.signal));
 }
 
 /** The Upgrade a request asks for, when it is one the proxy tunnels (not h2c). */
@@ -385,6 +381,15 @@ export const proxy: WebModule<Settings> = {
     }
     const group = await pending;
 
+    // The $upstream_* variables cost strings and clock reads per request: made only when some
+    // template (a log format, a header, an error page) reads them. Asked at the first request,
+    // when every template of the pipeline has been compiled.
+    let upstreamVarsUsed: boolean | undefined;
+    const wantsVars = (): boolean =>
+      (upstreamVarsUsed ??= variables.some(
+        (n) => n.startsWith("upstream_") && (scope.variableUsed?.(n) ?? true),
+      ));
+
     const timeouts = (greq: Record<string, unknown>): void => {
       if (connectMs !== undefined) greq.connectTimeout = connectMs;
       if (sendMs !== undefined) greq.sendTimeout = sendMs;
@@ -405,7 +410,7 @@ export const proxy: WebModule<Settings> = {
           });
         }
       }
-      if (e.kind === "aborted" || req.signal.aborted) {
+      if (e.kind === "aborted" || req.aborted) {
         // The client went away: nothing to send (nginx's 499).
         return { status: 499, fields: new Fields(), body: { kind: "empty" } };
       }
@@ -443,12 +448,13 @@ export const proxy: WebModule<Settings> = {
       started: number,
       setCookie: string | undefined,
     ): Promise<WebResponse | Reroute> => {
-      const vars = req.vars;
-      vars.set("upstream_header_time", seconds(performance.now() - started));
+      const vars = wantsVars() ? req.vars : undefined;
+      vars?.set("upstream_header_time", seconds(performance.now() - started));
       const head = clientResponseFields(res, resPlan, req);
       const complete = res.complete;
       const status = res.status;
       const ended = (received: number): void => {
+        if (vars === undefined) return;
         vars.set("upstream_response_time", seconds(performance.now() - started));
         vars.set("upstream_response_length", String(received));
       };
@@ -546,7 +552,7 @@ export const proxy: WebModule<Settings> = {
         method: req.method,
         path,
         headers,
-        signal: req.signal,
+        signal: req.clientGone,
         readTimeout: readMs,
       };
       timeouts(ureq as unknown as Record<string, unknown>);
@@ -554,7 +560,7 @@ export const proxy: WebModule<Settings> = {
       try {
         r = await withRetries(
           group,
-          { method: req.method, ctx: ctxOf(req), signal: req.signal },
+          { method: req.method, ctx: ctxOf(req), signal: req.clientGone },
           (l) => l.pool.upgrade(ureq),
           {
             status: (x) => x.status,
@@ -573,7 +579,7 @@ export const proxy: WebModule<Settings> = {
       setAttemptVars(req, attempts);
       if (result.status !== 101 || !("socket" in result)) {
         const res = result as UpstreamResponse;
-        releaseWithBody(lease, res, req.signal);
+        releaseWithBody(lease, res, req.clientGone);
         return respond(req, res, started, lease.setCookie);
       }
       const up = result;
@@ -589,7 +595,7 @@ export const proxy: WebModule<Settings> = {
         up.socket.destroy();
         lease.release("neutral");
       };
-      req.signal.addEventListener("abort", onAbort, { once: true });
+      req.clientGone.addEventListener("abort", onAbort, { once: true });
       return {
         status: 101,
         fields,
@@ -597,7 +603,7 @@ export const proxy: WebModule<Settings> = {
           kind: "takeover",
           onSocket(socket, clientHead) {
             taken = true;
-            req.signal.removeEventListener("abort", onAbort);
+            req.clientGone.removeEventListener("abort", onAbort);
             const untrack = tunnels?.add(() => {
               socket.destroy();
               up.socket.destroy();
@@ -655,7 +661,7 @@ export const proxy: WebModule<Settings> = {
         path,
         headers,
         body,
-        signal: req.signal,
+        signal: req.clientGone,
         readTimeout: readMs,
         bodyTimeout: 0,
         ...ctxOf(req),
@@ -674,7 +680,7 @@ export const proxy: WebModule<Settings> = {
         if (res.complete !== undefined) file.close();
         else res.body.once("close", () => file.close());
       }
-      setAttemptVars(req, res.attempts);
+      if (wantsVars()) setAttemptVars(req, res.attempts);
       return respond(req, res, started, res.setCookie);
     };
 

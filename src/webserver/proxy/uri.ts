@@ -50,6 +50,10 @@ export function encodePath(path: string): string {
 
 /** The request's path as received, normalised both ways a server may be configured. */
 function isOriginal(req: WebRequest): boolean {
+  // The common case, without splitting the target: sent plain (no query, nothing encoded).
+  const target = req.target;
+  if (req.query === "" && target === req.path && target.indexOf("?") < 0 && target.indexOf("#") < 0)
+    return true;
   const parts = splitTarget(req.target);
   if (parts === undefined) return false;
   if (req.query !== parts.query) return false;

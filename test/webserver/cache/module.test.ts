@@ -68,6 +68,8 @@ function request(method: string, target: string, fields: Record<string, string> 
       discard: async () => {},
     },
     signal: new AbortController().signal,
+    clientGone: new AbortController().signal,
+    aborted: false,
     startTime: Date.now(),
     id: "0".repeat(32),
     vars: new Map(),

@@ -326,6 +326,102 @@ test("errors: refused 502, read timeout 504, both through error pages; a POST to
   }
 });
 
+test("a header made unsendable by a variable (CR/LF through proxySetHeaders) is a 500, logged, not a peer failure, not retried", async (t) => {
+  const a = await upstream(t);
+  const b = await upstream(t);
+  const dir = tempDir(t);
+  const errorLog = join(dir, "error.log");
+  const accessLog = join(dir, "access.log");
+  const s = await startEngine(
+    t,
+    {
+      listen: ["127.0.0.1:0"],
+      upstreams: { app: { peers: [a.address, b.address], maxFails: 1, failTimeout: "30s" } },
+      servers: [
+        {
+          accessLog: {
+            path: accessLog,
+            format: "$request_uri|$status|$upstream_status",
+            buffer: 0,
+          },
+          locations: [{ match: "/", proxy: "app", proxySetHeaders: { "x-original-uri": "$uri" } }],
+        },
+      ],
+    } as never,
+    { logFile: errorLog },
+  );
+  // $uri is the decoded path: %0D%0A becomes CR LF.
+  for (let i = 0; i < 3; i++) {
+    const r = await request(s.port, "/a%0D%0AX-Injected:%201");
+    assert.equal(r.status, 500, r.text);
+  }
+  assert.equal(a.count + b.count, 0, "nothing went to an upstream");
+  // Neither peer was taken out (maxFails 1): both still serve, in turn.
+  const served = new Set<string>();
+  for (let i = 0; i < 4; i++) {
+    const r = await request(s.port, "/fine");
+    assert.equal(r.status, 200);
+    assert.equal((JSON.parse(r.text) as Echoed).headers["x-original-uri"], "/fine");
+  }
+  if (a.count > 0) served.add("a");
+  if (b.count > 0) served.add("b");
+  assert.equal(served.size, 2, `both peers still up (a ${a.count}, b ${b.count})`);
+  const errors = await waitFor(() => {
+    const text = existsSync(errorLog) ? readFileSync(errorLog, "utf8") : "";
+    const l = text
+      .trim()
+      .split("\n")
+      .filter((x) => x.includes("x-original-uri"));
+    return l.length >= 3 ? l : undefined;
+  }, "3 error lines");
+  for (const line of errors) {
+    const rec = JSON.parse(line) as { level: string | number; msg: string };
+    assert.ok(rec.level === "error" || rec.level === 50, line);
+    assert.match(rec.msg, /invalid value for header "x-original-uri"/);
+    assert.match(rec.msg, /while preparing the request to upstream/);
+  }
+  const text = readFileSync(errorLog, "utf8");
+  assert.doesNotMatch(text, /trying the next peer/, "no retry");
+  assert.doesNotMatch(text, /temporarily disabled/, "no peer failure");
+  const lines = await waitFor(() => {
+    const l = existsSync(accessLog) ? readFileSync(accessLog, "utf8").trim().split("\n") : [];
+    return l.length >= 7 ? l : undefined;
+  }, "7 access lines");
+  assert.equal(lines[0], "/a%0D%0AX-Injected:%201|500|500");
+});
+
+test("a client that goes away mid-request: the upstream exchange is dropped at once, 499 in the log", async (t) => {
+  let upstreamClosed = 0;
+  const hang = await rawUpstream(t, (socket) => {
+    socket.once("close", () => upstreamClosed++);
+  });
+  const dir = tempDir(t);
+  const log = join(dir, "access.log");
+  const s = await serve(t, {
+    upstreams: { app: { peers: [hang.address], maxFails: 1, failTimeout: "30s" } },
+    servers: [
+      {
+        accessLog: { path: log, format: "$request_uri|$status", buffer: 0 },
+        locations: [{ match: "/", proxy: "app", proxyReadTimeout: "30s" }],
+      },
+    ],
+  } as never);
+  for (let i = 0; i < 2; i++) {
+    const c = net.connect(s.port, "127.0.0.1");
+    c.on("error", () => {});
+    await new Promise((r) => c.once("connect", r));
+    c.write(`GET /gone${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await waitFor(() => (hang.count > i ? true : undefined), "the request upstream");
+    c.destroy();
+    await waitFor(() => (upstreamClosed > i ? true : undefined), "the upstream connection dropped");
+  }
+  const lines = await waitFor(() => {
+    const l = existsSync(log) ? readFileSync(log, "utf8").trim().split("\n").filter(Boolean) : [];
+    return l.length >= 2 ? l : undefined;
+  }, "2 log lines");
+  assert.deepEqual(lines, ["/gone0|499", "/gone1|499"]);
+});
+
 test("the upstream variables in the access log: every attempt's peer and status", async (t) => {
   const dying = await rawUpstream(t, (socket) => socket.destroy());
   const good = await upstream(t);

@@ -114,6 +114,8 @@ export function request(
     query: q < 0 ? "" : target.slice(q + 1),
     body: emptyBody,
     signal: new AbortController().signal,
+    clientGone: new AbortController().signal,
+    aborted: false,
     startTime: Date.now(),
     id: "0".repeat(32),
     vars: new Map(Object.entries(vars)),
