@@ -15,7 +15,7 @@ import { runWrk } from "./lib/wrk.ts";
 import { cases } from "./suites/stack.ts";
 
 const rounds = Number(process.argv[2] ?? 3);
-const wanted = ["nginx + gunicorn", "brigade up", "brigade up, brigade engine"];
+const wanted = ["nginx + gunicorn", "brigade up", "brigade up, node engine"];
 const paths = ["/static.txt", "/hello"];
 const TICK_US = 10_000; // USER_HZ 100
 

@@ -7,7 +7,8 @@
  *   nginx `proxy_pass` with an upstream keep-alive pool);
  * - the mixed case: the same two paths while 20 slow clients each send a request head a byte
  *   every 200 ms (and start over when done), the article's slow network.
- * brigade up runs twice: on the default HTTP engine (node:http) and with `--engine brigade`.
+ * brigade up runs twice: on the default HTTP engine (Brigade's own) and with `--engine node`
+ * (node:http), the fallback.
  * Target (issue 6): ≥ 3× nginx + gunicorn on `/hello`, and ≥ 0.6× on `/static.txt`.
  */
 import net from "node:net";
@@ -174,15 +175,15 @@ export const cases: Case[] = [
     () => brigadeUp(),
   ),
   {
-    name: "brigade up, brigade engine",
+    name: "brigade up, node engine",
     description:
-      "brigade up as above with `--engine brigade` (the web tier on Brigade's own HTTP/1.1 engine)",
-    start: () => brigadeUp(["--engine", "brigade"]),
+      "brigade up as above with `--engine node` (the web tier on node:http instead of Brigade's own HTTP/1.1 engine, the default)",
+    start: () => brigadeUp(["--engine", "node"]),
   },
   withSlowClients(
-    "brigade up, brigade engine, 20 slow",
+    "brigade up, node engine, 20 slow",
     "the same, while 20 slow clients send /hello heads a byte every 200 ms",
-    () => brigadeUp(["--engine", "brigade"]),
+    () => brigadeUp(["--engine", "node"]),
   ),
 ];
 
