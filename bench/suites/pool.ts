@@ -6,55 +6,9 @@
  * engine (src/upstream: `PeerPool` alone, and `UpstreamGroup.request`). Every case has its own upstream
  * process so that no proxy shares an upstream's core time with another case's load.
  */
-import { type RunningServer, startCommand, startNginx } from "../lib/peers.ts";
-import { benchFile, type Case, defineSuite } from "../lib/suite.ts";
-
-async function hello(): Promise<RunningServer> {
-  return startCommand({
-    name: "upstream hello",
-    command: process.execPath,
-    args: [benchFile("bench/servers/nodeHttp.ts"), "{port}"],
-  });
-}
-
-/** A case: a fresh hello upstream, then `front(upstreamPort)` in front of it. */
-function proxied(
-  name: string,
-  description: string,
-  front: (upstreamPort: number) => Promise<RunningServer>,
-): Case {
-  return {
-    name,
-    description,
-    async start() {
-      const up = await hello();
-      let proxy: RunningServer;
-      try {
-        proxy = await front(up.port);
-      } catch (err) {
-        await up.stop();
-        throw err;
-      }
-      return {
-        url: proxy.url,
-        pids: [proxy.pid, up.pid],
-        async stop() {
-          await proxy.stop();
-          await up.stop();
-        },
-      };
-    },
-  };
-}
-
-function nodeProxy(script: string, args: string[]) {
-  return (upstreamPort: number) =>
-    startCommand({
-      name: script,
-      command: process.execPath,
-      args: [benchFile(script), "{port}", String(upstreamPort), ...args],
-    });
-}
+import { startNginx } from "../lib/peers.ts";
+import { nodeProxy, proxied } from "../lib/proxied.ts";
+import { type Case, defineSuite } from "../lib/suite.ts";
 
 export const cases: Case[] = [
   proxied(
@@ -85,7 +39,7 @@ export const cases: Case[] = [
   ),
   proxied(
     "brigade PeerPool",
-    "node:http proxy on src/upstream PeerPool (an undici Client per connection, LIFO idle stack)",
+    "node:http proxy on src/upstream PeerPool (Brigade's own HTTP/1.1 client, LIFO idle stack)",
     nodeProxy("bench/servers/proxyBrigade.ts", ["pool"]),
   ),
   proxied(

@@ -10,55 +10,9 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type RunningServer, startCommand, startNginx } from "../lib/peers.ts";
+import { startCommand, startNginx } from "../lib/peers.ts";
+import { helloUpstream, nodeProxy, proxied } from "../lib/proxied.ts";
 import { benchFile, type Case, defineSuite } from "../lib/suite.ts";
-
-async function hello(): Promise<RunningServer> {
-  return startCommand({
-    name: "upstream hello",
-    command: process.execPath,
-    args: [benchFile("bench/servers/nodeHttp.ts"), "{port}"],
-  });
-}
-
-/** A case: a fresh hello upstream, then `front(upstreamPort)` in front of it. */
-function proxied(
-  name: string,
-  description: string,
-  front: (upstreamPort: number) => Promise<RunningServer>,
-): Case {
-  return {
-    name,
-    description,
-    async start() {
-      const up = await hello();
-      let proxy: RunningServer;
-      try {
-        proxy = await front(up.port);
-      } catch (err) {
-        await up.stop();
-        throw err;
-      }
-      return {
-        url: proxy.url,
-        pids: [proxy.pid, up.pid],
-        async stop() {
-          await proxy.stop();
-          await up.stop();
-        },
-      };
-    },
-  };
-}
-
-function nodeProxy(script: string, args: string[] = []) {
-  return (upstreamPort: number) =>
-    startCommand({
-      name: script,
-      command: process.execPath,
-      args: [benchFile(script), "{port}", String(upstreamPort), ...args],
-    });
-}
 
 /** `brigade web`, 1 worker, proxying to the upstream with a keep-alive pool of 64 (as nginx's). */
 function brigadeWeb(env: Record<string, string> = {}) {
@@ -89,7 +43,7 @@ export const cases: Case[] = [
   {
     name: "hello direct",
     description: "the node:http hello upstream alone, no proxy (for the latency a proxy adds)",
-    start: hello,
+    start: helloUpstream,
   },
   proxied(
     "nginx proxy_pass",
