@@ -53,7 +53,7 @@ import {
   type TemplateSource,
   truthy,
 } from "./template.ts";
-import { type LockResult, variantOf, Zone } from "./zone.ts";
+import { type LockResult, type Lookup, variantOf, Zone } from "./zone.ts";
 
 interface Settings {
   cache?: boolean;
@@ -568,25 +568,14 @@ function cached(cfg: LocationCache, inner: ContentHandler): ContentHandler {
         }
         if (decision.use === "revalidate") {
           if (reqCC.map.has("only-if-cached")) return onlyIfCachedMiss(cfg, req);
-          const lock =
-            cfg.lock && round === 0
-              ? await cfg.zone.lock(key, look.variant, cfg.lockTimeoutMs, cfg.lockAgeMs)
-              : undefined;
-          if (lock !== undefined && !lock.leader) {
+          const c = await collapse(cfg, key, look, req, cfg.lock && round === 0);
+          if ("again" in c) {
             // Someone else validated meanwhile: use what they stored, if it is usable now.
-            look = await cfg.zone.lookup(key, req.fields);
-            collapsedTimeout = lock.timedOut;
+            look = c.again;
+            collapsedTimeout = c.timedOut ?? collapsedTimeout;
             continue;
           }
-          if (lock?.leader) {
-            // Another fill may have finished between our lookup and the lock: look again.
-            const again = await cfg.zone.lookup(key, req.fields);
-            if (again.found !== rec) {
-              lock.release();
-              look = again;
-              continue;
-            }
-          }
+          const lock = c.lock;
           try {
             const out = await fill(cfg, inner, req, src, key, rec, !collapsedTimeout);
             if (isReroute(out.res)) return out.res;
@@ -597,7 +586,7 @@ function cached(cfg: LocationCache, inner: ContentHandler): ContentHandler {
               : `fwd=${why}; fwd-status=${out.upstreamStatus}${out.stored ? "; stored" : ""}`;
             return label(cfg, req, out.res, st, detail);
           } finally {
-            if (lock?.leader) lock.release();
+            lock?.release();
           }
         }
         // "no": a request with Authorization the stored response may not answer.
@@ -607,23 +596,13 @@ function cached(cfg: LocationCache, inner: ContentHandler): ContentHandler {
           : label(cfg, req, out.res, "MISS", `fwd=request${out.stored ? "; stored" : ""}`);
       }
       if (reqCC.map.has("only-if-cached")) return onlyIfCachedMiss(cfg, req);
-      const lock: LockResult | undefined =
-        cfg.lock && round === 0 && !collapsedTimeout
-          ? await cfg.zone.lock(key, look.variant, cfg.lockTimeoutMs, cfg.lockAgeMs)
-          : undefined;
-      if (lock !== undefined && !lock.leader) {
-        look = await cfg.zone.lookup(key, req.fields);
-        collapsedTimeout = lock.timedOut;
+      const c = await collapse(cfg, key, look, req, cfg.lock && round === 0 && !collapsedTimeout);
+      if ("again" in c) {
+        look = c.again;
+        collapsedTimeout = c.timedOut ?? collapsedTimeout;
         continue;
       }
-      if (lock?.leader) {
-        const again = await cfg.zone.lookup(key, req.fields);
-        if (again.found !== undefined) {
-          lock.release();
-          look = again;
-          continue;
-        }
-      }
+      const lock = c.lock;
       try {
         // A request that waited in vain (timed out) goes on its own and stores nothing (nginx).
         const out = await fill(cfg, inner, req, src, key, undefined, !collapsedTimeout);
@@ -640,10 +619,38 @@ function cached(cfg: LocationCache, inner: ContentHandler): ContentHandler {
           `fwd=${fwd}; fwd-status=${out.upstreamStatus}${out.stored ? "; stored" : ""}`,
         );
       } finally {
-        if (lock?.leader) lock.release();
+        lock?.release();
       }
     }
   };
+}
+
+/**
+ * nginx's cache lock, for a fill of `look` (what the lookup found, or nothing): when `wanted`,
+ * wait for the key's lock. The leader fills (`lock`, released by the caller) unless another fill
+ * finished between its lookup and the lock; a waiter, and that leader, look again (`again`;
+ * `timedOut` when a waiter's wait ran out, so that it goes on its own and stores nothing).
+ */
+async function collapse(
+  cfg: LocationCache,
+  key: string,
+  look: Lookup,
+  req: WebRequest,
+  wanted: boolean,
+): Promise<
+  { again: Lookup; timedOut?: boolean } | { lock: (LockResult & { leader: true }) | undefined }
+> {
+  if (!wanted) return { lock: undefined };
+  const lock = await cfg.zone.lock(key, look.variant, cfg.lockTimeoutMs, cfg.lockAgeMs);
+  if (!lock.leader) {
+    return { again: await cfg.zone.lookup(key, req.fields), timedOut: lock.timedOut };
+  }
+  const again = await cfg.zone.lookup(key, req.fields);
+  if (again.found !== look.found) {
+    lock.release();
+    return { again };
+  }
+  return { lock };
 }
 
 function onlyIfCachedMiss(cfg: LocationCache, req: WebRequest): WebResponse {
