@@ -8,14 +8,12 @@
  * connections are closed and the server stopped before the next one starts. The client is this
  * process (N sockets; `ulimit -n` must allow N plus some).
  */
-import { writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { type RunningServer, startCommand, startNginx } from "./lib/peers.ts";
+import { type RunningServer, startNginx } from "./lib/peers.ts";
 import { treeRss } from "./lib/process.ts";
-import { benchFile } from "./lib/suite.ts";
+import { startBrigadeWeb } from "./lib/suite.ts";
 
 const { values } = parseArgs({
   options: {
@@ -29,27 +27,15 @@ const settleMs = Number(values.settle) * 1000;
 
 function brigade(engine: "brigade" | "node") {
   return () =>
-    startCommand({
+    startBrigadeWeb({
       name: `brigade web (${engine})`,
-      command: process.execPath,
-      args: [
-        benchFile("bin/brigade.ts"),
-        "web",
-        "-c",
-        "{dir}/brigade.config.json",
-        "--log-level",
-        "warn",
-      ],
-      beforeSpawn(port, dir) {
-        const config = {
-          web: {
-            workers: 1,
-            engine,
-            servers: [{ listen: [`127.0.0.1:${port}`], return: "200 hello" }],
-          },
-        };
-        writeFileSync(join(dir, "brigade.config.json"), JSON.stringify(config));
-      },
+      config: (port) => ({
+        web: {
+          workers: 1,
+          engine,
+          servers: [{ listen: [`127.0.0.1:${port}`], return: "200 hello" }],
+        },
+      }),
     });
 }
 

@@ -6,13 +6,13 @@
  * profile is written, and prints self time by function and by file (share of non-idle samples),
  * plus the worker's CPU per request. Linux only (CPU time from /proc).
  */
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
-import { startCommand } from "./lib/peers.ts";
 import { processTree } from "./lib/process.ts";
-import { benchFile } from "./lib/suite.ts";
+import { helloUpstream } from "./lib/proxied.ts";
+import { startBrigadeWeb } from "./lib/suite.ts";
 import { runWrk } from "./lib/wrk.ts";
 
 const { values } = parseArgs({
@@ -55,34 +55,23 @@ function ticks(pids: readonly number[]): number {
 
 const dir = mkdtempSync(join(tmpdir(), "brigade-proxyprof-"));
 const profDir = join(dir, "prof");
-const up = await startCommand({
-  name: "upstream hello",
-  command: process.execPath,
-  args: [benchFile("bench/servers/nodeHttp.ts"), "{port}"],
-});
+const up = await helloUpstream();
 const env: Record<string, string | undefined> = {
   ...process.env,
   NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}`,
   BRIGADE_WEB_ENGINE: values.engine!,
 };
 if (values["upstream-client"]) env.BRIGADE_UPSTREAM_CLIENT = values["upstream-client"];
-const web = await startCommand({
-  name: "brigade web",
-  command: process.execPath,
-  args: [benchFile("bin/brigade.ts"), "web", "-c", "{dir}/brigade.config.json"],
+const web = await startBrigadeWeb({
   env,
-  beforeSpawn(port, d) {
-    const config = {
-      log: { level: "warn" },
-      web: {
-        workers: 1,
-        listen: [`127.0.0.1:${port}`],
-        upstreams: { app: { peers: [`127.0.0.1:${up.port}`], keepalive: { idle: 64 } } },
-        servers: [{ proxy: "app" }],
-      },
-    };
-    writeFileSync(join(d, "brigade.config.json"), JSON.stringify(config));
-  },
+  config: (port) => ({
+    web: {
+      workers: 1,
+      listen: [`127.0.0.1:${port}`],
+      upstreams: { app: { peers: [`127.0.0.1:${up.port}`], keepalive: { idle: 64 } } },
+      servers: [{ proxy: "app" }],
+    },
+  }),
 });
 let usPerReq = 0;
 let rps = 0;

@@ -14,8 +14,10 @@
  *   ],
  * });
  */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startCommand } from "./peers.ts";
+import { type RunningServer, startCommand } from "./peers.ts";
 import type { Tool } from "./tools.ts";
 
 /** A started server as a suite sees it. `RunningServer` from ./peers.ts is one. */
@@ -83,6 +85,36 @@ export function defineSuite(suite: Suite): Suite {
 /** Absolute path of a file in bench/ (suites refer to their servers by `bench/...`). */
 export function benchFile(rel: string): string {
   return fileURLToPath(new URL(`../../${rel}`, import.meta.url));
+}
+
+/**
+ * Start `brigade web -c brigade.config.json --log-level warn`, one process tree: `config(port)`,
+ * made once the port is chosen, is written as that file into the server's temp dir (paths in it
+ * are relative to the dir, where `files` go too).
+ */
+export function startBrigadeWeb(options: {
+  name?: string;
+  config: (port: number) => object;
+  files?: Record<string, string | Buffer>;
+  env?: NodeJS.ProcessEnv;
+}): Promise<RunningServer> {
+  return startCommand({
+    name: options.name ?? "brigade web",
+    command: process.execPath,
+    args: [
+      benchFile("bin/brigade.ts"),
+      "web",
+      "-c",
+      "{dir}/brigade.config.json",
+      "--log-level",
+      "warn",
+    ],
+    files: options.files,
+    env: options.env,
+    beforeSpawn(port, dir) {
+      writeFileSync(join(dir, "brigade.config.json"), JSON.stringify(options.config(port)));
+    },
+  });
 }
 
 /**

@@ -13,10 +13,8 @@
  * `npm run bench -- engine` (see docs/benchmarks.md); the idle-connection memory is measured by
  * bench/idle.ts.
  */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { startCommand, startNginx } from "../lib/peers.ts";
-import { benchFile, type Case, defineSuite, nodeCase } from "../lib/suite.ts";
+import { startNginx } from "../lib/peers.ts";
+import { type Case, defineSuite, nodeCase, startBrigadeWeb } from "../lib/suite.ts";
 
 const kib = `${"x".repeat(1023)}\n`;
 
@@ -25,36 +23,24 @@ function brigadeWeb(engine: "brigade" | "node"): Case {
     name: `brigade web (${engine})`,
     description: `brigade web, \`engine: "${engine}"\`, 1 worker process, \`/\`: \`return\`, \`/1k\`: the static module (its open-file cache on, as by default), no access log, \`keepaliveRequests: 100000\` (as nginx's \`keepalive_requests\`)`,
     start: () =>
-      startCommand({
+      startBrigadeWeb({
         name: `brigade web (${engine})`,
-        command: process.execPath,
-        args: [
-          benchFile("bin/brigade.ts"),
-          "web",
-          "-c",
-          "{dir}/brigade.config.json",
-          "--log-level",
-          "warn",
-        ],
         files: { "html/1k": kib },
-        beforeSpawn(port, dir) {
-          const config = {
-            web: {
-              workers: 1,
-              engine,
-              // nginx's in bench/lib/peers.ts: the same connection recycling on both sides.
-              keepaliveRequests: 100_000,
-              servers: [
-                {
-                  listen: [`127.0.0.1:${port}`],
-                  root: "html",
-                  locations: [{ match: "= /", return: "200 hello" }],
-                },
-              ],
-            },
-          };
-          writeFileSync(join(dir, "brigade.config.json"), JSON.stringify(config));
-        },
+        config: (port) => ({
+          web: {
+            workers: 1,
+            engine,
+            // nginx's in bench/lib/peers.ts: the same connection recycling on both sides.
+            keepaliveRequests: 100_000,
+            servers: [
+              {
+                listen: [`127.0.0.1:${port}`],
+                root: "html",
+                locations: [{ match: "= /", return: "200 hello" }],
+              },
+            ],
+          },
+        }),
       }),
   };
 }

@@ -15,12 +15,10 @@
  * same for both.
  */
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import net from "node:net";
-import { join } from "node:path";
-import { type RunningServer, startCommand, startNginx, startSquid } from "../lib/peers.ts";
+import { type RunningServer, startNginx, startSquid } from "../lib/peers.ts";
 import { median } from "../lib/report.ts";
-import { benchFile, type Case, defineSuite, type Server } from "../lib/suite.ts";
+import { type Case, defineSuite, type Server, startBrigadeWeb } from "../lib/suite.ts";
 import { findTool } from "../lib/tools.ts";
 
 const BIG = 64 * 1024 * 1024;
@@ -85,34 +83,22 @@ function brigade(name: string, engine: "node" | "brigade"): Case {
     name,
     `brigade web, 1 worker process, \`forwardProxy: true\` (loopback destinations opened), no access log, \`engine: "${engine}"\``,
     () =>
-      startCommand({
+      startBrigadeWeb({
         name: "brigade web",
-        command: process.execPath,
-        args: [
-          benchFile("bin/brigade.ts"),
-          "web",
-          "-c",
-          "{dir}/brigade.config.json",
-          "--log-level",
-          "warn",
-        ],
-        beforeSpawn(port, dir) {
-          const config = {
-            web: {
-              workers: 1,
-              engine,
-              servers: [
-                {
-                  listen: [`127.0.0.1:${port}`],
-                  forwardProxy: true,
-                  forwardAllowDestinations: ["127.0.0.0/8"],
-                  forwardConnectPorts: ["1-65535"],
-                },
-              ],
-            },
-          };
-          writeFileSync(join(dir, "brigade.config.json"), JSON.stringify(config));
-        },
+        config: (port) => ({
+          web: {
+            workers: 1,
+            engine,
+            servers: [
+              {
+                listen: [`127.0.0.1:${port}`],
+                forwardProxy: true,
+                forwardAllowDestinations: ["127.0.0.0/8"],
+                forwardConnectPorts: ["1-65535"],
+              },
+            ],
+          },
+        }),
       }),
   );
 }

@@ -8,34 +8,25 @@
  *
  * The slow-client case is bench/suites/proxyslow.ts.
  */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { startCommand, startNginx } from "../lib/peers.ts";
+import { startNginx } from "../lib/peers.ts";
 import { helloUpstream, nodeProxy, proxied } from "../lib/proxied.ts";
-import { benchFile, type Case, defineSuite } from "../lib/suite.ts";
+import { type Case, defineSuite, startBrigadeWeb } from "../lib/suite.ts";
 
 /** `brigade web`, 1 worker, proxying to the upstream with a keep-alive pool of 64 (as nginx's). */
 function brigadeWeb(env: Record<string, string> = {}) {
   return (upstreamPort: number) =>
-    startCommand({
-      name: "brigade web",
-      command: process.execPath,
-      args: [benchFile("bin/brigade.ts"), "web", "-c", "{dir}/brigade.config.json"],
+    startBrigadeWeb({
       env: { ...process.env, ...env },
-      beforeSpawn(port, dir) {
-        const config = {
-          log: { level: "warn" },
-          web: {
-            workers: 1,
-            listen: [`127.0.0.1:${port}`],
-            upstreams: {
-              app: { peers: [`127.0.0.1:${upstreamPort}`], keepalive: { idle: 64 } },
-            },
-            servers: [{ proxy: "app" }],
+      config: (port) => ({
+        web: {
+          workers: 1,
+          listen: [`127.0.0.1:${port}`],
+          upstreams: {
+            app: { peers: [`127.0.0.1:${upstreamPort}`], keepalive: { idle: 64 } },
           },
-        };
-        writeFileSync(join(dir, "brigade.config.json"), JSON.stringify(config));
-      },
+          servers: [{ proxy: "app" }],
+        },
+      }),
     });
 }
 

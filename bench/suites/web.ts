@@ -1,13 +1,11 @@
 /**
  * web: the web server's own cost, `return 200 "hello"` through `brigade web` against nginx's
  * `return 200 "hello"`, one worker each, access logs off on both; bare node:http beside them
- * shows what the engine beneath costs (brigade web's HTTP/1 engine is node:http today; issue 10
- * replaces it). The brigade case is a real master with one worker process, as deployed.
+ * for scale (brigade web runs on Brigade's own HTTP/1 engine, the default; bench/suites/engine.ts
+ * compares the engines). The brigade case is a real master with one worker process, as deployed.
  */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { startCommand, startNginx } from "../lib/peers.ts";
-import { benchFile, type Case, defineSuite, nodeCase } from "../lib/suite.ts";
+import { startNginx } from "../lib/peers.ts";
+import { type Case, defineSuite, nodeCase, startBrigadeWeb } from "../lib/suite.ts";
 
 export const cases: Case[] = [
   {
@@ -19,28 +17,16 @@ export const cases: Case[] = [
     name: "brigade web return",
     description: 'brigade web, 1 worker process, `return: "200 hello"`, no access log',
     start: () =>
-      startCommand({
+      startBrigadeWeb({
         name: "brigade web",
-        command: process.execPath,
-        args: [
-          benchFile("bin/brigade.ts"),
-          "web",
-          "-c",
-          "{dir}/brigade.config.json",
-          "--log-level",
-          "warn",
-        ],
-        beforeSpawn(port, dir) {
-          const config = {
-            web: {
-              workers: 1,
-              servers: [
-                { listen: [`127.0.0.1:${port}`], locations: [{ match: "/", return: "200 hello" }] },
-              ],
-            },
-          };
-          writeFileSync(join(dir, "brigade.config.json"), JSON.stringify(config));
-        },
+        config: (port) => ({
+          web: {
+            workers: 1,
+            servers: [
+              { listen: [`127.0.0.1:${port}`], locations: [{ match: "/", return: "200 hello" }] },
+            ],
+          },
+        }),
       }),
   },
   nodeCase(
