@@ -5,7 +5,7 @@
  * peers a Brigade user would otherwise reach for: express + serve-static, and sirv.
  *
  * Every server serves the same files; ETag and Last-Modified on everywhere, no compression.
- * The idle-connection memory comparison is a separate script: bench/idleConnections.ts.
+ * The idle-connection memory comparison is a separate script: bench/idle.ts.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
