@@ -40,8 +40,8 @@ const rounds = Number(values.rounds);
 const connections = Number(values.connections);
 const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
 
-/** utime + stime of every process in the trees, in microseconds. */
-function cpuUs(pids: readonly number[]): number {
+/** utime + stime (or only stime) of every process in the trees, in microseconds. */
+function cpuUs(pids: readonly number[], systemOnly = false): number {
   let ticks = 0;
   const seen = new Set<number>();
   for (const root of pids) for (const p of processTree(root)) seen.add(p);
@@ -49,7 +49,7 @@ function cpuUs(pids: readonly number[]): number {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, "utf8");
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(f[11]) + Number(f[12]);
+      ticks += (systemOnly ? 0 : Number(f[11])) + Number(f[12]);
     } catch {
       // gone
     }
@@ -58,7 +58,10 @@ function cpuUs(pids: readonly number[]): number {
 }
 
 const started = new Map<string, Server>();
-const results: Record<string, { usPerReq: number[]; frontUs: number[]; rps: number[] }> = {};
+const results: Record<
+  string,
+  { usPerReq: number[]; frontUs: number[]; frontSysUs: number[]; rps: number[] }
+> = {};
 try {
   for (const c of suite.cases) {
     process.stderr.write(`  starting ${c.name}\n`);
@@ -75,16 +78,19 @@ try {
         const front = server.pids.slice(0, 1);
         const before = cpuUs(server.pids);
         const frontBefore = cpuUs(front);
+        const frontSysBefore = cpuUs(front, true);
         const w = await runWrk({ url, connections, durationSec });
         const used = cpuUs(server.pids) - before;
         const frontUsed = cpuUs(front) - frontBefore;
-        const x = results[key] ?? { usPerReq: [], frontUs: [], rps: [] };
+        const frontSys = cpuUs(front, true) - frontSysBefore;
+        const x = results[key] ?? { usPerReq: [], frontUs: [], frontSysUs: [], rps: [] };
         results[key] = x;
         x.usPerReq.push(used / w.requests);
         x.frontUs.push(frontUsed / w.requests);
+        x.frontSysUs.push(frontSys / w.requests);
         x.rps.push(w.requestsPerSec);
         process.stderr.write(
-          `  [${r + 1}/${rounds}] ${key}: ${(used / w.requests).toFixed(1)} µs CPU/request (front ${(frontUsed / w.requests).toFixed(1)}), ${Math.round(w.requestsPerSec)} req/s\n`,
+          `  [${r + 1}/${rounds}] ${key}: ${(used / w.requests).toFixed(1)} µs CPU/request (front ${(frontUsed / w.requests).toFixed(1)}, of it kernel ${(frontSys / w.requests).toFixed(1)}), ${Math.round(w.requestsPerSec)} req/s\n`,
         );
       }
     }
@@ -96,7 +102,7 @@ try {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const base = suite.baseline;
 const rows = Object.entries(results);
-let out = `\n### server CPU per request, wrk -c${connections}, ${rounds}×${durationSec}s, medians (lower is better)\n\n| case | path | µs CPU / request | vs ${base} | front only µs | front vs ${base}'s | req/s |\n|---|---|---:|---:|---:|---:|---:|\n`;
+let out = `\n### server CPU per request, wrk -c${connections}, ${rounds}×${durationSec}s, medians (lower is better)\n\n| case | path | µs CPU / request | vs ${base} | front only µs | of it kernel µs | front vs ${base}'s | req/s |\n|---|---|---:|---:|---:|---:|---:|---:|\n`;
 for (const [key, x] of rows) {
   const c = [...suite.cases]
     .sort((a, b) => b.name.length - a.name.length)
@@ -105,6 +111,6 @@ for (const [key, x] of rows) {
   const baseline = results[`${base}${path === "-" ? "" : path}`];
   const ratio = baseline ? median(x.usPerReq) / median(baseline.usPerReq) : Number.NaN;
   const frontRatio = baseline ? median(x.frontUs) / median(baseline.frontUs) : Number.NaN;
-  out += `| ${c.name} | ${path} | ${median(x.usPerReq).toFixed(1)} | ${ratio.toFixed(2)}× | ${median(x.frontUs).toFixed(1)} | ${frontRatio.toFixed(2)}× | ${Math.round(median(x.rps))} |\n`;
+  out += `| ${c.name} | ${path} | ${median(x.usPerReq).toFixed(1)} | ${ratio.toFixed(2)}× | ${median(x.frontUs).toFixed(1)} | ${median(x.frontSysUs).toFixed(1)} | ${frontRatio.toFixed(2)}× | ${Math.round(median(x.rps))} |\n`;
 }
 process.stdout.write(out);
