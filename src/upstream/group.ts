@@ -36,8 +36,13 @@ import {
   type SelectContext,
   type SelectView,
 } from "./policies/index.ts";
-import { PeerPool } from "./pool.ts";
-import { type GroupRequest, type GroupResponse, requestWithRetries } from "./retry.ts";
+import { PeerPool, type ResponseHandler } from "./pool.ts";
+import {
+  type GroupRequest,
+  type GroupResponse,
+  requestWithRetries,
+  sendWithRetries,
+} from "./retry.ts";
 
 /** Resolves a hostname to its addresses (IPv4 and IPv6), as `dns.promises.lookup` does. */
 export type Lookup = (hostname: string) => Promise<string[]>;
@@ -412,6 +417,11 @@ export class UpstreamGroup {
    */
   request(req: GroupRequest): Promise<GroupResponse> {
     return requestWithRetries(this, req);
+  }
+
+  /** `request` with callbacks (no promise per step over Brigade's transport): see retry.ts. */
+  send(req: GroupRequest, handler: ResponseHandler<GroupResponse>): void {
+    sendWithRetries(this, req, handler);
   }
 
   // ---- runtime changes ----------------------------------------------------------------------

@@ -23,8 +23,11 @@
  *   body whatever their fields say.
  * - Timeouts: connect (the connector's), send (no write progress while bytes wait in the
  *   socket), read (the response head; then between two reads of the body), idle (a kept
- *   connection; shortened by the peer's `Keep-Alive: timeout=N`). Timers are made once per
- *   connection and refreshed, not re-created per request.
+ *   connection; shortened by the peer's `Keep-Alive: timeout=N`). Deadlines, looked at when
+ *   the connection's timer fires (about once per timeout period), not a timer touched per
+ *   request.
+ * - Answers go to the caller's callbacks (`ResponseHandler`), synchronously from the socket's
+ *   events: no promise between the exchange and the group's retry driver.
  */
 
 import type { Socket } from "node:net";
@@ -51,6 +54,7 @@ import {
   type PoolOptions,
   type PoolStats,
   type RequestHeaders,
+  type ResponseHandler,
   type UpgradeResponse,
   type UpstreamRequest,
   type UpstreamResponse,
@@ -65,9 +69,6 @@ const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE_RE = /[\0\r\n]/;
 const BAD_TARGET_RE = /[\0-\x20\x7f]/;
 const KEEP_ALIVE_TIMEOUT_RE = /(?:^|[,;\s])timeout=(\d+)/i;
-
-/** Errors that happened after response bytes arrived: never replayed on a fresh connection. */
-const responseStarted = new WeakSet<object>();
 
 /** A field that cannot be sent: classified `invalidRequest` (500, not the peer's, not retried). */
 function headerError(message: string): Error {
@@ -247,8 +248,11 @@ interface Exchange {
   method: string;
   reused: boolean;
   upgrade: boolean;
-  resolve: ((res: UpstreamResponse | UpgradeResponse) => void) | undefined;
-  reject: ((err: unknown) => void) | undefined;
+  /** Told the outcome, once (undefined once it was told, or once a streamed body took over). */
+  handler: ResponseHandler<UpstreamResponse | UpgradeResponse> | undefined;
+  /** For a replay on a fresh connection (a kept one the peer had closed). */
+  req: UpstreamRequest;
+  prep: Prepared;
   signal: AbortLike | undefined;
   /** The connection's `onAbort` is on `signal` (until the exchange settles). */
   listening: boolean;
@@ -289,28 +293,46 @@ class H1Connection {
   private ex: Exchange | undefined = undefined;
   /** The body's consumer asked for more (false: it is full, the socket is paused). */
   private flowing = true;
-  // Two timers, each made once and refreshed (a request moves between idle and busy, whose
-  // durations differ: one timer re-created at each move would be two setTimeouts a request).
-  // A timer whose phase is over is not cleared, only marked off: it fires once for nothing.
+  /** Inside `drive`. */
+  private driving = false;
+  // Two timers (read/body, idle), each touched once per timeout period rather than per request:
+  // a phase only sets its deadline (performance.now() ms; 0: none), and the timer, when it
+  // fires, looks at it: past it, the timeout happens; before it, the timer is set again for the
+  // rest; none, it lapses (the next phase that needs one makes a new timer). A busy keep-alive
+  // connection so costs a few clock reads a request, not a timer refresh at every move.
   private ioTimer: NodeJS.Timeout | undefined = undefined;
+  /** When `ioTimer` fires. */
+  private ioAt = 0;
+  private ioDeadline = 0;
   private ioMs = 0;
-  private ioOff = true;
   private idleTimer: NodeJS.Timeout | undefined = undefined;
-  private idleMs = 0;
-  private idleOff = true;
+  private idleAt = 0;
+  private idleDeadline = 0;
   /** The peer closed its side (the rest of what it sent may still be in the parser). */
   private peerEnded = false;
   private phase = PHASE_IDLE;
   private sendTimer: NodeJS.Timeout | undefined = undefined;
-  private readonly onIoTimer = (): void => this.timedOut();
+  private readonly onIoTimer = (): void => {
+    this.ioTimer = undefined;
+    const d = this.ioDeadline;
+    if (d === 0) return;
+    const now = performance.now();
+    // (a timer may fire a fraction of a millisecond before its time by this clock)
+    if (d - now <= 1) this.timedOut();
+    else this.setIoTimer(now);
+  };
   /** The `abort` listener of every exchange on this connection (removed when it settles). */
   private readonly onAbort = (): void => {
     const ex = this.ex;
     if (ex !== undefined) this.aborted(ex);
   };
   private readonly onIdleTimer = (): void => {
-    if (this.idleOff || this.phase !== PHASE_IDLE) return;
-    this.close();
+    this.idleTimer = undefined;
+    const d = this.idleDeadline;
+    if (d === 0 || this.phase !== PHASE_IDLE) return;
+    const now = performance.now();
+    if (d - now <= 1) this.close();
+    else this.setIdleTimer(now);
   };
 
   constructor(pool: H1Pool, socket: Socket) {
@@ -333,25 +355,35 @@ class H1Connection {
 
   /** Arm the read (or body) timeout for `ms` (0: none). */
   private arm(ms: number): void {
-    this.idleOff = true;
-    if (ms <= 0) {
-      this.ioOff = true;
-      return;
-    }
-    this.ioOff = false;
-    if (this.ioTimer !== undefined && this.ioMs === ms) {
-      this.ioTimer.refresh();
-      return;
-    }
-    if (this.ioTimer !== undefined) clearTimeout(this.ioTimer);
-    this.ioTimer = setTimeout(this.onIoTimer, ms);
-    this.ioTimer.unref();
+    this.idleDeadline = 0;
     this.ioMs = ms;
+    if (ms <= 0) {
+      this.ioDeadline = 0;
+      return;
+    }
+    const now = performance.now();
+    this.ioDeadline = now + ms;
+    // A timer that fires no later than the deadline looks again then.
+    if (this.ioTimer === undefined || this.ioAt > this.ioDeadline) this.setIoTimer(now);
+  }
+
+  private setIoTimer(now: number): void {
+    if (this.ioTimer !== undefined) clearTimeout(this.ioTimer);
+    this.ioAt = this.ioDeadline;
+    this.ioTimer = setTimeout(this.onIoTimer, Math.max(1, this.ioDeadline - now));
+    this.ioTimer.unref();
+  }
+
+  private setIdleTimer(now: number): void {
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.idleAt = this.idleDeadline;
+    this.idleTimer = setTimeout(this.onIdleTimer, Math.max(1, this.idleDeadline - now));
+    this.idleTimer.unref();
   }
 
   private stopTimer(): void {
-    this.ioOff = true;
-    this.idleOff = true;
+    this.ioDeadline = 0;
+    this.idleDeadline = 0;
     if (this.ioTimer !== undefined) clearTimeout(this.ioTimer);
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     this.ioTimer = undefined;
@@ -361,38 +393,19 @@ class H1Connection {
   /** The pool keeps the connection: time its idleness. */
   idle(): void {
     this.phase = PHASE_IDLE;
-    this.ioOff = true;
-    const ms = this.idleTimeout;
-    this.idleOff = false;
-    if (this.idleTimer !== undefined && this.idleMs === ms) {
-      this.idleTimer.refresh();
-      return;
-    }
-    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(this.onIdleTimer, ms);
-    this.idleTimer.unref();
-    this.idleMs = ms;
+    this.ioDeadline = 0;
+    const now = performance.now();
+    this.idleDeadline = now + this.idleTimeout;
+    if (this.idleTimer === undefined || this.idleAt > this.idleDeadline) this.setIdleTimer(now);
   }
 
-  send(
-    req: UpstreamRequest,
-    prep: Prepared,
-    reused: boolean,
-    upgrade: boolean,
-  ): Promise<UpstreamResponse | UpgradeResponse> {
-    return new Promise((resolve, reject) =>
-      this.start(req, prep, reused, upgrade, resolve, reject),
-    );
-  }
-
-  /** `send`, answered through the caller's callbacks (the pool's own promise). */
+  /** Send `req` on this connection; `handler` is told the outcome. */
   start(
     req: UpstreamRequest,
     prep: Prepared,
     reused: boolean,
     upgrade: boolean,
-    resolve: (res: UpstreamResponse | UpgradeResponse) => void,
-    reject: (err: unknown) => void,
+    handler: ResponseHandler<UpstreamResponse | UpgradeResponse>,
   ): void {
     const options = this.pool.options;
     const { head, data, bodyKind, declared } = prep;
@@ -403,8 +416,9 @@ class H1Connection {
         method: req.method,
         reused,
         upgrade,
-        resolve,
-        reject,
+        handler,
+        req,
+        prep,
         signal: req.signal,
         listening: false,
         readTimeout,
@@ -429,7 +443,7 @@ class H1Connection {
         if (signal.aborted) {
           this.ex = undefined;
           this.pool.release(this, true);
-          reject(this.abortError(false));
+          handler.onError(this.abortError(false));
           return;
         }
         signal.addEventListener("abort", this.onAbort);
@@ -551,13 +565,17 @@ class H1Connection {
       return;
     }
     ex.started = true;
-    if (!this.ioOff) this.ioTimer!.refresh();
+    // Between two reads: the read timeout starts again (the deadline only moves later).
+    if (this.ioDeadline !== 0) this.ioDeadline = performance.now() + this.ioMs;
     this.parser.feed(chunk);
     this.drive();
   }
 
   /** Pull events from the parser while the consumer takes them. */
   private drive(): void {
+    // A handler told of the response may read its body at once (pull): the loop below goes on.
+    if (this.driving) return;
+    this.driving = true;
     const p = this.parser;
     try {
       while (this.ex !== undefined) {
@@ -587,6 +605,8 @@ class H1Connection {
       }
     } catch (err) {
       this.fail(err);
+    } finally {
+      this.driving = false;
     }
   }
 
@@ -620,9 +640,10 @@ class H1Connection {
       // The socket is the caller's now, with what came after the head.
       const rest = Buffer.from(this.parser.rest());
       this.detach();
-      const resolve = ex.resolve!;
+      const handler = ex.handler!;
+      ex.handler = undefined;
       this.settle(ex);
-      resolve({
+      handler.onResponse({
         status: 101,
         headers,
         rawHeaders: head.fields,
@@ -655,10 +676,9 @@ class H1Connection {
     // Nothing more is parsed until the consumer reads: it has its listeners by then, so a body
     // that fails at once (a bad chunk right after the head) fails where it is heard.
     this.flowing = false;
-    const resolve = ex.resolve!;
-    ex.resolve = undefined;
-    ex.reject = undefined;
-    resolve(new H1Response(status, fields, undefined, body, this.pool.peer, ex.reused));
+    const handler = ex.handler!;
+    ex.handler = undefined;
+    handler.onResponse(new H1Response(status, fields, undefined, body, this.pool.peer, ex.reused));
   }
 
   private onMessageEnd(): void {
@@ -680,15 +700,14 @@ class H1Connection {
       this.parser.buffered === 0 &&
       !this.peerEnded &&
       this.idleTimeout > 0;
-    const resolve = ex.resolve;
-    ex.resolve = undefined;
-    ex.reject = undefined;
+    const handler = ex.handler;
+    ex.handler = undefined;
     if (body !== undefined) body.push(null);
     this.pool.release(this, reusable);
     // Kept: read again (a FIN or stray bytes while idle are seen at once).
     if (!this.closed && this.socket.isPaused()) this.socket.resume();
     if (ex.whole) {
-      resolve!(
+      handler!.onResponse(
         new H1Response(
           head.status,
           head.fields,
@@ -742,8 +761,7 @@ class H1Connection {
   }
 
   private timedOut(): void {
-    if (this.ioOff) return;
-    this.ioOff = true;
+    this.ioDeadline = 0;
     const ex = this.ex;
     if (this.phase === PHASE_IDLE || ex === undefined) return;
     const inBody = ex.head !== undefined;
@@ -829,12 +847,14 @@ class H1Connection {
         code: "ECONNRESET",
       });
     }
-    if (ex.started) responseStarted.add(e);
-    if (ex.reject !== undefined) {
-      const reject = ex.reject;
-      ex.resolve = undefined;
-      ex.reject = undefined;
-      reject?.(e);
+    const handler = ex.handler;
+    if (handler !== undefined) {
+      ex.handler = undefined;
+      // The peer closed the kept connection as it was reused: nothing was answered, so a
+      // request that is safe to send twice goes again on a fresh connection.
+      if (ex.reused && !ex.started && this.pool.mayReplay(e, ex.req)) {
+        this.pool.sendFresh(ex.req, ex.prep, false, handler);
+      } else handler.onError(e);
     } else {
       const body = ex.body;
       if (body !== undefined) {
@@ -878,41 +898,38 @@ export class H1Pool {
   }
 
   request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    return new Promise<UpstreamResponse>((resolve, reject) =>
+      this.send(req, { onResponse: resolve, onError: reject }),
+    );
+  }
+
+  /**
+   * `request` with callbacks instead of a promise (the group's retry driver uses this): exactly
+   * one of the handler's methods is called, once, possibly before `send` returns.
+   */
+  send(req: UpstreamRequest, handler: ResponseHandler<UpstreamResponse>): void {
     let prep: Prepared;
     try {
       this.checkOpen();
       prep = prepare(req, this.hostHeader, false);
     } catch (err) {
-      return Promise.reject(err);
+      handler.onError(err);
+      return;
     }
     let conn = this.idleStack.pop();
     while (conn?.closed) conn = this.idleStack.pop();
-    if (conn === undefined) return this.sendFresh(req, prep, false) as Promise<UpstreamResponse>;
+    const h = handler as ResponseHandler<UpstreamResponse | UpgradeResponse>;
+    if (conn === undefined) {
+      this.sendFresh(req, prep, false, h);
+      return;
+    }
     this.requestCount++;
     this.reusedCount++;
-    const kept = conn;
-    // One promise, settled by the connection: no async frame between the exchange and the caller.
-    return new Promise<UpstreamResponse>((resolve, reject) => {
-      const failed = (err: unknown): void => {
-        const e = err as UpstreamError;
-        // The peer closed the kept connection as it was reused: nothing was answered, so a
-        // request that is safe to send twice goes again on a fresh connection.
-        const stale =
-          e instanceof UpstreamError &&
-          e.kind === "reset" &&
-          !responseStarted.has(e) &&
-          !req.signal?.aborted &&
-          idempotent.has(req.method.toUpperCase()) &&
-          isReplayable(req.body);
-        if (!stale || this.closing) reject(err);
-        else (this.sendFresh(req, prep, false) as Promise<UpstreamResponse>).then(resolve, reject);
-      };
-      try {
-        kept.start(req, prep, true, false, resolve as (r: unknown) => void, failed);
-      } catch (err) {
-        reject(err);
-      }
-    });
+    try {
+      conn.start(req, prep, true, false, h);
+    } catch (err) {
+      handler.onError(err);
+    }
   }
 
   /**
@@ -921,7 +938,25 @@ export class H1Pool {
    */
   upgrade(req: UpstreamRequest): Promise<UpgradeResponse | UpstreamResponse> {
     this.checkOpen();
-    return this.sendFresh(req, prepare(req, this.hostHeader, true), true);
+    const prep = prepare(req, this.hostHeader, true);
+    return new Promise((resolve, reject) =>
+      this.sendFresh(req, prep, true, { onResponse: resolve, onError: reject }),
+    );
+  }
+
+  /**
+   * @internal Whether a failure on a kept connection before any response byte may be sent
+   * again on a fresh one: the peer closed it as it was reused (a reset), the request is
+   * idempotent with its body in memory, the caller is still there and the pool open.
+   */
+  mayReplay(e: UpstreamError, req: UpstreamRequest): boolean {
+    return (
+      e.kind === "reset" &&
+      !this.closing &&
+      !req.signal?.aborted &&
+      idempotent.has(req.method.toUpperCase()) &&
+      isReplayable(req.body)
+    );
   }
 
   private checkOpen(): void {
@@ -934,30 +969,50 @@ export class H1Pool {
     }
   }
 
-  private async sendFresh(
+  /** @internal Send on a new connection. */
+  sendFresh(
     req: UpstreamRequest,
     prep: Prepared,
     upgrade: boolean,
-  ): Promise<UpstreamResponse | UpgradeResponse> {
+    handler: ResponseHandler<UpstreamResponse | UpgradeResponse>,
+  ): void {
     this.requestCount++;
-    const socket = await dial(this.target, req.connectTimeout ?? this.options.connectTimeout);
-    if (this.closing) {
-      socket.destroy();
-      this.checkOpen();
-    }
-    if (req.signal?.aborted) {
-      socket.destroy();
-      throw new UpstreamError("aborted", "connect", {
-        message: "request aborted",
-        peer: this.peer,
-        sent: false,
-        code: "UND_ERR_ABORTED",
-      });
-    }
-    const conn = new H1Connection(this, socket);
-    this.open.add(conn);
-    this.created++;
-    return conn.send(req, prep, false, upgrade);
+    dial(this.target, req.connectTimeout ?? this.options.connectTimeout).then(
+      (socket) => {
+        if (this.closing) {
+          socket.destroy();
+          handler.onError(
+            new UpstreamError("unavailable", "connect", {
+              message: "pool closed",
+              peer: this.peer,
+              sent: false,
+            }),
+          );
+          return;
+        }
+        if (req.signal?.aborted) {
+          socket.destroy();
+          handler.onError(
+            new UpstreamError("aborted", "connect", {
+              message: "request aborted",
+              peer: this.peer,
+              sent: false,
+              code: "UND_ERR_ABORTED",
+            }),
+          );
+          return;
+        }
+        const conn = new H1Connection(this, socket);
+        this.open.add(conn);
+        this.created++;
+        try {
+          conn.start(req, prep, false, upgrade, handler);
+        } catch (err) {
+          handler.onError(err);
+        }
+      },
+      (err: unknown) => handler.onError(err),
+    );
   }
 
   /** @internal A response was read whole: keep the connection or close it. */

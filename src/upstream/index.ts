@@ -52,6 +52,7 @@ export type {
   PoolOptions,
   PoolStats,
   RequestHeaders,
+  ResponseHandler,
   UpgradeResponse,
   UpstreamRequest,
   UpstreamResponse,

@@ -23,6 +23,7 @@ import type { PeerTarget } from "./peer.ts";
 import type {
   PoolOptions,
   PoolStats,
+  ResponseHandler,
   UpgradeResponse,
   UpstreamRequest,
   UpstreamResponse,
@@ -33,6 +34,7 @@ export type {
   PoolOptions,
   PoolStats,
   RequestHeaders,
+  ResponseHandler,
   UpgradeResponse,
   UpstreamRequest,
   UpstreamResponse,
@@ -69,6 +71,21 @@ export class PeerPool {
    */
   request(req: UpstreamRequest): Promise<UpstreamResponse> {
     return this.impl.request(req);
+  }
+
+  /**
+   * `request` with callbacks: exactly one of `handler`'s methods is called, once (Brigade's
+   * transport: synchronously from the socket's events, without a promise; possibly before
+   * `send` returns).
+   */
+  send(req: UpstreamRequest, handler: ResponseHandler<UpstreamResponse>): void {
+    const impl = this.impl;
+    if (impl instanceof H1Pool) impl.send(req, handler);
+    else
+      impl.request(req).then(
+        (res) => handler.onResponse(res),
+        (err: unknown) => handler.onError(err),
+      );
   }
 
   /**

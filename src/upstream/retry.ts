@@ -23,7 +23,7 @@ import { attemptChannel, publish } from "./events.ts";
 import type { Lease, Outcome, UpstreamGroup } from "./group.ts";
 import type { Peer } from "./peer.ts";
 import type { SelectContext } from "./policies/index.ts";
-import type { UpstreamRequest, UpstreamResponse } from "./pool.ts";
+import type { ResponseHandler, UpstreamRequest, UpstreamResponse } from "./pool.ts";
 
 export type { AttemptRecord };
 
@@ -31,7 +31,7 @@ const nonIdempotentMethods = new Set(["POST", "PATCH", "LOCK"]);
 
 /** nginx's notion: everything but POST, PATCH and LOCK may be sent twice. */
 export function isIdempotent(method: string): boolean {
-  return !nonIdempotentMethods.has(method.toUpperCase());
+  return method === "GET" || method === "HEAD" || !nonIdempotentMethods.has(method.toUpperCase());
 }
 
 export interface RetryOptions {
@@ -91,8 +91,8 @@ function retryConditions(conf: { on: readonly RetryCondition[] }): Conditions {
  * result and the lease still held; rejects with the last `UpstreamError` (its `attempts` list
  * says what happened on each peer).
  *
- * Written as a promise chain rather than an async loop: when a peer is free at once (the
- * common case) the attempt starts in the caller's tick, and its outcome is one `then` away.
+ * When a peer is free at once (the common case) the attempt starts in the caller's tick, and
+ * its outcome is one `then` away.
  */
 export function withRetries<T>(
   group: UpstreamGroup,
@@ -100,72 +100,130 @@ export function withRetries<T>(
   attempt: (lease: Lease, attemptNumber: number) => Promise<T>,
   inspect: RetryInspect<T> = {},
 ): Promise<RetryResult<T>> {
-  return new RetryRun(group, options, attempt, inspect).next(1);
+  return new Promise<RetryResult<T>>((resolve, reject) => {
+    new RetryRun<T>(
+      group,
+      options,
+      (lease, n, run) => {
+        attempt(lease, n).then(
+          (r) => run.onResponse(r),
+          (err: unknown) => run.onError(err),
+        );
+      },
+      inspect,
+      { onResponse: resolve, onError: reject },
+    ).next(1);
+  });
 }
 
-/** One request's attempts: the state `withRetries` carries from one to the next. */
-class RetryRun<T> {
+/** Where a retry run ends: the result with its lease still held, or the last error. */
+interface RunEnd<T> {
+  onResponse(result: RetryResult<T>): void;
+  onError(err: unknown): void;
+}
+
+const noPeers: ReadonlySet<Peer> = new Set();
+
+/**
+ * One request's attempts: the state carried from one to the next. It is the handler of the
+ * attempt in flight (one at a time): callbacks, so that a transport that answers from its
+ * socket's events (Brigade's) reaches the caller without a promise per step.
+ */
+class RetryRun<T> implements ResponseHandler<T> {
   private readonly group: UpstreamGroup;
   private readonly options: RetryOptions;
-  private readonly attempt: (lease: Lease, attemptNumber: number) => Promise<T>;
+  private readonly attempt: (lease: Lease, attemptNumber: number, run: RetryRun<T>) => void;
   private readonly inspect: RetryInspect<T>;
+  private readonly end: RunEnd<T>;
   private readonly on: Conditions;
   private readonly maxTries: number;
+  /** When the first attempt started, for `retry.timeout` (only read when there is one). */
   private readonly started: number;
-  private readonly tried = new Set<Peer>();
+  /** The peers tried, made at the second attempt (the first is `firstPeer`). */
+  private tried: Set<Peer> | undefined = undefined;
+  private firstPeer: Peer | undefined = undefined;
   private readonly attempts: AttemptRecord[] = [];
   private readonly mayResend: boolean;
   private lastError: UpstreamError | undefined = undefined;
+  /** The attempt in flight. */
+  private lease: Lease | undefined = undefined;
+  private n = 0;
 
   constructor(
     group: UpstreamGroup,
     options: RetryOptions,
-    attempt: (lease: Lease, attemptNumber: number) => Promise<T>,
+    attempt: (lease: Lease, attemptNumber: number, run: RetryRun<T>) => void,
     inspect: RetryInspect<T>,
+    end: RunEnd<T>,
   ) {
     const conf = group.config.retry;
     this.group = group;
     this.options = options;
     this.attempt = attempt;
     this.inspect = inspect;
+    this.end = end;
     this.on = retryConditions(conf);
     this.maxTries = conf.tries > 0 ? conf.tries : Math.max(1, group.size);
-    this.started = group.clock();
+    this.started = conf.timeout > 0 ? group.clock() : 0;
     this.mayResend =
       options.replayable !== false && (conf.nonIdempotent || isIdempotent(options.method));
   }
 
+  private triedPeers(): ReadonlySet<Peer> {
+    if (this.tried !== undefined) return this.tried;
+    if (this.firstPeer === undefined) return noPeers;
+    this.tried = new Set([this.firstPeer]);
+    return this.tried;
+  }
+
   /** Attempt number `n`: a lease (at once, or after a wait in the queue), then the attempt. */
-  next(n: number): Promise<RetryResult<T>> {
+  next(n: number): void {
     const got = this.group.acquireNow(this.options.ctx ?? {}, {
-      tried: this.tried,
+      tried: this.triedPeers(),
       signal: this.options.signal,
     });
     if (got instanceof Promise) {
-      return got.then(
+      got.then(
         (lease) => this.run(lease, n),
-        (err) => {
+        (err: unknown) => {
           const final = this.lastError ?? classifyError(err);
           final.attempts = this.attempts;
-          throw final;
+          this.end.onError(final);
         },
       );
+      return;
     }
-    return this.run(got, n);
+    this.run(got, n);
   }
 
-  private run(lease: Lease, n: number): Promise<RetryResult<T>> {
-    this.tried.add(lease.peer);
-    let pending: Promise<T>;
+  private run(lease: Lease, n: number): void {
+    const peer = lease.peer;
+    if (this.tried !== undefined) this.tried.add(peer);
+    else if (this.firstPeer === undefined) this.firstPeer = peer;
+    else this.tried = new Set([this.firstPeer, peer]);
+    this.lease = lease;
+    this.n = n;
     try {
-      pending = this.attempt(lease, n);
+      this.attempt(lease, n, this);
     } catch (err) {
-      pending = Promise.reject(err);
+      if (this.lease === lease) this.onError(err);
     }
-    return pending.then(
-      (result) => this.succeeded(lease, n, result),
-      (err) => this.failed(lease, n, err),
-    );
+  }
+
+  /** The attempt in flight succeeded (the transport's answer). */
+  onResponse(result: T): void {
+    const lease = this.lease;
+    if (lease === undefined) return;
+    this.lease = undefined;
+    this.succeeded(lease, this.n, result);
+  }
+
+  /** The attempt in flight failed. */
+  onError(err: unknown): void {
+    const lease = this.lease;
+    if (lease === undefined) return;
+    this.lease = undefined;
+    this.failed(lease, this.n, err);
   }
 
   private budgetLeft(n: number): boolean {
@@ -174,7 +232,7 @@ class RetryRun<T> {
       n < this.maxTries &&
       (conf.timeout <= 0 || this.group.clock() - this.started < conf.timeout * 1000) &&
       !this.options.signal?.aborted &&
-      this.group.canTry(this.tried)
+      this.group.canTry(this.triedPeers())
     );
   }
 
@@ -192,7 +250,7 @@ class RetryRun<T> {
     });
   }
 
-  private succeeded(lease: Lease, n: number, result: T): RetryResult<T> | Promise<RetryResult<T>> {
+  private succeeded(lease: Lease, n: number, result: T): void {
     const status = this.inspect.status?.(result);
     if (status !== undefined && this.on.statuses.has(status)) {
       const outcome: Outcome = neutralStatuses.has(status) ? "neutral" : "failure";
@@ -201,16 +259,18 @@ class RetryRun<T> {
       if (retry) {
         this.inspect.discard?.(result);
         lease.release(outcome);
-        return this.next(n + 1);
+        this.next(n + 1);
+        return;
       }
       lease.presetOutcome = outcome;
-      return { result, lease, attempts: this.attempts };
+      this.end.onResponse({ result, lease, attempts: this.attempts });
+      return;
     }
     this.record(lease, n, { peer: lease.peer.name, status, retried: false }, "success");
-    return { result, lease, attempts: this.attempts };
+    this.end.onResponse({ result, lease, attempts: this.attempts });
   }
 
-  private failed(lease: Lease, n: number, err: unknown): Promise<RetryResult<T>> {
+  private failed(lease: Lease, n: number, err: unknown): void {
     let e = classifyError(err, { peer: lease.peer.name });
     // The caller gave up (the client went away): whatever the transport made of it (undici
     // fails with the signal's reason, "client closed the connection"), not the peer's fault.
@@ -227,9 +287,10 @@ class RetryRun<T> {
     this.lastError = e;
     if (!retry) {
       e.attempts = this.attempts;
-      throw e;
+      this.end.onError(e);
+      return;
     }
-    return this.next(n + 1);
+    this.next(n + 1);
   }
 }
 
@@ -258,12 +319,44 @@ export function requestWithRetries(
   group: UpstreamGroup,
   req: GroupRequest,
 ): Promise<GroupResponse> {
-  return withRetries(
+  return new Promise<GroupResponse>((resolve, reject) =>
+    sendWithRetries(group, req, { onResponse: resolve, onError: reject }),
+  );
+}
+
+/** The end of a group request's run: the response, its lease released with its body. */
+class GroupEnd implements RunEnd<UpstreamResponse> {
+  private readonly signal: AbortLike | undefined;
+  private readonly handler: ResponseHandler<GroupResponse>;
+  constructor(signal: AbortLike | undefined, handler: ResponseHandler<GroupResponse>) {
+    this.signal = signal;
+    this.handler = handler;
+  }
+  onResponse(r: RetryResult<UpstreamResponse>): void {
+    this.handler.onResponse(groupResponse(r, this.signal));
+  }
+  onError(err: unknown): void {
+    this.handler.onError(err);
+  }
+}
+
+/**
+ * `UpstreamGroup.send`: `requestWithRetries` with callbacks. Over Brigade's transport, a peer
+ * free at once and a response read whole with its head make no promise at all: the handler is
+ * called from the upstream socket's event.
+ */
+export function sendWithRetries(
+  group: UpstreamGroup,
+  req: GroupRequest,
+  handler: ResponseHandler<GroupResponse>,
+): void {
+  new RetryRun<UpstreamResponse>(
     group,
     { method: req.method, ctx: req, signal: req.signal, replayable: isInMemory(req.body) },
-    (l) => l.pool.request(req),
+    (lease, _n, run) => lease.pool.send(req, run),
     responseInspect,
-  ).then((r) => groupResponse(r, req.signal));
+    new GroupEnd(req.signal, handler),
+  ).next(1);
 }
 
 /** The response of a finished retry run, its lease released with its body. */

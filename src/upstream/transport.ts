@@ -81,6 +81,12 @@ export interface UpstreamResponse {
   reused: boolean;
 }
 
+/** Callbacks for a request sent without a promise: exactly one is called, once. */
+export interface ResponseHandler<T = UpstreamResponse> {
+  onResponse(res: T): void;
+  onError(err: unknown): void;
+}
+
 export interface UpgradeResponse {
   status: 101;
   headers: IncomingHttpHeaders;

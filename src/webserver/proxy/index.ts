@@ -34,6 +34,7 @@ import {
   classifyError,
   createUpstreamGroup,
   discardResponse,
+  type GroupRequest,
   type GroupResponse,
   groupResponse,
   normalizeGroup,
@@ -99,6 +100,9 @@ const variables = [
   "proxy_port",
   "proxy_add_x_forwarded_for",
 ] as const;
+
+/** The body of a body-less POST, PUT or PATCH (sent with `Content-Length: 0`). */
+const EMPTY_BODY = Buffer.alloc(0);
 
 /** Statuses whose responses have no body (the upstream's is drained). */
 function bodiless(status: number, method: string): boolean {
@@ -390,11 +394,6 @@ export const proxy: WebModule<Settings> = {
         (n) => n.startsWith("upstream_") && (scope.variableUsed?.(n) ?? true),
       ));
 
-    const timeouts = (greq: Record<string, unknown>): void => {
-      if (connectMs !== undefined) greq.connectTimeout = connectMs;
-      if (sendMs !== undefined) greq.sendTimeout = sendMs;
-    };
-
     /** An UpstreamError as the client's answer (and the one log line, by the pipeline). */
     const fail = (req: WebRequest, err: unknown, started: number): WebResponse => {
       const e = classifyError(err) as UpstreamError;
@@ -422,18 +421,6 @@ export const proxy: WebModule<Settings> = {
       );
     };
 
-    const ctxOf = (req: WebRequest) => {
-      const ctx: { clientAddress: string; hashKey?: string; stickyCookie?: string } = {
-        clientAddress: req.connection.remoteAddress,
-      };
-      if (hashKey) ctx.hashKey = hashKey.constant ?? hashKey({ req });
-      if (stickyCookie) {
-        const c = cookieValue(req, stickyCookie);
-        if (c !== undefined) ctx.stickyCookie = c;
-      }
-      return ctx;
-    };
-
     const proxyVars = (req: WebRequest): void => {
       const vars = req.vars;
       vars.set("proxy_host", dest.host);
@@ -441,13 +428,17 @@ export const proxy: WebModule<Settings> = {
       vars.set("proxy_add_x_forwarded_for", addForwardedFor(req));
     };
 
-    /** The response for the client from the upstream's, buffered or streamed. */
-    const respond = async (
+    /**
+     * The response for the client from the upstream's, buffered or streamed: at once (no
+     * promise) when the body came whole with the head, streams through or is bodiless; a
+     * promise while a body that did not is being read into memory.
+     */
+    const respond = (
       req: WebRequest,
       res: UpstreamResponse | GroupResponse,
       started: number,
       setCookie: string | undefined,
-    ): Promise<WebResponse | Reroute> => {
+    ): WebResponse | Reroute | Promise<WebResponse | Reroute> => {
       const vars = wantsVars() ? req.vars : undefined;
       vars?.set("upstream_header_time", seconds(performance.now() - started));
       const head = clientResponseFields(res, resPlan, req);
@@ -516,28 +507,29 @@ export const proxy: WebModule<Settings> = {
         body.once("end", () => ended(received));
         return { status, fields, body: { kind: "stream", stream: body, length: head.length } };
       }
-      let first: Awaited<ReturnType<typeof collect>>;
-      try {
-        first = await collect(body, memory);
-      } catch (err) {
-        stopIdle();
-        // Nothing sent to the client yet: a broken body is a 502 (504 for a timeout).
-        const e = classifyError(err, { peer: res.peer, connected: true, headers: true });
-        e.attempts = (res as Partial<GroupResponse>).attempts ?? [];
-        return fail(req, e, started);
-      }
-      if (first.ended) {
-        ended(first.bytes);
-        const data = first.chunks.length === 1 ? first.chunks[0]! : Buffer.concat(first.chunks);
-        return { status, fields, body: { kind: "bytes", data } };
-      }
-      const spool = new Spool(body, first.chunks, {
-        memory,
-        file: fileLimit,
-        dir: tempDir,
-        onUpstreamEnd: () => ended(spool.received),
-      });
-      return { status, fields, body: { kind: "stream", stream: spool, length: head.length } };
+      return collect(body, memory).then(
+        (first): WebResponse => {
+          if (first.ended) {
+            ended(first.bytes);
+            const data = first.chunks.length === 1 ? first.chunks[0]! : Buffer.concat(first.chunks);
+            return { status, fields, body: { kind: "bytes", data } };
+          }
+          const spool = new Spool(body, first.chunks, {
+            memory,
+            file: fileLimit,
+            dir: tempDir,
+            onUpstreamEnd: () => ended(spool.received),
+          });
+          return { status, fields, body: { kind: "stream", stream: spool, length: head.length } };
+        },
+        (err: unknown) => {
+          stopIdle();
+          // Nothing sent to the client yet: a broken body is a 502 (504 for a timeout).
+          const e = classifyError(err, { peer: res.peer, connected: true, headers: true });
+          e.attempts = (res as Partial<GroupResponse>).attempts ?? [];
+          return fail(req, e, started);
+        },
+      );
     };
 
     const upgradeRequest = async (
@@ -548,19 +540,14 @@ export const proxy: WebModule<Settings> = {
       const path = upstreamPath(req, dest.uri, shape);
       const headers = upstreamRequestFields(req, reqPlan, upgrade);
       const started = performance.now();
-      const ureq: Parameters<UpstreamGroup["request"]>[0] = {
-        method: req.method,
-        path,
-        headers,
-        signal: req.clientGone,
-        readTimeout: readMs,
-      };
-      timeouts(ureq as unknown as Record<string, unknown>);
+      const ureq = groupRequest(req, path, headers, undefined);
+      // A response other than 101 is read with the read timeout between reads.
+      ureq.bodyTimeout = undefined;
       let r: Awaited<ReturnType<typeof withRetries<UpgradeResponse | UpstreamResponse>>>;
       try {
         r = await withRetries(
           group,
-          { method: req.method, ctx: ctxOf(req), signal: req.clientGone },
+          { method: req.method, ctx: ureq, signal: req.clientGone },
           (l) => l.pool.upgrade(ureq),
           {
             status: (x) => x.status,
@@ -632,31 +619,14 @@ export const proxy: WebModule<Settings> = {
       };
     };
 
-    const content: ContentHandler = async (req) => {
-      if (req.method === "CONNECT") throw new HttpError(405, "CONNECT is not proxied here");
-      if (req.canTakeover) {
-        const upgrade = upgradeOf(req);
-        if (upgrade !== undefined) return upgradeRequest(req, upgrade);
-      }
-      if (needsProxyVars) proxyVars(req);
-      const path = upstreamPath(req, dest.uri, shape);
-      const headers = upstreamRequestFields(req, reqPlan, undefined);
-      let buffered: BufferedBody | undefined;
-      let body: Buffer | Readable | undefined;
-      const reqBody = req.body;
-      if (!reqBody.empty) {
-        if (requestBuffering) {
-          buffered = await bufferRequestBody(reqBody, bodyMemory, tempDir);
-          if (buffered.kind === "memory") body = buffered.data;
-          else headers.push("content-length", String(buffered.length));
-        } else {
-          body = reqBody.stream();
-          if (reqBody.length !== undefined) headers.push("content-length", String(reqBody.length));
-        }
-      } else if (req.method === "POST" || req.method === "PUT" || req.method === "PATCH") {
-        body = Buffer.alloc(0);
-      }
-      const greq: Parameters<UpstreamGroup["request"]>[0] = {
+    /** The group request for `req` (its body aside). */
+    const groupRequest = (
+      req: WebRequest,
+      path: string,
+      headers: string[],
+      body: Buffer | Readable | undefined,
+    ): GroupRequest => {
+      const greq: GroupRequest = {
         method: req.method,
         path,
         headers,
@@ -664,9 +634,33 @@ export const proxy: WebModule<Settings> = {
         signal: req.clientGone,
         readTimeout: readMs,
         bodyTimeout: 0,
-        ...ctxOf(req),
+        connectTimeout: connectMs,
+        sendTimeout: sendMs,
+        clientAddress: req.connection.remoteAddress,
+        hashKey: hashKey === undefined ? undefined : (hashKey.constant ?? hashKey({ req })),
+        stickyCookie: stickyCookie === undefined ? undefined : cookieValue(req, stickyCookie),
       };
-      timeouts(greq as unknown as Record<string, unknown>);
+      return greq;
+    };
+
+    /** A request with a body: buffered first (unless `proxyRequestBuffering: false`). */
+    const withBody = async (
+      req: WebRequest,
+      path: string,
+      headers: string[],
+    ): Promise<WebResponse | Reroute> => {
+      let buffered: BufferedBody | undefined;
+      let body: Buffer | Readable | undefined;
+      const reqBody = req.body;
+      if (requestBuffering) {
+        buffered = await bufferRequestBody(reqBody, bodyMemory, tempDir);
+        if (buffered.kind === "memory") body = buffered.data;
+        else headers.push("content-length", String(buffered.length));
+      } else {
+        body = reqBody.stream();
+        if (reqBody.length !== undefined) headers.push("content-length", String(reqBody.length));
+      }
+      const greq = groupRequest(req, path, headers, body);
       const started = performance.now();
       let res: GroupResponse;
       try {
@@ -682,6 +676,51 @@ export const proxy: WebModule<Settings> = {
       }
       if (wantsVars()) setAttemptVars(req, res.attempts);
       return respond(req, res, started, res.setCookie);
+    };
+
+    const content: ContentHandler = (req) => {
+      if (req.method === "CONNECT") throw new HttpError(405, "CONNECT is not proxied here");
+      if (req.canTakeover) {
+        const upgrade = upgradeOf(req);
+        if (upgrade !== undefined) return upgradeRequest(req, upgrade);
+      }
+      if (needsProxyVars) proxyVars(req);
+      const path = upstreamPath(req, dest.uri, shape);
+      const headers = upstreamRequestFields(req, reqPlan, undefined);
+      if (!req.body.empty) return withBody(req, path, headers);
+      const body =
+        req.method === "POST" || req.method === "PUT" || req.method === "PATCH"
+          ? EMPTY_BODY
+          : undefined;
+      const greq = groupRequest(req, path, headers, body);
+      // No body to wait for: one promise, settled from the upstream socket's event.
+      return new Promise<WebResponse | Reroute>((resolve, reject) => {
+        const started = performance.now();
+        group.send(greq, {
+          onResponse(res) {
+            const answer = (): void => {
+              try {
+                if (wantsVars()) setAttemptVars(req, res.attempts);
+                resolve(respond(req, res, started, res.setCookie));
+              } catch (err) {
+                reject(err);
+              }
+            };
+            // A body still to come: taken on in a microtask, as a promise's `then` would, so
+            // that a body passed through starts flowing (on a later tick) only once the engine
+            // has it, never from the upstream socket's event before the engine listens.
+            if (res.complete === undefined) queueMicrotask(answer);
+            else answer();
+          },
+          onError(err) {
+            try {
+              resolve(fail(req, err, started));
+            } catch (e) {
+              reject(e);
+            }
+          },
+        });
+      });
     };
 
     return { content };
