@@ -53,10 +53,13 @@ export class PeerPool {
   readonly peer: string;
   readonly client: UpstreamClient;
   private readonly impl: H1Pool | UndiciPool;
+  /** `impl` when it is Brigade's transport (which has `send`). */
+  private readonly h1: H1Pool | undefined;
 
   constructor(target: PeerTarget, options: PoolOptions, client: UpstreamClient = defaultClient()) {
     this.client = client;
     this.impl = client === "undici" ? new UndiciPool(target, options) : new H1Pool(target, options);
+    this.h1 = this.impl instanceof H1Pool ? this.impl : undefined;
     this.target = target;
     this.peer = this.impl.peer;
   }
@@ -79,13 +82,15 @@ export class PeerPool {
    * `send` returns).
    */
   send(req: UpstreamRequest, handler: ResponseHandler<UpstreamResponse>): void {
-    const impl = this.impl;
-    if (impl instanceof H1Pool) impl.send(req, handler);
-    else
-      impl.request(req).then(
-        (res) => handler.onResponse(res),
-        (err: unknown) => handler.onError(err),
-      );
+    const h1 = this.h1;
+    if (h1 !== undefined) {
+      h1.send(req, handler);
+      return;
+    }
+    this.impl.request(req).then(
+      (res) => handler.onResponse(res),
+      (err: unknown) => handler.onError(err),
+    );
   }
 
   /**
