@@ -444,6 +444,22 @@ export class H1Parser {
     this.pos = 0;
   }
 
+  /**
+   * The caller is about to reuse `memory`, which it fed from (a read buffer shared by sockets):
+   * what is still unconsumed of it is copied into memory of the parser's own.
+   */
+  release(memory: ArrayBufferLike): void {
+    const left = this.buf.length - this.pos;
+    if (left === 0 || this.buf.buffer !== memory) return;
+    const next = Buffer.allocUnsafe(Math.max(4096, 2 * left));
+    this.buf.copy(next, 0, this.pos);
+    this.store = next;
+    this.buf = next.subarray(0, left);
+    this.scan -= this.pos;
+    this.lineStart -= this.pos;
+    this.pos = 0;
+  }
+
   /** Unconsumed input (after an upgrade, a CONNECT, or to hand over a pipelined rest). */
   rest(): Buffer {
     return this.buf.subarray(this.pos);
