@@ -181,6 +181,36 @@ function headerRecord(fields: readonly string[]): Record<string, string | string
   return out;
 }
 
+/** Bytes read from a peer at most per read. */
+const READ_SIZE = 64 * 1024;
+
+/**
+ * The read buffer every pooled upstream connection of this thread reads into (`onread`): libuv
+ * takes it right before a read and node calls back right after, and the callback parses the
+ * bytes at once and copies out what outlives it (body pieces handed on, input the parser keeps),
+ * so no socket ever finds it in use. No buffer is allocated per read, and none of the readable
+ * stream's work (push, 'data', the read-more tick) is done: about what a small response costs
+ * node per read. Every socket keeps the same buffer, so it is never given away.
+ */
+const readBuffer = Buffer.allocUnsafe(READ_SIZE);
+const readMemory = readBuffer.buffer;
+const sharedReadBuffer = (): Buffer => readBuffer;
+
+/**
+ * A pooled connection's `onread` hook, made before the socket exists (dial), pointed at its
+ * connection once there is one.
+ */
+class ReadPort {
+  conn: H1Connection | undefined = undefined;
+  readonly buffer = sharedReadBuffer;
+  readonly callback = (n: number, buf: Buffer): boolean => {
+    const conn = this.conn;
+    if (conn === undefined) return false;
+    conn.onRead(buf.subarray(0, n));
+    return true;
+  };
+}
+
 /** Largest body taken whole when it arrived with its head (see `UpstreamResponse.complete`). */
 const COMPLETE_MAX = 256 * 1024;
 
@@ -295,6 +325,8 @@ class H1Connection {
   private flowing = true;
   /** Inside `drive`. */
   private driving = false;
+  /** Inside `onRead`: the parser's input is the shared read buffer. */
+  private inRead = false;
   // Two timers (read/body, idle), each touched once per timeout period rather than per request:
   // a phase only sets its deadline (performance.now() ms; 0: none), and the timer, when it
   // fires, looks at it: past it, the timeout happens; before it, the timer is set again for the
@@ -335,11 +367,12 @@ class H1Connection {
     else this.setIdleTimer(now);
   };
 
-  constructor(pool: H1Pool, socket: Socket) {
+  constructor(pool: H1Pool, socket: Socket, port: ReadPort | undefined) {
     this.pool = pool;
     this.socket = socket;
     this.idleTimeout = pool.options.idleTimeout;
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    if (port !== undefined) port.conn = this;
+    else socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("end", () => this.onEnd());
     socket.on("error", (err) => this.fail(err));
     // After the peer's FIN, what it sent is parsed before the connection counts as cut (a
@@ -557,6 +590,17 @@ class H1Connection {
     this.sendTimer.unref();
   }
 
+  /** Bytes read into the shared read buffer (see {@link readBuffer}): nothing of it may stay. */
+  onRead(chunk: Buffer): void {
+    this.inRead = true;
+    try {
+      this.onData(chunk);
+    } finally {
+      this.inRead = false;
+      this.parser.release(readMemory);
+    }
+  }
+
   private onData(chunk: Buffer): void {
     const ex = this.ex;
     if (ex === undefined) {
@@ -598,9 +642,11 @@ class H1Connection {
         if (ev === HEAD) this.onHead(p.head);
         else if (ev === BODY) {
           const ex = this.ex;
-          if (ex.whole)
-            ex.data = ex.data === undefined ? p.chunk : Buffer.concat([ex.data, p.chunk]);
-          else if (!ex.body!.push(p.chunk)) this.flowing = false;
+          // A piece of the shared read buffer is copied before it is handed on.
+          const chunk =
+            this.inRead && p.chunk.buffer === readMemory ? Buffer.from(p.chunk) : p.chunk;
+          if (ex.whole) ex.data = ex.data === undefined ? chunk : Buffer.concat([ex.data, chunk]);
+          else if (!ex.body!.push(chunk)) this.flowing = false;
         } else if (ev === END) this.onMessageEnd();
       }
     } catch (err) {
@@ -977,7 +1023,9 @@ export class H1Pool {
     handler: ResponseHandler<UpstreamResponse | UpgradeResponse>,
   ): void {
     this.requestCount++;
-    dial(this.target, req.connectTimeout ?? this.options.connectTimeout).then(
+    // An upgraded socket goes to its new owner, who reads it as a stream: no onread for it.
+    const port = upgrade ? undefined : new ReadPort();
+    dial(this.target, req.connectTimeout ?? this.options.connectTimeout, port).then(
       (socket) => {
         if (this.closing) {
           socket.destroy();
@@ -1002,7 +1050,7 @@ export class H1Pool {
           );
           return;
         }
-        const conn = new H1Connection(this, socket);
+        const conn = new H1Connection(this, socket, port);
         this.open.add(conn);
         this.created++;
         try {
