@@ -89,35 +89,33 @@ function requestHead(
   defaultHost: string,
   upgrade: boolean,
 ): { head: string; declared: number } {
-  if (!TOKEN_RE.test(method)) throw headerError(`invalid method ${JSON.stringify(method)}`);
+  if (!validMethods.has(method)) {
+    if (!TOKEN_RE.test(method)) throw headerError(`invalid method ${JSON.stringify(method)}`);
+    if (validMethods.size < 64) validMethods.add(method);
+  }
   if (path === "" || BAD_TARGET_RE.test(path))
     throw headerError(`invalid request target ${JSON.stringify(path)}`);
   let head = `${method} ${path} HTTP/1.1\r\n`;
   let host = false;
   let declared = -1;
-  const add = (name: string, value: string): void => {
-    const lower = name.toLowerCase();
-    if (dropHeaders.has(lower) && !(upgrade && (lower === "upgrade" || lower === "connection")))
-      return;
-    if (lower === "content-length") {
-      if (bodyKind !== "stream") return;
-      declared = Number(value);
+  const list = Array.isArray(headers) ? headers : headers ? pairsOf(headers) : [];
+  for (let i = 0; i + 1 < list.length; i += 2) {
+    const name = list[i]!;
+    const value = list[i + 1]!;
+    let kind = nameKinds.get(name);
+    if (kind === undefined) kind = nameKind(name);
+    if (kind !== K_SEND) {
+      if (kind === K_DROP) continue;
+      if (kind === K_HOP) {
+        if (!upgrade) continue;
+      } else if (kind === K_LENGTH) {
+        if (bodyKind !== "stream") continue;
+        declared = Number(value);
+      } else if (kind === K_HOST) host = true;
     }
-    if (lower === "host") host = true;
-    if (!TOKEN_RE.test(name)) throw headerError(`invalid header name ${JSON.stringify(name)}`);
     if (BAD_VALUE_RE.test(value))
       throw headerError(`invalid value for header "${name}" (a CR, LF or NUL)`);
     head += `${name}: ${value}\r\n`;
-  };
-  if (Array.isArray(headers)) {
-    for (let i = 0; i + 1 < headers.length; i += 2) add(headers[i]!, headers[i + 1]!);
-  } else if (headers) {
-    for (const name in headers) {
-      const value = headers[name];
-      if (value === undefined) continue;
-      if (Array.isArray(value)) for (const v of value) add(name, v);
-      else add(name, value);
-    }
   }
   if (!host) head = `${head}host: ${defaultHost}\r\n`;
   if (bodyKind === "memory") head += `content-length: ${memoryLength}\r\n`;
@@ -130,6 +128,48 @@ function requestHead(
     head += "content-length: 0\r\n";
   }
   return { head: `${head}\r\n`, declared };
+}
+
+/** What `requestHead` does with a field, by its name. */
+const K_SEND = 0;
+/** Framing and hop-by-hop fields the transport owns. */
+const K_DROP = 1;
+/** Upgrade and Connection: sent only with an upgrade. */
+const K_HOP = 2;
+const K_LENGTH = 3;
+const K_HOST = 4;
+
+/** Methods seen valid (a bounded set: names from clients cannot grow it for ever). */
+const validMethods = new Set<string>(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
+
+/** Field names seen (as given), and their kind: checked and lowercased once, within a bound. */
+const nameKinds = new Map<string, number>();
+
+/** The kind of a field name not seen yet; throws for one that is not a token. */
+function nameKind(name: string): number {
+  const lower = name.toLowerCase();
+  let kind = K_SEND;
+  if (lower === "upgrade" || lower === "connection") kind = K_HOP;
+  else if (dropHeaders.has(lower)) kind = K_DROP;
+  else if (lower === "content-length") kind = K_LENGTH;
+  else if (lower === "host") kind = K_HOST;
+  // A dropped field is not sent: its name need not be valid (as before: dropped first).
+  if (kind !== K_DROP && !TOKEN_RE.test(name))
+    throw headerError(`invalid header name ${JSON.stringify(name)}`);
+  if (nameKinds.size < 2000) nameKinds.set(name, kind);
+  return kind;
+}
+
+/** A header record as `[name, value, ...]` (arrays of values as repeated fields). */
+function pairsOf(headers: Record<string, string | string[] | undefined>): string[] {
+  const out: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) out.push(name, v);
+    else out.push(name, value);
+  }
+  return out;
 }
 
 interface Prepared {
@@ -703,9 +743,8 @@ class H1Connection {
     const fields = head.fields;
     for (let i = 0; i < fields.length; i += 2) {
       if (fields[i] !== "keep-alive") continue;
-      const m = KEEP_ALIVE_TIMEOUT_RE.exec(fields[i + 1]!);
-      // A second less than the peer's, as undici does: never reuse one as the peer closes it.
-      if (m) this.idleTimeout = Math.min(this.idleTimeout, Number(m[1]) * 1000 - 1000);
+      const hint = this.pool.keepAliveHint(fields[i + 1]!);
+      if (hint >= 0) this.idleTimeout = Math.min(this.idleTimeout, hint);
     }
     if (
       head.framing === "none" ||
@@ -919,6 +958,9 @@ export class H1Pool {
   /** The Host sent when the caller gives none. */
   readonly hostHeader: string;
   private readonly idleStack: H1Connection[] = [];
+  /** The last Keep-Alive value seen and its idle time (a peer sends the same one every time). */
+  private keepAliveValue = "";
+  private keepAliveMs = -1;
   private readonly open = new Set<H1Connection>();
   private closing = false;
   private drained: (() => void) | undefined;
@@ -1061,6 +1103,19 @@ export class H1Pool {
       },
       (err: unknown) => handler.onError(err),
     );
+  }
+
+  /**
+   * @internal How long a connection may idle by a response's `Keep-Alive` value (-1: it says
+   * nothing): a second less than the peer's timeout, as undici does, never to reuse one as the
+   * peer closes it.
+   */
+  keepAliveHint(value: string): number {
+    if (value === this.keepAliveValue) return this.keepAliveMs;
+    const m = KEEP_ALIVE_TIMEOUT_RE.exec(value);
+    this.keepAliveValue = value;
+    this.keepAliveMs = m ? Number(m[1]) * 1000 - 1000 : -1;
+    return this.keepAliveMs;
   }
 
   /** @internal A response was read whole: keep the connection or close it. */

@@ -27,9 +27,15 @@ export const hopByHop = new Set([
   "upgrade",
 ]);
 
+/** `Connection: keep-alive` and `Connection: close`, the usual ones, made once. */
+const keepAliveToken: ReadonlySet<string> = new Set(["keep-alive"]);
+const closeToken: ReadonlySet<string> = new Set(["close"]);
+
 /** The tokens of the Connection field(s), lowercased, or undefined when there is none. */
-export function connectionTokens(value: string | undefined): Set<string> | undefined {
+export function connectionTokens(value: string | undefined): ReadonlySet<string> | undefined {
   if (value === undefined) return undefined;
+  if (value === "keep-alive" || value === "Keep-Alive") return keepAliveToken;
+  if (value === "close") return closeToken;
   const out = new Set<string>();
   for (const t of value.split(",")) {
     const n = t.trim().toLowerCase();
@@ -216,7 +222,11 @@ export function clientResponseFields(
 }
 
 /** Whether the client may get the upstream's field `name` (`named`: fields its Connection names). */
-function passes(name: string, plan: ResponseHeaderPlan, named: Set<string> | undefined): boolean {
+function passes(
+  name: string,
+  plan: ResponseHeaderPlan,
+  named: ReadonlySet<string> | undefined,
+): boolean {
   if (name === "content-length" || hopByHop.has(name) || named?.has(name)) return false;
   if ((hiddenByDefault.has(name) || name.startsWith("x-accel-")) && !plan.pass.has(name))
     return false;
