@@ -29,6 +29,7 @@ import {
   normalizeGroup,
   type UpstreamGroup,
 } from "../upstream/index.ts";
+import type { Outcome } from "../webserver/engine/types.ts";
 import { startWebWorker, type WebWorkerData } from "../webserver/worker.ts";
 import { LeaseClient } from "./leases.ts";
 import { APP_GROUP } from "./plan.ts";
@@ -159,20 +160,23 @@ export default async function main(ctx: WorkerContext): Promise<void> {
         if (table) apply(table);
       },
       handler: (base) => ({
-        async handle(req) {
+        handle(req) {
           metrics.requestStarted();
-          const outcome = await base.handle(req);
-          const complete = outcome.complete;
-          outcome.complete = (done) => {
-            metrics.requestEnded(done.status, done.durationMs / 1000);
-            stats.bytes_sent! += done.bytesSent;
-            stats.bytes_received! += done.bodyBytesReceived;
-            const cache = req.vars.get("upstream_cache_status");
-            if (cache !== undefined && stats[`cache_${cache}`] !== undefined)
-              stats[`cache_${cache}`]!++;
-            complete.call(outcome, done);
-          };
-          return outcome;
+          const pending = base.handle(req);
+          return pending instanceof Promise ? pending.then(counted) : counted(pending);
+          function counted(outcome: Outcome): Outcome {
+            const complete = outcome.complete;
+            outcome.complete = (done) => {
+              metrics.requestEnded(done.status, done.durationMs / 1000);
+              stats.bytes_sent! += done.bytesSent;
+              stats.bytes_received! += done.bodyBytesReceived;
+              const cache = req.vars.get("upstream_cache_status");
+              if (cache !== undefined && stats[`cache_${cache}`] !== undefined)
+                stats[`cache_${cache}`]!++;
+              complete.call(outcome, done);
+            };
+            return outcome;
+          }
         },
         rejected(conn, status, reason) {
           metrics.badRequest(status);

@@ -371,11 +371,16 @@ export class Connection implements BodySource {
     if (head.expectUnknown) {
       req.invalid ??= new HttpError(417, "an expectation other than 100-continue", { close: true });
     }
-    let pending: Promise<Outcome>;
+    let pending: Outcome | Promise<Outcome>;
     try {
       pending = this.engine.handler.handle(req);
     } catch (error) {
       this.handlerFailed(req, error);
+      return;
+    }
+    // An outcome known at once (a cached file, a `return`) is written now, in this read's turn.
+    if (!(pending instanceof Promise)) {
+      this.respond(req, pending);
       return;
     }
     pending.then(
