@@ -224,6 +224,38 @@ for (const name of [
   list.push(name);
 }
 
+/**
+ * The last value seen of each common field (every parser of the thread shares them): an
+ * application sends the same Content-Type, Connection, Keep-Alive, Server, a client the same
+ * User-Agent and Accept, request after request. A value whose bytes match is that same string:
+ * a short compare instead of a new string from a native call. Only names of `knownNames`, so it
+ * stays bounded.
+ */
+const lastValues = new Map<string, string>();
+for (const list of knownNames) if (list !== undefined) for (const n of list) lastValues.set(n, "");
+
+/** Values longer than this are always made afresh. */
+const REUSE_MAX = 64;
+
+/** The value in `b[s, e)` (latin1), the previous one of `name` when the bytes are the same. */
+function fieldValue(name: string, b: Buffer, s: number, e: number): string {
+  const len = e - s;
+  if (len > REUSE_MAX) return latin1(b, s, e);
+  const prev = lastValues.get(name);
+  if (prev === undefined) return latin1(b, s, e);
+  if (prev.length === len) {
+    let i = 0;
+    while (i < len && prev.charCodeAt(i) === b[s + i]) i++;
+    if (i === len) return prev;
+  }
+  const value = latin1(b, s, e);
+  lastValues.set(name, value);
+  return value;
+}
+
+/** Lines are looked for LF byte by byte this far before a native search (a call costs more). */
+const SHORT_SCAN = 96;
+
 const knownMethods: string[][] = [];
 for (const m of ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"]) {
   const list = knownMethods[m.length] ?? [];
@@ -548,8 +580,13 @@ export class H1Parser {
 
   /** Find the LF ending the line that starts at `from`; -1 if not there yet. */
   private findLf(): number {
-    const lf = this.buf.indexOf(LF, this.scan);
-    if (lf === -1) this.scan = this.buf.length;
+    const b = this.buf;
+    const from = this.scan;
+    const end = b.length;
+    const short = from + SHORT_SCAN < end ? from + SHORT_SCAN : end;
+    for (let i = from; i < short; i++) if (b[i] === LF) return i;
+    const lf = short === end ? -1 : b.indexOf(LF, short);
+    if (lf === -1) this.scan = end;
     return lf;
   }
 
@@ -760,7 +797,7 @@ export class H1Parser {
     }
     let ve = e;
     while (ve > vs && (b[ve - 1] === SP || b[ve - 1] === HTAB)) ve--;
-    const value = latin1(b, vs, ve);
+    const value = fieldValue(name, b, vs, ve);
     this.fieldCount++;
     if (this.fieldCount > this.limits.maxHeaderCount) {
       this.fail(431, "header-count", `more than ${this.limits.maxHeaderCount} fields`);
