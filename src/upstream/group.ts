@@ -34,6 +34,7 @@ import {
   createPolicy,
   type Policy,
   type SelectContext,
+  type Selection,
   type SelectView,
 } from "./policies/index.ts";
 import { PeerPool, type ResponseHandler } from "./pool.ts";
@@ -147,6 +148,28 @@ interface Waiter {
 
 type Pick = { lease: Lease } | { wait: true } | { error: UpstreamError };
 
+const noPeers: ReadonlySet<Peer> = new Set();
+
+/** The {@link SelectView} of one pick: the time, whether the group is a single peer, who was tried. */
+class PickView implements SelectView {
+  now = 0;
+  single = false;
+  tried: ReadonlySet<Peer> = noPeers;
+  eligible(p: Peer): boolean {
+    return !this.tried.has(p) && !p.full() && p.live(this.now, this.single);
+  }
+  eligibleBound(p: Peer): boolean {
+    return (
+      !this.tried.has(p) &&
+      !p.full() &&
+      !p.down &&
+      p.healthy &&
+      p.ready &&
+      !p.failed(this.now, this.single)
+    );
+  }
+}
+
 const defaultLookup: Lookup = async (hostname) => {
   const { lookup } = await import("node:dns/promises");
   const found = await lookup(hostname, { all: true, order: "verbatim" });
@@ -168,6 +191,8 @@ export class UpstreamGroup {
   private readonly waiters: Waiter[] = [];
   private readonly drainWaiters = new Map<Peer, (() => void)[]>();
   private readonly health: HealthChecker | undefined;
+  /** What policies see of a pick, one object reused by every pick (picks are synchronous). */
+  private readonly view = new PickView();
   private closed = false;
   /** Selection delegated (see {@link GroupArbiter}); undefined: the group selects itself. */
   arbiter: GroupArbiter | undefined;
@@ -324,18 +349,21 @@ export class UpstreamGroup {
     }
     const now = this.clock();
     const single = this.isSingle();
-    const view: SelectView = {
-      now,
-      eligible: (p) => !tried.has(p) && !p.full() && p.live(now, single),
-      eligibleBound: (p) =>
-        !tried.has(p) && !p.full() && !p.down && p.healthy && p.ready && !p.failed(now, single),
-    };
+    const view = this.view;
+    view.now = now;
+    view.single = single;
+    view.tried = tried;
     const busy = (peers: Peer[]) =>
       peers.some((p) => !tried.has(p) && p.full() && p.live(now, single));
     const queueing = this.config.queue.size > 0;
-    let sel = this.primaryPolicy.select(this.primary, ctx, view);
-    if (!sel && this.backup.length > 0 && !(queueing && busy(this.primary))) {
-      sel = this.backupPolicy.select(this.backup, ctx, view);
+    let sel: Selection | undefined;
+    try {
+      sel = this.primaryPolicy.select(this.primary, ctx, view);
+      if (!sel && this.backup.length > 0 && !(queueing && busy(this.primary))) {
+        sel = this.backupPolicy.select(this.backup, ctx, view);
+      }
+    } finally {
+      view.tried = noPeers;
     }
     if (sel) {
       sel.peer.selected(now);
