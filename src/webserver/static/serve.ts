@@ -69,8 +69,7 @@ const allow = Fields.from({ allow: "GET, HEAD" });
 /** Where a request path leads, before the file system is asked. */
 type Located =
   /** `key`: the file, without a trailing slash, as the open-file cache names it. */
-  | { readonly ok: true; readonly key: string }
-  | { readonly ok: false; readonly status: number };
+  { readonly ok: true; readonly key: string } | { readonly ok: false; readonly status: number };
 
 function notFound(): HttpError {
   return new HttpError(404);
