@@ -637,7 +637,7 @@ class H1Connection {
       this.onData(chunk);
     } finally {
       this.inRead = false;
-      this.parser.release(readMemory);
+      this.parser.own(readMemory);
     }
   }
 

@@ -477,12 +477,21 @@ export class H1Parser {
   }
 
   /**
-   * The caller is about to reuse `memory`, which it fed from (a read buffer shared by sockets):
-   * what is still unconsumed of it is copied into memory of the parser's own.
+   * Stop referring to memory fed in `shared` (a read buffer the caller reuses): unconsumed input
+   * is copied into the parser's own store, none held otherwise. Body chunks taken meanwhile are
+   * views of what was fed: the caller copies those it keeps.
    */
-  release(memory: ArrayBufferLike): void {
+  own(shared: ArrayBufferLike): void {
+    if (this.buf.buffer !== shared) return;
     const left = this.buf.length - this.pos;
-    if (left === 0 || this.buf.buffer !== memory) return;
+    if (left === 0) {
+      this.buf = EMPTY;
+      this.store = undefined;
+      this.scan -= this.pos;
+      this.lineStart -= this.pos;
+      this.pos = 0;
+      return;
+    }
     const next = Buffer.allocUnsafe(Math.max(4096, 2 * left));
     this.buf.copy(next, 0, this.pos);
     this.store = next;
