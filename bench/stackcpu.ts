@@ -18,11 +18,14 @@
  *   worker adds over node:http, under the same load pattern), so the stack's own overhead (peer
  *   tables, load reports, metrics, the embedded default's try_files) shows against the tiers it
  *   is made of.
+ * - `--against DIR` adds `brigade up` run from another checkout (DIR/bin/brigade.ts, with its
+ *   node_modules), e.g. a `git worktree` of main, as the case "brigade up @DIR": before and after
+ *   a change, measured in the same run.
  * - `--threads` splits each role's CPU by thread (main, libuv pool, V8 workers), from
  *   /proc/<pid>/task/<tid>/stat.
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type RunningServer, startCommand } from "./lib/peers.ts";
 import { processTree } from "./lib/process.ts";
@@ -37,6 +40,7 @@ const { values, positionals } = parseArgs({
     compare: { type: "boolean", default: false },
     threads: { type: "boolean", default: false },
     only: { type: "string" },
+    against: { type: "string" },
     duration: { type: "string", default: "5" },
     connections: { type: "string", default: "64" },
   },
@@ -128,12 +132,66 @@ const compareCases: Case[] = [
   },
 ];
 
+/** `brigade up` as bench/suites/stack.ts starts it, from the checkout at `dir`. */
+function brigadeUpAt(dir: string): Case {
+  const root = resolve(dir);
+  return {
+    name: `brigade up @${dir}`,
+    async start() {
+      const up = await startCommand({
+        name: `brigade up @${dir}`,
+        command: join(root, "node_modules/.bin/node"),
+        args: [
+          join(root, "bin/brigade.ts"),
+          "up",
+          join(root, "bench/servers/appNode.ts"),
+          "--listen",
+          "127.0.0.1:{port}",
+          "--admin",
+          "off",
+          "--runtime-dir",
+          "{dir}/run",
+          "--app-workers",
+          "2",
+          "--web-workers",
+          "1",
+          "--log-level",
+          "warn",
+        ],
+        files: { "public/static.txt": Buffer.alloc(1024, "x") },
+        timeoutMs: 60_000,
+      });
+      // As the stack suite: the master listens before its workers are up.
+      for (const end = Date.now() + 60_000; ; ) {
+        const ok = await fetch(new URL("/hello", up.url)).then(
+          (r) => r.status === 200,
+          () => false,
+        );
+        if (ok) break;
+        if (Date.now() > end) {
+          await up.stop();
+          throw new Error(`brigade up @${dir} did not answer /hello within 60 s`);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      return up;
+    },
+  };
+}
+
 const stackWanted = ["nginx + gunicorn", "brigade up", "brigade up, node engine"];
 const only = values.only?.split(",").map((s) => s.trim());
 const all = [
   ...stackCases.filter((c) => stackWanted.includes(c.name)),
+  ...(values.against !== undefined ? [brigadeUpAt(values.against)] : []),
   ...(values.compare ? compareCases : []),
-].filter((c) => only === undefined || only.includes(c.name) || c.name === "nginx + gunicorn");
+].filter(
+  (c) =>
+    only === undefined ||
+    only.includes(c.name) ||
+    c.name === "nginx + gunicorn" ||
+    c.name.startsWith("brigade up @"),
+);
 const paths = (c: Case) => (stackWanted.includes(c.name) ? ["/static.txt", "/hello"] : ["/hello"]);
 
 function readStat(path: string): { comm: string; user: number; sys: number } | undefined {

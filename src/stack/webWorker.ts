@@ -167,7 +167,8 @@ export default async function main(ctx: WorkerContext): Promise<void> {
             metrics.requestEnded(done.status, done.durationMs / 1000);
             stats.bytes_sent! += done.bytesSent;
             stats.bytes_received! += done.bodyBytesReceived;
-            const cache = req.vars.get("upstream_cache_status");
+            // hasVars first: reading `vars` makes a map for every request.
+            const cache = req.hasVars ? req.vars.get("upstream_cache_status") : undefined;
             if (cache !== undefined && stats[`cache_${cache}`] !== undefined)
               stats[`cache_${cache}`]!++;
             complete.call(outcome, done);
