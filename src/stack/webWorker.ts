@@ -159,21 +159,26 @@ export default async function main(ctx: WorkerContext): Promise<void> {
         if (table) apply(table);
       },
       handler: (base) => ({
-        async handle(req) {
+        // Not an async function: one promise per request (the base's, never rejected) and one
+        // reaction, instead of an async wrapper's own promise and await on top.
+        handle(req) {
           metrics.requestStarted();
-          const outcome = await base.handle(req);
-          const complete = outcome.complete;
-          outcome.complete = (done) => {
-            metrics.requestEnded(done.status, done.durationMs / 1000);
-            stats.bytes_sent! += done.bytesSent;
-            stats.bytes_received! += done.bodyBytesReceived;
-            // hasVars first: reading `vars` makes a map for every request.
-            const cache = req.hasVars ? req.vars.get("upstream_cache_status") : undefined;
-            if (cache !== undefined && stats[`cache_${cache}`] !== undefined)
-              stats[`cache_${cache}`]!++;
-            complete.call(outcome, done);
-          };
-          return outcome;
+          return base.handle(req).then((outcome) => {
+            const complete = outcome.complete;
+            outcome.complete = (done) => {
+              metrics.requestEnded(done.status, done.durationMs / 1000);
+              stats.bytes_sent! += done.bytesSent;
+              stats.bytes_received! += done.bodyBytesReceived;
+              // hasVars first: reading `vars` makes a map for every request.
+              const cache = req.hasVars ? req.vars.get("upstream_cache_status") : undefined;
+              if (cache !== undefined) {
+                const key = `cache_${cache}`;
+                if (stats[key] !== undefined) stats[key]!++;
+              }
+              complete.call(outcome, done);
+            };
+            return outcome;
+          });
         },
         rejected(conn, status, reason) {
           metrics.badRequest(status);
