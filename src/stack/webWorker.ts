@@ -29,6 +29,7 @@ import {
   normalizeGroup,
   type UpstreamGroup,
 } from "../upstream/index.ts";
+import type { Outcome } from "../webserver/engine/types.ts";
 import { startWebWorker, type WebWorkerData } from "../webserver/worker.ts";
 import { LeaseClient } from "./leases.ts";
 import { APP_GROUP } from "./plan.ts";
@@ -159,11 +160,11 @@ export default async function main(ctx: WorkerContext): Promise<void> {
         if (table) apply(table);
       },
       handler: (base) => ({
-        // Not an async function: one promise per request (the base's, never rejected) and one
-        // reaction, instead of an async wrapper's own promise and await on top.
         handle(req) {
           metrics.requestStarted();
-          return base.handle(req).then((outcome) => {
+          const pending = base.handle(req);
+          return pending instanceof Promise ? pending.then(counted) : counted(pending);
+          function counted(outcome: Outcome): Outcome {
             const complete = outcome.complete;
             outcome.complete = (done) => {
               metrics.requestEnded(done.status, done.durationMs / 1000);
@@ -178,7 +179,7 @@ export default async function main(ctx: WorkerContext): Promise<void> {
               complete.call(outcome, done);
             };
             return outcome;
-          });
+          }
         },
         rejected(conn, status, reason) {
           metrics.badRequest(status);

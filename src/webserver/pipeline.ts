@@ -156,6 +156,25 @@ function thenable<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown })?.then === "function";
 }
 
+/** The phases of one request, as a generator that yields only what it must wait for. */
+type Steps = Generator<Promise<unknown>, Outcome | Promise<Outcome>, unknown>;
+
+/**
+ * Run `steps` synchronously as far as they go: a request whose modules all answer at once (a
+ * cached static file, a `return`) costs no promise and no microtask; the first promise a module
+ * returns turns the rest asynchronous (an `async` function would make every request so).
+ */
+function drive(
+  steps: Steps,
+  result: IteratorResult<Promise<unknown>, Outcome | Promise<Outcome>>,
+): Outcome | Promise<Outcome> {
+  if (result.done) return result.value;
+  return result.value.then(
+    (value) => drive(steps, steps.next(value)),
+    (error: unknown) => drive(steps, steps.throw(error)),
+  );
+}
+
 /** Wildcard keys cover addresses of their port: `0.0.0.0:80` serves `127.0.0.1:80`'s servers. */
 function wildcardOf(spec: ListenSpec): string | undefined {
   if (spec.kind !== "tcp") return undefined;
@@ -289,7 +308,7 @@ export class Pipeline implements EngineHandler {
     this.log(srv.root, req, res, done);
   }
 
-  handle(req: EngineRequest): Promise<Outcome> {
+  handle(req: EngineRequest): Outcome | Promise<Outcome> {
     const table = this.tableFor(req.listenerKey, () => req.connection);
     const found = table.find(req.host);
     const srv = found?.server ?? table.defaultServer;
@@ -299,7 +318,7 @@ export class Pipeline implements EngineHandler {
       if (req.invalid) throw req.invalid;
       if (found === undefined && req.host !== "") {
         if (this.unknownHost === "close") {
-          return Promise.resolve(this.outcome(srv.root, req, drop(), true));
+          return this.outcome(srv.root, req, drop(), true);
         }
         if (this.unknownHost === "misdirected") throw new HttpError(421, "unknown host");
       }
@@ -326,13 +345,14 @@ export class Pipeline implements EngineHandler {
       }
     } catch (error) {
       const err = error instanceof HttpError ? error : new HttpError(500);
-      return Promise.resolve(this.finish(srv.root, req, this.errorResponse(err), err.close));
+      return this.finish(srv.root, req, this.errorResponse(err), err.close);
     }
-    return this.run(req, srv);
+    const steps = this.run(req, srv);
+    return drive(steps, steps.next());
   }
 
-  /** The phases, from server rewrite to filters. */
-  private async run(req: EngineRequest, srv: Srv): Promise<Outcome> {
+  /** The phases, from server rewrite to filters (`yield` waits for a module's promise). */
+  private *run(req: EngineRequest, srv: Srv): Steps {
     let loc = srv.root;
     let step: "server" | "find" | "rewrite" = "server";
     let reroutes = 0;
@@ -373,7 +393,7 @@ export class Pipeline implements EngineHandler {
           step = "find";
           for (const h of srv.root.serverRewrite) {
             const p = h(req);
-            const r: PhaseResult = thenable(p) ? await p : p;
+            const r = (thenable(p) ? yield p : p) as PhaseResult;
             if (r === undefined) continue;
             if (isReroute(r)) {
               step = apply(r, "rewrite");
@@ -399,7 +419,7 @@ export class Pipeline implements EngineHandler {
         let next: "server" | "find" | "rewrite" | undefined;
         for (const h of loc.rewrite) {
           const p = h(req);
-          const r: PhaseResult = thenable(p) ? await p : p;
+          const r = (thenable(p) ? yield p : p) as PhaseResult;
           if (r === undefined) continue;
           if (isReroute(r)) next = apply(r, "rewrite");
           else response = r;
@@ -412,7 +432,7 @@ export class Pipeline implements EngineHandler {
         }
         for (const h of loc.access) {
           const p = h(req);
-          const r: PhaseResult = thenable(p) ? await p : p;
+          const r = (thenable(p) ? yield p : p) as PhaseResult;
           if (r === undefined) continue;
           if (isReroute(r)) next = apply(r, "other");
           else response = r;
@@ -424,7 +444,7 @@ export class Pipeline implements EngineHandler {
           continue;
         }
         const p = (loc.content ?? notFound)(req);
-        const r = thenable(p) ? await p : p;
+        const r = (thenable(p) ? yield p : p) as Awaited<typeof p>;
         if (isReroute(r)) {
           step = apply(r, "other");
           continue;

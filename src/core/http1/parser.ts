@@ -444,6 +444,31 @@ export class H1Parser {
     this.pos = 0;
   }
 
+  /**
+   * Stop referring to memory fed in `shared` (a read buffer the caller reuses): unconsumed input
+   * is copied into the parser's own store, none held otherwise. Body chunks taken meanwhile are
+   * views of what was fed: the caller copies those it keeps.
+   */
+  own(shared: ArrayBufferLike): void {
+    if (this.buf.buffer !== shared) return;
+    const left = this.buf.length - this.pos;
+    if (left === 0) {
+      this.buf = EMPTY;
+      this.store = undefined;
+      this.scan -= this.pos;
+      this.lineStart -= this.pos;
+      this.pos = 0;
+      return;
+    }
+    const next = Buffer.allocUnsafe(Math.max(4096, 2 * left));
+    this.buf.copy(next, 0, this.pos);
+    this.store = next;
+    this.buf = next.subarray(0, left);
+    this.scan -= this.pos;
+    this.lineStart -= this.pos;
+    this.pos = 0;
+  }
+
   /** Unconsumed input (after an upgrade, a CONNECT, or to hand over a pipelined rest). */
   rest(): Buffer {
     return this.buf.subarray(this.pos);

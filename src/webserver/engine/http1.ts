@@ -300,7 +300,7 @@ export class Http1Engine {
       if (!finished) ereq.abort(new Error("client closed the connection"));
       ereq.onClose?.(finished);
     });
-    this.handler.handle(ereq).then(
+    Promise.resolve(this.handler.handle(ereq)).then(
       (outcome) => this.write(ereq, res, outcome, req.socket, conn),
       (error: unknown) => {
         this.opts.logger.error("request handler failed", { error });
@@ -481,7 +481,7 @@ export class Http1Engine {
     // answer is being made (or written) must not be an uncaught error. A takeover's owner adds
     // its own; this one stays and only closes.
     socket.on("error", () => socket.destroy());
-    this.handler.handle(ereq).then(
+    Promise.resolve(this.handler.handle(ereq)).then(
       (outcome) => {
         conn.active--;
         this.writeRaw(ereq, socket, head, outcome);

@@ -180,7 +180,7 @@ export class Http2Engine {
         req.abort(new Error("stream closed"));
       }
     });
-    this.handler.handle(req).then(
+    Promise.resolve(this.handler.handle(req)).then(
       (outcome) => this.write(req, stream, outcome),
       (error: unknown) => {
         this.opts.logger.error("request handler failed", { error });

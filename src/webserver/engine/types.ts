@@ -20,8 +20,11 @@ export interface Outcome {
 }
 
 export interface EngineHandler {
-  /** Answer one request. Never rejects: every failure is already a response. */
-  handle(req: EngineRequest): Promise<Outcome>;
+  /**
+   * Answer one request: the outcome at once when every module answered synchronously, else a
+   * promise of it. Never rejects: every failure is already a response.
+   */
+  handle(req: EngineRequest): Outcome | Promise<Outcome>;
   /** A request refused before it was one (a malformed head): for the access log. */
   rejected(connection: WebConnection, status: number, reason: string): void;
 }

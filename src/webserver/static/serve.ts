@@ -68,8 +68,8 @@ const allow = Fields.from({ allow: "GET, HEAD" });
 
 /** Where a request path leads, before the file system is asked. */
 type Located =
-  | { readonly ok: true; readonly file: string }
-  | { readonly ok: false; readonly status: number };
+  /** `key`: the file, without a trailing slash, as the open-file cache names it. */
+  { readonly ok: true; readonly key: string } | { readonly ok: false; readonly status: number };
 
 function notFound(): HttpError {
   return new HttpError(404);
@@ -119,8 +119,18 @@ function tryFallback(req: WebRequest, t: CompiledTryFiles): WebResponse | Rerout
   return { status: f.status, fields: new Fields(), body: { kind: "empty" } };
 }
 
+/** Request paths whose mapping {@link StaticHandler} remembers, at most (then it starts over). */
+const LOCATED_MAX = 1024;
+/** Longer paths are mapped every time (the memory stays within 1024 × 256 characters). */
+const LOCATED_PATH_MAX = 256;
+
 export class StaticHandler {
   readonly #c: StaticConfig;
+  /**
+   * Where request paths led (a pure function of the path for `root` and prefix `alias`: no file
+   * system in it), so that a hot path is checked and normalised once, not per request.
+   */
+  readonly #located = new Map<string, Located>();
 
   constructor(config: StaticConfig) {
     this.#c = config;
@@ -135,7 +145,7 @@ export class StaticHandler {
     if (c.tryFiles !== undefined) return this.#tryFiles(req, c.tryFiles);
     const at = this.#locate(req, req.path);
     if (!at.ok) throw new HttpError(at.status);
-    const key = stripSlash(at.file);
+    const key = at.key;
     const hit = c.files.peek(key);
     if (
       hit?.ok &&
@@ -153,6 +163,18 @@ export class StaticHandler {
 
   /** Map a request path to a file, refusing unsafe and hidden paths. */
   #locate(req: WebRequest, path: string): Located {
+    if (this.#c.mapping.kind === "aliasRegex" || path.length > LOCATED_PATH_MAX) {
+      return this.#map(req, path);
+    }
+    const known = this.#located.get(path);
+    if (known !== undefined) return known;
+    const at = this.#map(req, path);
+    if (this.#located.size >= LOCATED_MAX) this.#located.clear();
+    this.#located.set(path, at);
+    return at;
+  }
+
+  #map(req: WebRequest, path: string): Located {
     const refusal = refusePath(path);
     if (refusal === "bad") return { ok: false, status: 400 };
     if (refusal === "too long") return { ok: false, status: 404 };
@@ -164,7 +186,7 @@ export class StaticHandler {
     if (this.#c.dotfiles !== "allow" && hiddenSegment(file.slice(m.dir.length))) {
       return { ok: false, status: this.#c.dotfiles === "deny" ? 403 : 404 };
     }
-    return { ok: true, file };
+    return { ok: true, key: stripSlash(file) };
   }
 
   /**
@@ -185,7 +207,7 @@ export class StaticHandler {
       const uri = tryUri(req, test);
       const at = this.#locate(req, uri);
       if (!at.ok) continue;
-      const lookup = c.files.peek(stripSlash(at.file), now);
+      const lookup = c.files.peek(at.key, now);
       if (lookup === undefined) return this.#tryFilesFrom(req, t, i);
       if (!lookup.ok || !lookup.allowed || lookup.directory !== test.directory) continue;
       // nginx changes $uri to the entry that matched.
@@ -224,7 +246,7 @@ export class StaticHandler {
       const uri = tryUri(req, test);
       const at = this.#locate(req, uri);
       if (!at.ok) continue;
-      const lookup = await c.files.lookup(stripSlash(at.file));
+      const lookup = await c.files.lookup(at.key);
       if (!lookup.ok || !lookup.allowed || lookup.directory !== test.directory) continue;
       // nginx changes $uri to the entry that matched.
       req.path = uri;
