@@ -192,7 +192,10 @@ const all = [
     c.name === "nginx + gunicorn" ||
     c.name.startsWith("brigade up @"),
 );
-const paths = (c: Case) => (stackWanted.includes(c.name) ? ["/static.txt", "/hello"] : ["/hello"]);
+const paths = (c: Case) =>
+  stackWanted.includes(c.name) || c.name.startsWith("brigade up @")
+    ? ["/static.txt", "/hello"]
+    : ["/hello"];
 
 function readStat(path: string): { comm: string; user: number; sys: number } | undefined {
   try {
@@ -301,7 +304,10 @@ try {
     started.set(c.name, { c, s: await c.start() });
   }
   for (let r = 0; r < rounds; r++) {
-    for (const [name, { c, s }] of started) {
+    // Each round starts one case later, so that no case always runs right after the same one.
+    const order = [...started];
+    const rotated = [...order.slice(r % order.length), ...order.slice(0, r % order.length)];
+    for (const [name, { c, s }] of rotated) {
       for (const path of paths(c)) {
         const url = new URL(path, s.url).href;
         if (r === 0) await runWrk({ url, connections, durationSec: 1 }); // warm-up
