@@ -391,7 +391,8 @@ export class Pipeline implements EngineHandler {
       try {
         if (step === "server") {
           step = "find";
-          for (const h of srv.root.serverRewrite) {
+          for (let i = 0, phase = srv.root.serverRewrite; i < phase.length; i++) {
+            const h = phase[i]!;
             const p = h(req);
             const r = (thenable(p) ? yield p : p) as PhaseResult;
             if (r === undefined) continue;
@@ -417,7 +418,8 @@ export class Pipeline implements EngineHandler {
         }
         step = "rewrite";
         let next: "server" | "find" | "rewrite" | undefined;
-        for (const h of loc.rewrite) {
+        for (let i = 0, phase = loc.rewrite; i < phase.length; i++) {
+          const h = phase[i]!;
           const p = h(req);
           const r = (thenable(p) ? yield p : p) as PhaseResult;
           if (r === undefined) continue;
@@ -430,7 +432,8 @@ export class Pipeline implements EngineHandler {
           step = next;
           continue;
         }
-        for (const h of loc.access) {
+        for (let i = 0, phase = loc.access; i < phase.length; i++) {
+          const h = phase[i]!;
           const p = h(req);
           const r = (thenable(p) ? yield p : p) as PhaseResult;
           if (r === undefined) continue;
