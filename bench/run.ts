@@ -8,7 +8,7 @@
  * a .json with every raw run. Servers are stopped by PID at the end, on error and on Ctrl-C.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -246,7 +246,12 @@ async function main(): Promise<number> {
   process.stdout.write(`\n${markdown}`);
 
   mkdirSync(values.out, { recursive: true });
-  const base = `${values.out.replace(/\/$/, "")}/${name}-${startedAt.toISOString().slice(0, 10)}`;
+  // A day's first run is <suite>-<date>, later ones -b, -c...: an earlier result is never overwritten.
+  const day = `${values.out.replace(/\/$/, "")}/${name}-${startedAt.toISOString().slice(0, 10)}`;
+  let base = day;
+  for (let i = 0; existsSync(`${base}.md`) || existsSync(`${base}.json`); i++) {
+    base = `${day}-${String.fromCharCode(98 + (i % 25))}${i >= 25 ? Math.floor(i / 25) : ""}`;
+  }
   writeFileSync(`${base}.md`, markdown);
   const settings = { durationSec, repeats, connections, threads, warmupSec };
   writeFileSync(

@@ -88,7 +88,12 @@ export function limitBody(
   limit: number,
   onRefused: () => void,
 ): void {
-  if (limit <= 0 || req.headers["content-length"] !== undefined) return;
+  // A body with a declared length was checked whole (bodyTooLarge); one with neither length
+  // nor transfer-coding is empty (RFC 9112 §6.3): only a chunked body needs counting.
+  const h = req.headers;
+  if (limit <= 0 || h["content-length"] !== undefined || h["transfer-encoding"] === undefined) {
+    return;
+  }
   let seen = 0;
   const push = req.push.bind(req);
   req.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {

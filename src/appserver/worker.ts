@@ -201,8 +201,9 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
     status: number,
     bytes: number | undefined,
     seconds: number,
-    remote = clientAddress(req),
+    remote?: string,
   ) => {
+    // Only with an access log: the client's address reads the forwarding headers.
     if (!accessLog || !format) return;
     try {
       accessLog.write(
@@ -212,7 +213,7 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
           status,
           bytes,
           duration: seconds,
-          remote,
+          remote: remote ?? clientAddress(req),
           end: new Date(),
         }),
       );

@@ -170,9 +170,12 @@ export default async function main(ctx: WorkerContext): Promise<void> {
               metrics.requestEnded(done.status, done.durationMs / 1000);
               stats.bytes_sent! += done.bytesSent;
               stats.bytes_received! += done.bodyBytesReceived;
-              const cache = req.vars.get("upstream_cache_status");
-              if (cache !== undefined && stats[`cache_${cache}`] !== undefined)
-                stats[`cache_${cache}`]!++;
+              // hasVars first: reading `vars` makes a map for every request.
+              const cache = req.hasVars ? req.vars.get("upstream_cache_status") : undefined;
+              if (cache !== undefined) {
+                const key = `cache_${cache}`;
+                if (stats[key] !== undefined) stats[key]!++;
+              }
               complete.call(outcome, done);
             };
             return outcome;

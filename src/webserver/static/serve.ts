@@ -95,6 +95,30 @@ function lookupError(missing: { readonly code: string; readonly path: string }):
   }
 }
 
+/** The path a `tryFiles` test names for this request. */
+function tryUri(req: WebRequest, test: CompiledTryFiles["tests"][number]): string {
+  // `$uri/` of "/d/" is "/d//": merged, as the core merges a request's slashes.
+  let uri = test.render(req);
+  if (uri.includes("//")) uri = uri.replace(/\/{2,}/g, "/");
+  if (test.directory && !uri.endsWith("/")) uri += "/";
+  if (!uri.startsWith("/")) uri = `/${uri}`;
+  return uri;
+}
+
+/** What `tryFiles` does when no test matched: its fallback. */
+function tryFallback(req: WebRequest, t: CompiledTryFiles): WebResponse | Reroute {
+  const f = t.fallback;
+  if (f.kind === "named") return { reroute: f.name };
+  if (f.kind === "uri") {
+    // As nginx: the fallback's query is what it says, none if it says none (a reroute without
+    // "?" would keep the client's).
+    const uri = f.render(req);
+    return { reroute: uri.includes("?") ? uri : `${uri}?` };
+  }
+  if (f.status >= 400) throw new HttpError(f.status);
+  return { status: f.status, fields: new Fields(), body: { kind: "empty" } };
+}
+
 /** Request paths whose mapping {@link StaticHandler} remembers, at most (then it starts over). */
 const LOCATED_MAX = 1024;
 /** Longer paths are mapped every time (the memory stays within 1024 × 256 characters). */
@@ -165,13 +189,61 @@ export class StaticHandler {
     return { ok: true, key: stripSlash(file) };
   }
 
-  async #tryFiles(req: WebRequest, t: CompiledTryFiles): Promise<WebResponse | Reroute> {
+  /**
+   * `tryFiles`: the first test that names an existing file (or directory), else the fallback.
+   * While every test's answer is fresh in the open-file cache (the steady state: `brigade up`'s
+   * embedded default tries `$uri` and `$uri/index.html` before each app request), it decides
+   * synchronously, without a promise per test; from the first test the cache cannot answer
+   * without a system call, it goes on asynchronously (`#tryFilesFrom`).
+   */
+  #tryFiles(
+    req: WebRequest,
+    t: CompiledTryFiles,
+  ): WebResponse | Reroute | Promise<WebResponse | Reroute> {
     const c = this.#c;
-    for (const test of t.tests) {
-      // `$uri/` of "/d/" is "/d//": merged, as the core merges a request's slashes.
-      let uri = test.render(req).replace(/\/{2,}/g, "/");
-      if (test.directory && !uri.endsWith("/")) uri += "/";
-      if (!uri.startsWith("/")) uri = `/${uri}`;
+    const now = Date.now();
+    for (let i = 0; i < t.tests.length; i++) {
+      const test = t.tests[i]!;
+      const uri = tryUri(req, test);
+      const at = this.#locate(req, uri);
+      if (!at.ok) continue;
+      const lookup = c.files.peek(at.key, now);
+      if (lookup === undefined) return this.#tryFilesFrom(req, t, i);
+      if (!lookup.ok || !lookup.allowed || lookup.directory !== test.directory) continue;
+      // nginx changes $uri to the entry that matched.
+      req.path = uri;
+      if (
+        lookup.data !== undefined &&
+        !lookup.directory &&
+        c.precompressed.length === 0 &&
+        (req.method === "GET" || req.method === "HEAD") &&
+        !uri.endsWith("/")
+      ) {
+        // A small file held in memory: as `handle`'s synchronous path.
+        return this.#respond(
+          req,
+          lookup,
+          undefined,
+          c.types.forPath(lookup.path),
+          undefined,
+          false,
+        );
+      }
+      return this.#serve(req, uri, lookup);
+    }
+    return tryFallback(req, t);
+  }
+
+  /** `tryFiles` from test `from` on, asking the cache (and the file system) asynchronously. */
+  async #tryFilesFrom(
+    req: WebRequest,
+    t: CompiledTryFiles,
+    from: number,
+  ): Promise<WebResponse | Reroute> {
+    const c = this.#c;
+    for (let i = from; i < t.tests.length; i++) {
+      const test = t.tests[i]!;
+      const uri = tryUri(req, test);
       const at = this.#locate(req, uri);
       if (!at.ok) continue;
       const lookup = await c.files.lookup(at.key);
@@ -180,16 +252,7 @@ export class StaticHandler {
       req.path = uri;
       return this.#serve(req, uri, lookup);
     }
-    const f = t.fallback;
-    if (f.kind === "named") return { reroute: f.name };
-    if (f.kind === "uri") {
-      // As nginx: the fallback's query is what it says, none if it says none (a reroute without
-      // "?" would keep the client's).
-      const uri = f.render(req);
-      return { reroute: uri.includes("?") ? uri : `${uri}?` };
-    }
-    if (f.status >= 400) throw new HttpError(f.status);
-    return { status: f.status, fields: new Fields(), body: { kind: "empty" } };
+    return tryFallback(req, t);
   }
 
   async #serve(req: WebRequest, uri: string, lookup: Lookup): Promise<WebResponse | Reroute> {

@@ -394,6 +394,36 @@ test("tryFiles: the SPA fallback, directories, statuses, named locations, variab
   }
 });
 
+test("tryFiles: answered synchronously once the open-file cache knows every entry", async (t) => {
+  const root = site(t);
+  const h = await handler(t, { root, tryFiles: ["$uri", "$uri/index.html", "@app"] });
+  // First time: the file system is asked (a promise); the answers are cached, misses too.
+  const first = h(request("GET", "/nope"));
+  assert.ok(first instanceof Promise, "the first lookup goes to the file system");
+  assert.deepEqual(await first, { reroute: "@app" });
+  const again = h(request("GET", "/nope"));
+  assert.ok(!(again instanceof Promise), "cached misses decide at once");
+  assert.deepEqual(again, { reroute: "@app" });
+  await h(request("GET", "/a.txt"));
+  const req = request("GET", "/a.txt");
+  const hit = h(req);
+  assert.ok(!(hit instanceof Promise), "a small cached file is answered at once");
+  assert.equal(!isReroute(hit) && hit.status, 200);
+  assert.equal(!isReroute(hit) && (await bodyOf(hit)).toString(), "0123456789");
+  assert.equal(req.path, "/a.txt");
+  // `$uri` of a directory is not a file; `$uri/index.html` is, from the cache at once.
+  await h(request("GET", "/docs/"));
+  const index = request("GET", "/docs/");
+  const dir = h(index);
+  assert.ok(!(dir instanceof Promise));
+  assert.equal(!isReroute(dir) && (await bodyOf(dir)).toString(), "docs");
+  assert.equal(index.path, "/docs/index.html");
+  // A directory test (`$uri/`) goes the asynchronous way (index files, redirects), as before.
+  const dirs = await handler(t, { root, tryFiles: ["$uri", "$uri/", "=404"] });
+  await dirs(request("GET", "/docs"));
+  assert.deepEqual(await dirs(request("GET", "/docs")), { reroute: "/docs/index.html" });
+});
+
 test("dotfiles: ignored (404), denied (403) or allowed; .well-known always", async (t) => {
   const root = site(t);
   const ignore = await handler(t, { root });
