@@ -3,8 +3,8 @@
  * framings, a bad status line: 502; a cut body: the body fails), connections never reused after
  * anything doubtful, 1xx skipped, bodiless statuses, chunked both ways, close-delimited bodies,
  * backpressure, what goes on the wire, and the read buffer shared by connections (nothing of it
- * kept). Plus, for both transports: a client that goes away
- * is not a failure of the peer (passive health).
+ * kept). Plus, for both transports: a client that goes away is not a failure of the peer
+ * (passive health).
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
