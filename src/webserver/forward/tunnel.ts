@@ -128,41 +128,37 @@ export function parentConnect(
   });
 }
 
-/** Bytes read from a destination per read, into a buffer reused while writes keep up. */
+/** Bytes read from a destination per read. */
 const CHUNK = 64 * 1024;
 
 /**
- * The read buffer every relay of this thread shares: a read fills it and the callback writes
- * it out at once (libuv asks for the buffer right before the read, and calls back right after),
- * so it is free again unless that write was left queued.
+ * The read buffer every relay of this thread shares. Node fixes a socket's next read buffer
+ * right after its previous read, so a buffer once shared can never be taken back from the other
+ * sockets: it is never replaced, and what a read leaves in it is copied before it is written.
  */
-let spare = Buffer.allocUnsafe(CHUNK);
+const shared = Buffer.allocUnsafe(CHUNK);
 
 /**
- * The destination-to-client direction without a fresh buffer per read: the destination socket
- * reads into one buffer (`onread`), each read is written to the client at once, and only when a
- * write is left queued (the client is slower) does the buffer go with it and a new one is made.
- * Downloads through a tunnel are most of what a proxy carries; this spares node's allocation and
- * stream machinery per 64 KiB. What arrives before the tunnel runs (a server that speaks first)
- * is kept, and reading pauses until then.
+ * The destination-to-client direction without Node's allocation and stream machinery per read:
+ * the destination socket reads into the shared buffer (`onread`), and each read is copied into
+ * a buffer of its exact size and written to the client at once (a write left queued for a slow
+ * client holds its own copy; test/webserver/forward/tunnelBuffers.test.ts). What arrives before
+ * the tunnel runs (a server that speaks first) is kept, and reading pauses until then.
  */
 export class DownRelay {
   private sink: Duplex | undefined;
   private count: ((n: number) => boolean) | undefined;
   private readonly early: Buffer[] = [];
-  readonly buffer = (): Buffer => spare;
+  readonly buffer = shared;
   readonly callback = (n: number, buf: Buffer): boolean => {
-    const chunk = buf.subarray(0, n);
+    const chunk = Buffer.from(buf.subarray(0, n));
     const sink = this.sink;
     if (sink === undefined) {
-      this.early.push(Buffer.from(chunk));
+      this.early.push(chunk);
       return false;
     }
     if (!this.count!(n)) return false;
-    const ok = sink.write(chunk);
-    // A write left queued holds the buffer: every relay reads into a new one from now on.
-    if (sink.writableLength > 0) spare = Buffer.allocUnsafe(CHUNK);
-    return ok;
+    return sink.write(chunk);
   };
 
   /** Start relaying to `sink`; `count(n)` is told of each read and returns false to stop. */
