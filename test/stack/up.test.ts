@@ -295,7 +295,7 @@ test("sync app workers: one request at a time each, the rest queued at the front
 test("sync app workers behind two web workers: one request at a time each, never one waiting at a busy worker while another is idle; a killed web worker's leases are freed", async (t) => {
   // The app records how many of its requests are in progress when one starts: a sync app worker
   // handed a second request while one is in the app would answer `active=2`. `/pair` waits
-  // until both app workers have one (a marker file each in `meet`), up to 4 s, and says
+  // until both app workers have one (a marker file each in `meet`), up to 10 s, and says
   // whether they met: two requests sent together meet unless one waited at a busy app worker
   // while the other app worker was idle. `/hold` waits for the file `go`.
   const app = `
@@ -312,7 +312,8 @@ export default {
     try {
       if (url.pathname === "/pair") {
         writeFileSync(mine, "");
-        const until = Date.now() + 4000;
+        // 10 s: on a loaded machine a request may take seconds to reach the front at all.
+        const until = Date.now() + 10000;
         let met = false;
         while (!met && Date.now() < until) {
           met = readdirSync(meet).length >= 2;
