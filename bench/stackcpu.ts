@@ -32,7 +32,7 @@ import { processTree } from "./lib/process.ts";
 import { median } from "./lib/report.ts";
 import { benchFile, type Case, type Server, startBrigadeWeb } from "./lib/suite.ts";
 import { runWrk } from "./lib/wrk.ts";
-import { cases as stackCases } from "./suites/stack.ts";
+import { brigadeUp, cases as stackCases } from "./suites/stack.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -134,49 +134,7 @@ const compareCases: Case[] = [
 
 /** `brigade up` as bench/suites/stack.ts starts it, from the checkout at `dir`. */
 function brigadeUpAt(dir: string): Case {
-  const root = resolve(dir);
-  return {
-    name: `brigade up @${dir}`,
-    async start() {
-      const up = await startCommand({
-        name: `brigade up @${dir}`,
-        command: join(root, "node_modules/.bin/node"),
-        args: [
-          join(root, "bin/brigade.ts"),
-          "up",
-          join(root, "bench/servers/appNode.ts"),
-          "--listen",
-          "127.0.0.1:{port}",
-          "--admin",
-          "off",
-          "--runtime-dir",
-          "{dir}/run",
-          "--app-workers",
-          "2",
-          "--web-workers",
-          "1",
-          "--log-level",
-          "warn",
-        ],
-        files: { "public/static.txt": Buffer.alloc(1024, "x") },
-        timeoutMs: 60_000,
-      });
-      // As the stack suite: the master listens before its workers are up.
-      for (const end = Date.now() + 60_000; ; ) {
-        const ok = await fetch(new URL("/hello", up.url)).then(
-          (r) => r.status === 200,
-          () => false,
-        );
-        if (ok) break;
-        if (Date.now() > end) {
-          await up.stop();
-          throw new Error(`brigade up @${dir} did not answer /hello within 60 s`);
-        }
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      return up;
-    },
-  };
+  return { name: `brigade up @${dir}`, start: () => brigadeUp([], resolve(dir)) };
 }
 
 const stackWanted = ["nginx + gunicorn", "brigade up", "brigade up, node engine"];

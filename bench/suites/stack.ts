@@ -11,7 +11,9 @@
  * (node:http), the fallback.
  * Target (issue 6): ≥ 3× nginx + gunicorn on `/hello`, and ≥ 0.6× on `/static.txt`.
  */
+
 import net from "node:net";
+import { join } from "node:path";
 import { type RunningServer, startCommand, startGunicorn, startNginx } from "../lib/peers.ts";
 import { benchFile, type Case, defineSuite, type Server } from "../lib/suite.ts";
 
@@ -19,16 +21,21 @@ const wsgiHello = `def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
     return [b"hello"]
 `;
-const file = Buffer.alloc(1024, "x");
+const staticFile = Buffer.alloc(1024, "x");
 
-async function brigadeUp(extra: string[] = []): Promise<RunningServer> {
+/**
+ * `brigade up` on the hello app, 1 web + 2 app workers, ready (answering /hello); `root`: run it
+ * from another checkout (with that checkout's node), for before/after in one run (stackcpu.ts).
+ */
+export async function brigadeUp(extra: string[] = [], root?: string): Promise<RunningServer> {
+  const file = (rel: string) => (root === undefined ? benchFile(rel) : join(root, rel));
   const up = await startCommand({
-    name: "brigade up",
-    command: process.execPath,
+    name: root === undefined ? "brigade up" : `brigade up @${root}`,
+    command: root === undefined ? process.execPath : join(root, "node_modules/.bin/node"),
     args: [
-      benchFile("bin/brigade.ts"),
+      file("bin/brigade.ts"),
       "up",
-      benchFile("bench/servers/appNode.ts"),
+      file("bench/servers/appNode.ts"),
       "--listen",
       "127.0.0.1:{port}",
       "--admin",
@@ -43,10 +50,15 @@ async function brigadeUp(extra: string[] = []): Promise<RunningServer> {
       "warn",
       ...extra,
     ],
-    files: { "public/static.txt": file },
+    files: { "public/static.txt": staticFile },
     timeoutMs: 60_000,
   });
-  await ready(up.port);
+  try {
+    await ready(up.port);
+  } catch (err) {
+    await up.stop();
+    throw err;
+  }
   return up;
 }
 
@@ -73,7 +85,7 @@ async function nginxGunicorn(): Promise<Server> {
   try {
     front = await startNginx({
       workers: 1,
-      files: { "html/static.txt": file },
+      files: { "html/static.txt": staticFile },
       http: `  upstream app { server 127.0.0.1:${app.port}; keepalive 16; }\n  sendfile on; tcp_nopush on; open_file_cache max=1000;`,
       serverBlock:
         '    location = /static.txt { }\n    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }',
