@@ -44,6 +44,7 @@ import {
   type ParseError,
   type ParserLimits,
 } from "../core/http1/parser.ts";
+import { detached, READ_BUFFER, READ_MEMORY } from "../core/http1/readBuffer.ts";
 import { classifyError, UpstreamError } from "./errors.ts";
 import { type PeerTarget, targetName } from "./peer.ts";
 import {
@@ -221,28 +222,14 @@ function headerRecord(fields: readonly string[]): Record<string, string | string
   return out;
 }
 
-/** Bytes read from a peer at most per read. */
-const READ_SIZE = 64 * 1024;
-
-/**
- * The read buffer every pooled upstream connection of this thread reads into (`onread`): libuv
- * takes it right before a read and node calls back right after, and the callback parses the
- * bytes at once and copies out what outlives it (body pieces handed on, input the parser keeps),
- * so no socket ever finds it in use. No buffer is allocated per read, and none of the readable
- * stream's work (push, 'data', the read-more tick) is done: about what a small response costs
- * node per read. Every socket keeps the same buffer, so it is never given away.
- */
-const readBuffer = Buffer.allocUnsafe(READ_SIZE);
-const readMemory = readBuffer.buffer;
-const sharedReadBuffer = (): Buffer => readBuffer;
-
 /**
  * A pooled connection's `onread` hook, made before the socket exists (dial), pointed at its
  * connection once there is one.
  */
 class ReadPort {
   conn: H1Connection | undefined = undefined;
-  readonly buffer = sharedReadBuffer;
+  // The thread's read buffer (core/http1/readBuffer.ts): a fixed one, no call per read for it.
+  readonly buffer = READ_BUFFER;
   readonly callback = (n: number, buf: Buffer): boolean => {
     const conn = this.conn;
     if (conn === undefined) return false;
@@ -365,8 +352,6 @@ class H1Connection {
   private flowing = true;
   /** Inside `drive`. */
   private driving = false;
-  /** Inside `onRead`: the parser's input is the shared read buffer. */
-  private inRead = false;
   // Two timers (read/body, idle), each touched once per timeout period rather than per request:
   // a phase only sets its deadline (performance.now() ms; 0: none), and the timer, when it
   // fires, looks at it: past it, the timeout happens; before it, the timer is set again for the
@@ -630,14 +615,12 @@ class H1Connection {
     this.sendTimer.unref();
   }
 
-  /** Bytes read into the shared read buffer (see {@link readBuffer}): nothing of it may stay. */
+  /** Bytes read into the thread's shared read buffer (READ_BUFFER): nothing of it may stay. */
   onRead(chunk: Buffer): void {
-    this.inRead = true;
     try {
       this.onData(chunk);
     } finally {
-      this.inRead = false;
-      this.parser.own(readMemory);
+      this.parser.own(READ_MEMORY);
     }
   }
 
@@ -683,8 +666,7 @@ class H1Connection {
         else if (ev === BODY) {
           const ex = this.ex;
           // A piece of the shared read buffer is copied before it is handed on.
-          const chunk =
-            this.inRead && p.chunk.buffer === readMemory ? Buffer.from(p.chunk) : p.chunk;
+          const chunk = detached(p.chunk);
           if (ex.whole) ex.data = ex.data === undefined ? chunk : Buffer.concat([ex.data, chunk]);
           else if (!ex.body!.push(chunk)) this.flowing = false;
         } else if (ev === END) this.onMessageEnd();

@@ -6,6 +6,7 @@
  */
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { READ_BUFFER } from "../../core/http1/readBuffer.ts";
 import { dial, UpstreamError } from "../../upstream/index.ts";
 
 /** Why a tunnel ended, for `$forward_end`. */
@@ -128,28 +129,19 @@ export function parentConnect(
   });
 }
 
-/** Bytes read from a destination per read. */
-const CHUNK = 64 * 1024;
-
-/**
- * The read buffer every relay of this thread shares. Node fixes a socket's next read buffer
- * right after its previous read, so a buffer once shared can never be taken back from the other
- * sockets: it is never replaced, and what a read leaves in it is copied before it is written.
- */
-const shared = Buffer.allocUnsafe(CHUNK);
-
 /**
  * The destination-to-client direction without Node's allocation and stream machinery per read:
- * the destination socket reads into the shared buffer (`onread`), and each read is copied into
- * a buffer of its exact size and written to the client at once (a write left queued for a slow
- * client holds its own copy; test/webserver/forward/tunnelBuffers.test.ts). What arrives before
- * the tunnel runs (a server that speaks first) is kept, and reading pauses until then.
+ * the destination socket reads into the thread's read buffer (core/http1/readBuffer.ts,
+ * `onread`), and each read is copied into a buffer of its exact size and written to the client
+ * at once (a write left queued for a slow client holds its own copy;
+ * test/webserver/forward/tunnelBuffers.test.ts). What arrives before the tunnel runs (a server
+ * that speaks first) is kept, and reading pauses until then.
  */
 export class DownRelay {
   private sink: Duplex | undefined;
   private count: ((n: number) => boolean) | undefined;
   private readonly early: Buffer[] = [];
-  readonly buffer = shared;
+  readonly buffer = READ_BUFFER;
   readonly callback = (n: number, buf: Buffer): boolean => {
     const chunk = Buffer.from(buf.subarray(0, n));
     const sink = this.sink;

@@ -28,6 +28,7 @@ import {
   NEED_MORE,
   ParseError,
 } from "../../../core/http1/parser.ts";
+import { detached, READ_BUFFER, READ_MEMORY } from "../../../core/http1/readBuffer.ts";
 import { type Body, Fields, HttpError, type WebResponse } from "../../exchange.ts";
 import type { Completion } from "../../module.ts";
 import { defaultPage } from "../../statusPages.ts";
@@ -61,17 +62,14 @@ function onSocketData(this: Tagged, chunk: Buffer): void {
 }
 
 /**
- * Plain TCP and unix sockets read into one buffer of the worker's, shared by all connections,
+ * Plain TCP and unix sockets read into the thread's one read buffer (core/http1/readBuffer.ts)
  * instead of a fresh Buffer per read pushed through the socket's Readable: Node's `onread`
  * (documented for `net.connect`), switched on for accepted sockets through the two internal
- * properties `net.Socket` keeps it in. Per read, Node otherwise allocates 64 KiB, shrinks it to
- * size, wraps it in an ArrayBuffer and a Buffer and pushes it through the Readable (with the
- * synchronous pipeline: 18.4 → 13.1 µs of CPU per cached 1 KiB file; docs/engine.md). Each read
- * is handled before the next one lands, and what outlives its read (unconsumed input, body
- * chunks) is copied out first (`H1Parser.own`, {@link Connection.pump}). Where the properties
- * are not found (another Node), reads come as `data` events, as before.
+ * properties `net.Socket` keeps it in (with the synchronous pipeline: 18.4 → 13.1 µs of CPU per
+ * cached 1 KiB file; docs/engine.md). What outlives a read (unconsumed input, body chunks) is
+ * copied out first (`H1Parser.own`, {@link Connection.pump}). Where the properties are not found
+ * (another Node), reads come as `data` events, as before.
  */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const userBuffer = ((): { buffer: symbol; callback: symbol } | undefined => {
   const probe = new NetSocket();
   const own = Object.getOwnPropertySymbols(probe);
@@ -294,7 +292,7 @@ export class Connection implements BodySource {
 
   /** After a read into the shared buffer: keep nothing that points into it. */
   ownInput(): void {
-    this.parser.own(READ_BUFFER.buffer);
+    this.parser.own(READ_MEMORY);
   }
 
   private pauseReading(): void {
@@ -531,8 +529,7 @@ export class Connection implements BodySource {
       if (ev === BODY) {
         // A view of the shared read buffer is the sink's to keep (a write queued to an upstream):
         // a copy of it.
-        const view = parser.chunk;
-        const chunk = view.buffer === READ_BUFFER.buffer ? Buffer.from(view) : view;
+        const chunk = detached(parser.chunk);
         this.bodyBytes += chunk.length;
         const limit = this.req?.bodyLimit ?? 0;
         if (limit > 0 && this.bodyBytes > limit) {
