@@ -9,34 +9,21 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { test } from "node:test";
-import { waitFor } from "../helpers/process.ts";
+import { boundedLoad, waitFor } from "../helpers/process.ts";
 import { fixtureApp, request, startApp, tempDir } from "./harness.ts";
 
-/** Request loops until stopped, bounded by `maxRequests` in all and `maxMs`. */
+/** Request loops (two keep-alive, two one-shot) until stopped, bounded by `maxRequests` in all and `maxMs`. */
 function load(port: number, maxRequests = 6000, maxMs = 45_000) {
-  const bodies: string[] = [];
-  const errors: string[] = [];
   const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
-  let stopped = false;
-  const end = Date.now() + maxMs;
-  const loop = async (keepAlive: boolean): Promise<void> => {
-    while (!stopped && bodies.length + errors.length < maxRequests && Date.now() < end) {
-      try {
-        const r = await request(port, "/env?name=GEN", keepAlive ? { agent } : {});
-        if (r.status === 200) bodies.push(r.body.trim());
-        else errors.push(`status ${r.status}`);
-      } catch (e) {
-        errors.push(String(e));
-      }
-    }
-  };
-  const done = Promise.all([loop(true), loop(true), loop(false), loop(false)]);
+  const traffic = boundedLoad(
+    (keepAlive: boolean) => request(port, "/env?name=GEN", keepAlive ? { agent } : {}),
+    { loops: [true, true, false, false], maxRequests, maxMs, trim: true },
+  );
   return {
-    bodies,
-    errors,
-    async stop() {
-      stopped = true;
-      await done;
+    bodies: traffic.bodies,
+    errors: traffic.errors,
+    async stop(): Promise<void> {
+      await traffic.stop();
       agent.destroy();
     },
   };

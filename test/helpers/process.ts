@@ -192,3 +192,39 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * Request loops for a test that changes a server under load: one loop per entry of `loops`
+ * (its value given to `send`), each sending `send(...)` after the previous answer until
+ * `stop()`, or `maxRequests` in all, or `maxMs`, whichever comes first. A 200's body (trimmed
+ * when `trim`) goes to `bodies`, anything else to `errors`.
+ */
+export function boundedLoad<L>(
+  send: (loop: L) => Promise<{ status: number; body: string }>,
+  options: { loops: readonly L[]; maxRequests: number; maxMs: number; trim?: boolean },
+) {
+  const bodies: string[] = [];
+  const errors: string[] = [];
+  let stopped = false;
+  const end = Date.now() + options.maxMs;
+  const loop = async (which: L): Promise<void> => {
+    while (!stopped && bodies.length + errors.length < options.maxRequests && Date.now() < end) {
+      try {
+        const r = await send(which);
+        if (r.status === 200) bodies.push(options.trim ? r.body.trim() : r.body);
+        else errors.push(`status ${r.status}: ${r.body}`);
+      } catch (e) {
+        errors.push(String(e));
+      }
+    }
+  };
+  const done = Promise.all(options.loops.map(loop));
+  return {
+    bodies,
+    errors,
+    async stop(): Promise<void> {
+      stopped = true;
+      await done;
+    },
+  };
+}

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { alive, httpGet, killOnExit, waitFor } from "../helpers/process.ts";
+import { alive, boundedLoad, httpGet, killOnExit, waitFor } from "../helpers/process.ts";
 import { type FixtureConfig, startMaster } from "./harness.ts";
 
 /**
@@ -15,30 +15,11 @@ import { type FixtureConfig, startMaster } from "./harness.ts";
  * `maxRequests` in all or `maxMs`, whichever comes first.
  */
 function requestStream(port: number, loops = 2, maxRequests = 4000, maxMs = 40_000) {
-  const bodies: string[] = [];
-  const errors: string[] = [];
-  let stopped = false;
-  const end = Date.now() + maxMs;
-  const loop = async (): Promise<void> => {
-    while (!stopped && bodies.length + errors.length < maxRequests && Date.now() < end) {
-      try {
-        const r = await httpGet({ port }, "/", 10_000);
-        if (r.status === 200) bodies.push(r.body);
-        else errors.push(`status ${r.status}`);
-      } catch (e) {
-        errors.push(String(e));
-      }
-    }
-  };
-  const done = Promise.all(Array.from({ length: loops }, loop));
-  return {
-    bodies,
-    errors,
-    async stop() {
-      stopped = true;
-      await done;
-    },
-  };
+  return boundedLoad(() => httpGet({ port }, "/", 10_000), {
+    loops: Array.from({ length: loops }, (_, i) => i),
+    maxRequests,
+    maxMs,
+  });
 }
 
 const base: FixtureConfig = {

@@ -9,35 +9,12 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { request } from "../appserver/harness.ts";
-import { alive, waitFor } from "../helpers/process.ts";
+import { alive, boundedLoad, waitFor } from "../helpers/process.ts";
 import { appSource, type Stack, startStack } from "./harness.ts";
 
 /** Sequential one-shot requests in two loops, bounded in count and time, until stopped. */
 function load(port: number, maxRequests = 3000, maxMs = 60_000) {
-  const bodies: string[] = [];
-  const errors: string[] = [];
-  let stopped = false;
-  const end = Date.now() + maxMs;
-  const loop = async (): Promise<void> => {
-    while (!stopped && bodies.length + errors.length < maxRequests && Date.now() < end) {
-      try {
-        const r = await request(port, "/x");
-        if (r.status === 200) bodies.push(r.body);
-        else errors.push(`status ${r.status}: ${r.body}`);
-      } catch (e) {
-        errors.push(String(e));
-      }
-    }
-  };
-  const done = Promise.all([loop(), loop()]);
-  return {
-    bodies,
-    errors,
-    async stop() {
-      stopped = true;
-      await done;
-    },
-  };
+  return boundedLoad(() => request(port, "/x"), { loops: [1, 2], maxRequests, maxMs });
 }
 
 /** The new master's pid, once it printed its readiness summary. */
