@@ -932,6 +932,10 @@ class H1Connection {
   }
 }
 
+function sweepIdle(pool: H1Pool): void {
+  pool.sweep();
+}
+
 /** The per-peer keep-alive pool on {@link H1Connection}s (see src/upstream/pool.ts). */
 export class H1Pool {
   readonly target: PeerTarget;
@@ -945,6 +949,7 @@ export class H1Pool {
   private keepAliveMs = -1;
   private readonly open = new Set<H1Connection>();
   private closing = false;
+  private sweepQueued = false;
   private drained: (() => void) | undefined;
   private created = 0;
   private reusedCount = 0;
@@ -1107,13 +1112,28 @@ export class H1Pool {
       conn.closed ||
       this.closing ||
       conn.requests >= this.options.maxRequests ||
-      this.idleStack.length >= this.options.idle
+      this.options.idle === 0
     ) {
       conn.close();
       return;
     }
+    // Past the bound, the connection is kept to the end of this event-loop turn, not closed at
+    // once: a request read later in the same turn (responses and requests arrive together under
+    // load) takes it instead of dialling a new one. The sweep then closes the oldest idle ones.
+    if (this.idleStack.length >= this.options.idle && !this.sweepQueued) {
+      this.sweepQueued = true;
+      setImmediate(sweepIdle, this);
+    }
     this.idleStack.push(conn);
     conn.idle();
+  }
+
+  /** @internal The end of a turn with more idle connections than kept: close the oldest. */
+  sweep(): void {
+    this.sweepQueued = false;
+    const excess = this.idleStack.length - this.options.idle;
+    if (excess <= 0) return;
+    for (const conn of this.idleStack.splice(0, excess)) conn.close();
   }
 
   /** @internal The connection is gone (closed, failed, handed over). */

@@ -123,6 +123,31 @@ test("the idle cap: busy connections may exceed it, idle ones are trimmed to it"
   assert.equal(peer!.connections - before, 2, "idle 0: a connection per request");
 });
 
+test("the idle cap holds at the end of a turn: connections freed past it serve requests of the same turn first", async (t) => {
+  const held: { end(b: string): void }[] = [];
+  const [peer] = await startPeers(t, 1, (_req, res) => {
+    res.flushHeaders();
+    held.push(res);
+  });
+  const p = pool(t, peer!.port, { idle: 1 });
+  const responses = await Promise.all(
+    Array.from({ length: 3 }, () => p.request({ method: "GET", path: "/" })),
+  );
+  assert.equal(p.stats().created, 3);
+  // All three bodies end in the same write burst: the pool reads them in one turn of the loop,
+  // and the two requests below are sent in that turn, before its end.
+  for (const h of held.splice(0)) h.end("x");
+  await Promise.all(responses.map((r) => text(r.body)));
+  const again = [0, 1].map(() => p.request({ method: "GET", path: "/" }));
+  assert.equal(p.stats().created, 3, "the two requests took connections freed this turn");
+  await until(() => held.length === 2);
+  for (const h of held.splice(0)) h.end("y");
+  for (const r of await Promise.all(again)) assert.equal(await text(r.body), "y");
+  await until(() => p.stats().open === 1, 2000, "trimmed to the cap of 1");
+  assert.equal(p.stats().idle, 1);
+  assert.equal(p.stats().created, 3);
+});
+
 test("a request failing on a stale kept-alive connection is replayed on a fresh one (GET only)", async (t) => {
   const ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=60\r\n\r\nok";
   const server = await rawServer(t, (socket, _data, index) => {

@@ -337,7 +337,7 @@ export const keepalive = object(
     idle: field({
       type: integer({ min: 0 }),
       default: 32,
-      doc: "Most idle keep-alive connections kept per peer (per worker); more connections may be open while busy, they close when done. 0 closes every connection after its request.",
+      doc: "Most idle keep-alive connections kept per peer (per worker); more connections may be open while busy; those freed past it close at the end of the event-loop turn they were freed in, the oldest idle first, so that requests read in that same turn reuse them instead of opening new ones (nginx closes them at once). 0 closes every connection after its request.",
       nginx: "keepalive",
     }),
     timeout: field({
