@@ -8,9 +8,12 @@
  *
  * A case with several process trees (a proxy and its upstream: `pids` is `[front, upstream]`)
  * also gets the front's own share (the first tree), the proxy's cost without its upstream's.
- * `--only a,b` runs just the named cases (the suite's baseline is added).
+ * `--only a,b` runs just the named cases (the suite's baseline is added). `--against DIR` adds
+ * the suite's Brigade cases run from the checkout at DIR (`Suite.against`; kept by `--only`),
+ * measured in turn with the others: an A/B of two branches.
  */
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { processTree } from "./lib/process.ts";
 import type { Server, Suite } from "./lib/suite.ts";
@@ -23,18 +26,25 @@ const { values, positionals } = parseArgs({
     rounds: { type: "string", default: "3" },
     connections: { type: "string", default: "64" },
     only: { type: "string" },
+    against: { type: "string" },
   },
 });
 const name = positionals[0] ?? "engine";
 const loaded = ((await import(`./suites/${name}.ts`)) as { default: Suite }).default;
 const only = values.only?.split(",").map((s) => s.trim());
-const suite: Suite =
-  only === undefined
-    ? loaded
-    : {
-        ...loaded,
-        cases: loaded.cases.filter((c) => c.name === loaded.baseline || only.includes(c.name)),
-      };
+if (values.against !== undefined && loaded.against === undefined) {
+  throw new Error(`suite ${name} has no cases to run --against another checkout`);
+}
+const against = values.against === undefined ? [] : loaded.against!(resolve(values.against));
+const suite: Suite = {
+  ...loaded,
+  cases: [
+    ...loaded.cases.filter(
+      (c) => only === undefined || c.name === loaded.baseline || only.includes(c.name),
+    ),
+    ...against,
+  ],
+};
 const durationSec = Number(values.duration);
 const rounds = Number(values.rounds);
 const connections = Number(values.connections);

@@ -75,6 +75,11 @@ export interface Suite {
    * rounds, with the same duration and repeats; their section is appended to the report.
    */
   extra?(servers: ReadonlyMap<string, Server>, ctx: ExtraContext): Promise<ExtraReport>;
+  /**
+   * The suite's Brigade cases run from another checkout at `dir` (bench/cpu.ts `--against`):
+   * an A/B of two branches in one run, on the same machine at the same time.
+   */
+  against?(dir: string): Case[];
 }
 
 /** Identity, for type checking a suite where it is written. */
@@ -97,12 +102,16 @@ export function startBrigadeWeb(options: {
   config: (port: number) => object;
   files?: Record<string, string | Buffer>;
   env?: NodeJS.ProcessEnv;
+  /** Another checkout to run `bin/brigade.ts` from (A/B runs); this one by default. */
+  root?: string;
 }): Promise<RunningServer> {
   return startCommand({
     name: options.name ?? "brigade web",
     command: process.execPath,
     args: [
-      benchFile("bin/brigade.ts"),
+      options.root === undefined
+        ? benchFile("bin/brigade.ts")
+        : join(options.root, "bin/brigade.ts"),
       "web",
       "-c",
       "{dir}/brigade.config.json",

@@ -18,13 +18,15 @@ import { type Case, defineSuite, nodeCase, startBrigadeWeb } from "../lib/suite.
 
 const kib = `${"x".repeat(1023)}\n`;
 
-function brigadeWeb(engine: "brigade" | "node"): Case {
+function brigadeWeb(engine: "brigade" | "node", root?: string): Case {
+  const name = `brigade web (${engine})${root === undefined ? "" : ` @${root}`}`;
   return {
-    name: `brigade web (${engine})`,
+    name,
     description: `brigade web, \`engine: "${engine}"\`, 1 worker process, \`/\`: \`return\`, \`/1k\`: the static module (its open-file cache on, as by default), no access log, \`keepaliveRequests: 100000\` (as nginx's \`keepalive_requests\`)`,
     start: () =>
       startBrigadeWeb({
-        name: `brigade web (${engine})`,
+        name,
+        root,
         files: { "html/1k": kib },
         config: (port) => ({
           web: {
@@ -81,4 +83,5 @@ export default defineSuite({
   tools: ["nginx"],
   paths: ["/", "/1k"],
   cases,
+  against: (dir) => [brigadeWeb("brigade", dir)],
 });

@@ -44,7 +44,7 @@ import {
   type ParseError,
   type ParserLimits,
 } from "../core/http1/parser.ts";
-import { detached, READ_BUFFER, READ_MEMORY } from "../core/http1/readBuffer.ts";
+import { detached, READ_BUFFER } from "../core/http1/readBuffer.ts";
 import { classifyError, UpstreamError } from "./errors.ts";
 import { type PeerTarget, targetName } from "./peer.ts";
 import {
@@ -620,7 +620,7 @@ class H1Connection {
     try {
       this.onData(chunk);
     } finally {
-      this.parser.own(READ_MEMORY);
+      this.parser.own(chunk);
     }
   }
 

@@ -253,6 +253,27 @@ function fieldValue(name: string, b: Buffer, s: number, e: number): string {
   return value;
 }
 
+/** The last request-target made (every parser of the thread shares it), as {@link fieldValue}. */
+let lastTarget = "";
+
+/**
+ * The request-target in `b[s, e)`: the previous one when the bytes are the same (a client asking
+ * for the same path again), so that what is derived from it (the path, the location) can be
+ * reused by identity too.
+ */
+function targetString(b: Buffer, s: number, e: number): string {
+  const len = e - s;
+  const prev = lastTarget;
+  if (prev.length === len && len <= REUSE_MAX) {
+    let i = 0;
+    while (i < len && prev.charCodeAt(i) === b[s + i]) i++;
+    if (i === len) return prev;
+  }
+  const t = latin1(b, s, e);
+  lastTarget = t;
+  return t;
+}
+
 /** Lines are looked for LF byte by byte this far before a native search (a call costs more). */
 const SHORT_SCAN = 96;
 
@@ -304,7 +325,24 @@ function methodName(b: Buffer, s: number, e: number): string {
 export function parseAuthority(
   s: string,
   requirePort: boolean,
-): { host: string; port: number } | undefined {
+): { readonly host: string; readonly port: number } | undefined {
+  // The same Host request after request (its string is reused, see fieldValue): the same answer.
+  if (s === lastAuthority && requirePort === lastRequirePort) return lastParsed;
+  const parsed = parseAuthorityNew(s, requirePort);
+  lastAuthority = s;
+  lastRequirePort = requirePort;
+  lastParsed = parsed;
+  return parsed;
+}
+
+let lastAuthority: string | undefined;
+let lastRequirePort = false;
+let lastParsed: { readonly host: string; readonly port: number } | undefined;
+
+function parseAuthorityNew(
+  s: string,
+  requirePort: boolean,
+): { readonly host: string; readonly port: number } | undefined {
   let i = 0;
   const n = s.length;
   let host: string;
@@ -477,12 +515,14 @@ export class H1Parser {
   }
 
   /**
-   * Stop referring to memory fed in `shared` (a read buffer the caller reuses): unconsumed input
-   * is copied into the parser's own store, none held otherwise. Body chunks taken meanwhile are
-   * views of what was fed: the caller copies those it keeps.
+   * Stop referring to `fed`, the last piece fed (a view of a read buffer the caller reuses):
+   * unconsumed input is copied into the parser's own store, none held otherwise. Only the last
+   * piece can be referred to: a piece fed while input is left over is copied at once (feed), so
+   * an identity check says it all (no `.buffer`, which costs a runtime call on a view). Body
+   * chunks taken meanwhile are views of what was fed: the caller copies those it keeps.
    */
-  own(shared: ArrayBufferLike): void {
-    if (this.buf.buffer !== shared) return;
+  own(fed: Buffer): void {
+    if (this.buf !== fed) return;
     const left = this.buf.length - this.pos;
     if (left === 0) {
       this.buf = EMPTY;
@@ -671,7 +711,7 @@ export class H1Parser {
         "malformed request-target (or not single spaces) in the request line",
       );
     }
-    head.target = latin1(b, ts, i);
+    head.target = targetString(b, ts, i);
     this.version(b, i + 1, e);
     this.targetForm(head);
   }

@@ -4,13 +4,13 @@
  * of Node allocating 64 KiB per read, shrinking it and pushing it through a Readable. Safe to
  * share because a read's callback runs to its end before libuv reads into any socket again; the
  * rule for every reader: nothing may point into it once the callback returns (the parser's
- * unconsumed input: `H1Parser.own(READ_MEMORY)`; a piece handed on: {@link detached}). Node
+ * unconsumed input: `H1Parser.own(view)`; a piece handed on: {@link detached}). Node
  * fixes each socket's next read buffer right after its previous read, so this buffer is never
  * replaced.
  */
 export const READ_BUFFER: Buffer = Buffer.allocUnsafe(64 * 1024);
 
-/** The memory behind {@link READ_BUFFER}, for `H1Parser.own` and identity checks. */
+/** The memory behind {@link READ_BUFFER}, for identity checks. */
 export const READ_MEMORY: ArrayBufferLike = READ_BUFFER.buffer;
 
 /** `view` itself, or a copy of it when it points into the shared read buffer. */

@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { type Readable, Transform } from "node:stream";
 import type { AbortLike } from "../../core/abort.ts";
+import { monoNow, wallAt } from "../../core/clock.ts";
 import {
   Fields,
   HttpError,
@@ -26,6 +27,34 @@ export interface RequestHead {
   authority: string | undefined;
   scheme: "http" | "https";
   mergeSlashes: boolean;
+}
+
+/*
+ * The last path and host normalised (one entry each, shared by the thread's requests): the same
+ * request again (a keep-alive client, a load test, a health check) gets the same strings, whose
+ * hashes are then already known to the Map lookups of routing (server names, locations).
+ */
+let lastRawPath = "";
+let lastMerge = true;
+let lastPath = normalizePath(lastRawPath, lastMerge);
+let lastRawHost = "";
+let lastHost = normalizeHost(lastRawHost);
+
+function normalizedPath(raw: string, mergeSlashes: boolean): string | undefined {
+  if (raw !== lastRawPath || mergeSlashes !== lastMerge) {
+    lastPath = normalizePath(raw, mergeSlashes);
+    lastRawPath = raw;
+    lastMerge = mergeSlashes;
+  }
+  return lastPath;
+}
+
+function normalizedHost(raw: string): string | undefined {
+  if (raw !== lastRawHost) {
+    lastHost = normalizeHost(raw);
+    lastRawHost = raw;
+  }
+  return lastHost;
 }
 
 export abstract class EngineRequest implements WebRequest, AbortLike {
@@ -68,8 +97,9 @@ export abstract class EngineRequest implements WebRequest, AbortLike {
     this.target = head.target;
     this.httpVersion = head.httpVersion;
     this.scheme = head.scheme;
-    this.startTime = Date.now();
-    this.hrStart = performance.now();
+    // One clock read: the wall time is derived from the monotonic one (core/clock.ts).
+    this.hrStart = monoNow();
+    this.startTime = wallAt(this.hrStart);
     this.path = "/";
     this.query = "";
     this.host = "";
@@ -85,7 +115,7 @@ export abstract class EngineRequest implements WebRequest, AbortLike {
         close: true,
       });
     } else {
-      const path = normalizePath(parts.path, head.mergeSlashes);
+      const path = normalizedPath(parts.path, head.mergeSlashes);
       if (path === undefined) {
         this.invalid = new HttpError(400, "invalid path", { close: true });
       } else this.path = path;
@@ -93,7 +123,7 @@ export abstract class EngineRequest implements WebRequest, AbortLike {
     }
     const authority = parts?.host ?? head.authority;
     if (authority !== undefined) {
-      const host = normalizeHost(authority);
+      const host = normalizedHost(authority);
       if (host === undefined) {
         this.invalid ??= new HttpError(400, "invalid host", { close: true });
       } else this.host = host;

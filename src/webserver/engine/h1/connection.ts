@@ -17,9 +17,11 @@
  * - linger: after we close our side, how long we keep reading and dropping what the client still
  *   sends, so that it sees our error response rather than a reset.
  */
+import { Buffer } from "node:buffer";
 import { close as closeFd, read as readFd } from "node:fs";
 import { Socket as NetSocket, type Socket } from "node:net";
 import type { Readable } from "node:stream";
+import { monoNow, wallAt } from "../../../core/clock.ts";
 import {
   BODY,
   END,
@@ -28,7 +30,7 @@ import {
   NEED_MORE,
   ParseError,
 } from "../../../core/http1/parser.ts";
-import { detached, READ_BUFFER, READ_MEMORY } from "../../../core/http1/readBuffer.ts";
+import { detached, READ_BUFFER } from "../../../core/http1/readBuffer.ts";
 import { type Body, Fields, HttpError, type WebResponse } from "../../exchange.ts";
 import type { Completion } from "../../module.ts";
 import { defaultPage } from "../../statusPages.ts";
@@ -37,7 +39,7 @@ import { releaseBody } from "../respond.ts";
 import type { Outcome } from "../types.ts";
 import { fileBuffers } from "./bufferPool.ts";
 import type { BrigadeHttp1Engine } from "./engine.ts";
-import { checkName, checkValue, currentDateLine, isFramingField, statusLine } from "./head.ts";
+import { checkField, currentDateLine, isFramingField, statusLine } from "./head.ts";
 import { type BodySink, type BodySource, H1Request } from "./request.ts";
 
 const T_NONE = 0;
@@ -91,8 +93,9 @@ interface UserBufferHandle {
 function onSocketRead(this: Tagged, bytes: number, buf: Buffer): boolean {
   const conn = this[kConnection];
   if (conn === undefined) return this.push(Buffer.from(buf.subarray(0, bytes)));
-  conn.onData(buf.subarray(0, bytes));
-  conn.ownInput();
+  const view = buf.subarray(0, bytes);
+  conn.onData(view);
+  conn.ownInput(view);
   return true;
 }
 
@@ -168,6 +171,8 @@ export class Connection implements BodySource {
   private dead = false;
   private driving = false;
   private again = false;
+  /** The clock reading of the `drive(now)` that asked for another step while driving. */
+  private againNow: number | undefined = undefined;
   private readPaused = false;
   private drainWaiter: (() => void) | undefined = undefined;
   /** The socket is corked until the next tick (pipelined responses coalesced). */
@@ -186,7 +191,7 @@ export class Connection implements BodySource {
     this.base = connectionBase(socket, listener);
     this.scheme = this.base.tls ? "https" : "http";
     this.parser = new H1Parser("request", engine.limits);
-    this.idleSince = performance.now();
+    this.idleSince = monoNow();
     socket.setNoDelay(true);
     // Listeners shared by every connection (no closures per connection: idle memory).
     (socket as Tagged)[kConnection] = this;
@@ -200,9 +205,10 @@ export class Connection implements BodySource {
 
   // ---- timers ----
 
-  private setTimer(kind: number, ms: number): void {
+  /** `now`: a monotonic reading just taken (one clock read per response, core/clock.ts). */
+  private setTimer(kind: number, ms: number, now = monoNow()): void {
     this.timerKind = kind;
-    this.deadline = ms > 0 ? performance.now() + ms : 0;
+    this.deadline = ms > 0 ? now + ms : 0;
   }
 
   private clearTimer(): void {
@@ -290,9 +296,9 @@ export class Connection implements BodySource {
     }
   }
 
-  /** After a read into the shared buffer: keep nothing that points into it. */
-  ownInput(): void {
-    this.parser.own(READ_MEMORY);
+  /** After a read into the shared buffer (`view`, what was read): keep nothing that points into it. */
+  ownInput(view: Buffer): void {
+    this.parser.own(view);
   }
 
   private pauseReading(): void {
@@ -351,24 +357,30 @@ export class Connection implements BodySource {
     }
   }
 
-  /** Serve what the parser has, request after request, while responses complete synchronously. */
-  private drive(): void {
+  /**
+   * Serve what the parser has, request after request, while responses complete synchronously.
+   * `now`: a monotonic reading just taken, if the caller has one (for the keep-alive deadline).
+   */
+  private drive(now?: number): void {
     if (this.driving) {
       this.again = true;
+      this.againNow = now;
       return;
     }
     this.driving = true;
     try {
       do {
         this.again = false;
-        this.step();
+        this.step(now);
+        now = this.againNow;
+        this.againNow = undefined;
       } while (this.again && this.req === undefined && !this.dead && !this.lingering);
     } finally {
       this.driving = false;
     }
   }
 
-  private step(): void {
+  private step(now: number | undefined): void {
     if (this.req !== undefined || this.dead || this.lingering) return;
     let ev: number;
     try {
@@ -384,7 +396,7 @@ export class Connection implements BodySource {
       } else if (this.peerEnded) {
         this.endSocket();
       } else if (this.timerKind !== T_KEEPALIVE && this.timerKind !== T_HEADER) {
-        this.setTimer(T_KEEPALIVE, this.engine.opts.keepaliveTimeout);
+        this.setTimer(T_KEEPALIVE, this.engine.opts.keepaliveTimeout, now);
       }
       this.resumeReading();
       return;
@@ -651,6 +663,9 @@ export class Connection implements BodySource {
     const chunked = streamed && req.httpVersion === "1.1";
     if (streamed && !chunked) keepAlive = false;
 
+    // The clock read of this response: its `date`, and (written now) its duration and the
+    // keep-alive deadline after it.
+    const now = monoNow();
     let head: string;
     try {
       head = statusLine(status, res.reason);
@@ -671,11 +686,10 @@ export class Connection implements BodySource {
           // An empty Server says "none" (the headers module's removeHeaders: ["Server"]).
           if (value === "") continue;
         }
-        checkName(name);
-        checkValue(name, value);
+        checkField(name, value);
         head += `${name}: ${value}\r\n`;
       }
-      if (!hasDate) head += currentDateLine();
+      if (!hasDate) head += currentDateLine(wallAt(now));
       if (!hasServer) head += this.engine.serverLine;
       if (body.kind === "takeover") {
         // No length: the connection becomes the tunnel. A 101 names what it switches to.
@@ -743,7 +757,7 @@ export class Connection implements BodySource {
     if (noBody || body.kind === "empty") {
       releaseBody(body);
       this.write(head);
-      this.finish(s);
+      this.finish(s, now);
       return;
     }
     if (body.kind === "bytes") {
@@ -767,7 +781,7 @@ export class Connection implements BodySource {
         socket.uncork();
         if (socket.writableNeedDrain) this.armSend();
       }
-      this.finish(s);
+      this.finish(s, now);
       return;
     }
     if (body.kind === "file") {
@@ -1015,23 +1029,24 @@ export class Connection implements BodySource {
     bytesSent: number,
     bodyBytesSent: number,
     error: string | undefined,
+    now = monoNow(),
   ): Completion {
     return {
       status,
       bytesSent,
       bodyBytesSent,
       bodyBytesReceived: this.bodyBytes,
-      durationMs: performance.now() - req.hrStart,
+      durationMs: now - req.hrStart,
       error,
     };
   }
 
-  private complete(s: Sending, error: string | undefined): void {
+  private complete(s: Sending, error: string | undefined, now = monoNow()): void {
     if (this.sending !== s) return;
     this.sending = undefined;
     this.releaseFd(s);
     const status = error === "client closed" && s.bytesSent === 0 ? 499 : s.res.status;
-    s.outcome.complete(this.completion(s.req, status, s.bytesSent, s.bodyBytesSent, error));
+    s.outcome.complete(this.completion(s.req, status, s.bytesSent, s.bodyBytesSent, error, now));
   }
 
   /** Close the response's descriptor (ours to close), unless a read of it is still in flight. */
@@ -1042,16 +1057,20 @@ export class Connection implements BodySource {
     }
   }
 
-  /** The response is written (queued to the socket): log it, then go on with the connection. */
-  private finish(s: Sending): void {
+  /**
+   * The response is written (queued to the socket): log it, then go on with the connection.
+   * `now`: the monotonic reading `respond` took, when the response was written in the same
+   * synchronous run (a `bytes` or empty body): no second clock read for it.
+   */
+  private finish(s: Sending, now = monoNow()): void {
     if (this.socket.writableNeedDrain) {
       // Backpressure: the client is not reading; wait (send timeout) before parsing more.
       this.waitDrain(() => this.finish(s));
       return;
     }
-    this.complete(s, undefined);
+    this.complete(s, undefined, now);
     this.req = undefined;
-    this.idleSince = performance.now();
+    this.idleSince = now;
     if (this.dead) return;
     if (!s.keepAlive) {
       if (this.canCloseAtOnce()) this.destroy();
@@ -1072,7 +1091,7 @@ export class Connection implements BodySource {
       });
       return;
     }
-    this.drive();
+    this.drive(now);
   }
 
   // ---- closing ----
