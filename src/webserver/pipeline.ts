@@ -565,7 +565,8 @@ export class Pipeline implements EngineHandler {
     return {
       response: res,
       close,
-      complete: (done) => this.log(loc, req, res, done),
+      // No log handler (no access log): no closure to make per request.
+      complete: loc.logs.length === 0 ? noLog : (done) => this.log(loc, req, res, done),
     };
   }
 
@@ -587,6 +588,8 @@ export class Pipeline implements EngineHandler {
     return (srv.tree.find(path)?.value ?? srv.root).info.match;
   }
 }
+
+function noLog(): void {}
 
 function drop(): WebResponse {
   return { status: 444, fields: new Fields(), body: { kind: "empty" } };

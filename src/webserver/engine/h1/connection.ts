@@ -121,6 +121,11 @@ function onSocketClose(this: Tagged): void {
 function onSocketDrain(this: Tagged): void {
   this[kConnection]?.onDrain();
 }
+/** Buffer's own latin1 writer (as the parser uses `latin1Slice`): no encoding lookup per call. */
+interface Latin1Writer {
+  latin1Write(text: string, offset: number): number;
+}
+
 /** Largest bytes body copied into the head's buffer (one write) rather than written beside it. */
 const SMALL_BODY = 4096;
 
@@ -771,7 +776,7 @@ export class Connection implements BodySource {
         // A small body (a proxied response): copied after the head, one buffer in one write,
         // cheaper than a corked writev of two.
         const buf = Buffer.allocUnsafe(head.length + length);
-        buf.write(head, 0, "latin1");
+        (buf as unknown as Latin1Writer).latin1Write(head, 0);
         buf.set(d, head.length);
         if (!socket.write(buf)) this.armSend();
       } else {
