@@ -39,7 +39,7 @@ import { releaseBody } from "../respond.ts";
 import type { Outcome } from "../types.ts";
 import { fileBuffers } from "./bufferPool.ts";
 import type { BrigadeHttp1Engine } from "./engine.ts";
-import { checkField, currentDateLine, isFramingField, statusLine } from "./head.ts";
+import { checkField, currentDateLine, isFramingField, LastHead, statusLine } from "./head.ts";
 import { type BodySink, type BodySource, H1Request } from "./request.ts";
 
 const T_NONE = 0;
@@ -124,6 +124,20 @@ function onSocketDrain(this: Tagged): void {
 /** Buffer's own latin1 writer (as the parser uses `latin1Slice`): no encoding lookup per call. */
 interface Latin1Writer {
   latin1Write(text: string, offset: number): number;
+}
+
+/** The thread's last response head (head.ts): the same head again is not built again. */
+const lastHead = new LastHead();
+
+/** A module's own `content-length` (the first), when it is 1*DIGIT: a HEAD's or a 304's. */
+function moduleLengthOf(list: readonly string[]): string | undefined {
+  for (let i = 0; i < list.length; i += 2) {
+    if (list[i] === "content-length") {
+      const v = list[i + 1]!;
+      return /^\d+$/.test(v) ? v : undefined;
+    }
+  }
+  return undefined;
 }
 
 /** Largest bytes body copied into the head's buffer (one write) rather than written beside it. */
@@ -672,54 +686,61 @@ export class Connection implements BodySource {
     // keep-alive deadline after it.
     const now = monoNow();
     let head: string;
+    /** The head's bytes, when it is the thread's last head again (LastHead): written as they are. */
+    let headBytes: Buffer | undefined;
     try {
-      head = statusLine(status, res.reason);
+      const line = statusLine(status, res.reason);
       const list = res.fields.list;
-      let hasDate = false;
-      let hasServer = false;
-      let moduleLength: string | undefined;
-      for (let i = 0; i < list.length; i += 2) {
-        const name = list[i]!;
-        const value = list[i + 1]!;
-        if (isFramingField(name)) {
-          if (name === "content-length") moduleLength ??= value;
-          continue;
-        }
-        if (name === "date") hasDate = true;
-        else if (name === "server") {
-          hasServer = true;
-          // An empty Server says "none" (the headers module's removeHeaders: ["Server"]).
-          if (value === "") continue;
-        }
-        checkField(name, value);
-        head += `${name}: ${value}\r\n`;
-      }
-      if (!hasDate) head += currentDateLine(wallAt(now));
-      if (!hasServer) head += this.engine.serverLine;
+      // The lines the engine owns: framing and connection, from the body and the connection.
+      let framing = "";
       if (body.kind === "takeover") {
         // No length: the connection becomes the tunnel. A 101 names what it switches to.
-        if (status === 101) head += "connection: upgrade\r\n";
+        if (status === 101) framing = "connection: upgrade\r\n";
       } else if (status < 200 || status === 204) {
         // no Content-Length at all (RFC 9110 §8.6)
-      } else if (
-        noBody &&
-        body.kind === "empty" &&
-        moduleLength !== undefined &&
-        /^\d+$/.test(moduleLength)
-      ) {
-        head += `content-length: ${moduleLength}\r\n`; // a HEAD's or a 304's representation length
+      } else if (noBody && body.kind === "empty" && moduleLengthOf(list) !== undefined) {
+        // a HEAD's or a 304's representation length
+        framing = `content-length: ${moduleLengthOf(list)}\r\n`;
       } else if (status === 304) {
         // nothing: a 304 states no length of its own
       } else if (length >= 0) {
-        head += `content-length: ${length}\r\n`;
+        framing = `content-length: ${length}\r\n`;
       } else if (chunked) {
-        head += "transfer-encoding: chunked\r\n";
+        framing = "transfer-encoding: chunked\r\n";
       }
       if (body.kind !== "takeover") {
-        if (!keepAlive) head += "connection: close\r\n";
-        else if (req.httpVersion === "1.0") head += "connection: keep-alive\r\n";
+        if (!keepAlive) framing += "connection: close\r\n";
+        else if (req.httpVersion === "1.0") framing += "connection: keep-alive\r\n";
       }
-      head += "\r\n";
+      const date = currentDateLine(wallAt(now));
+      const server = this.engine.serverLine;
+      const known = lastHead.find(line, list, date, server, framing);
+      if (known !== undefined) {
+        head = known;
+        headBytes = lastHead.bytes();
+      } else {
+        head = line;
+        let hasDate = false;
+        let hasServer = false;
+        for (let i = 0; i < list.length; i += 2) {
+          const name = list[i]!;
+          const value = list[i + 1]!;
+          if (isFramingField(name)) continue;
+          if (name === "date") hasDate = true;
+          else if (name === "server") {
+            hasServer = true;
+            // An empty Server says "none" (the headers module's removeHeaders: ["Server"]).
+            if (value === "") continue;
+          }
+          checkField(name, value);
+          head += `${name}: ${value}\r\n`;
+        }
+        if (!hasDate) head += date;
+        if (!hasServer) head += server;
+        head += framing;
+        head += "\r\n";
+        lastHead.store(line, list, date, server, framing, head);
+      }
     } catch (err) {
       // A module put something unwritable in the head (a CR/LF from a variable): never send it.
       this.replace(req, outcome, res, (err as Error).message);
@@ -761,7 +782,9 @@ export class Connection implements BodySource {
     }
     if (noBody || body.kind === "empty") {
       releaseBody(body);
-      this.write(head);
+      if (headBytes !== undefined) {
+        if (!socket.write(headBytes)) this.armSend();
+      } else this.write(head);
       this.finish(s, now);
       return;
     }
@@ -769,19 +792,23 @@ export class Connection implements BodySource {
       const d = data!;
       s.bodyBytesSent = length;
       s.bytesSent += length;
-      if (typeof d === "string" && length === d.length) {
+      if (typeof d === "string" && length === d.length && headBytes === undefined) {
         // ASCII: the head and the body in one write
         this.write(head + d);
-      } else if (typeof d !== "string" && length <= SMALL_BODY) {
-        // A small body (a proxied response): copied after the head, one buffer in one write,
-        // cheaper than a corked writev of two.
-        const buf = Buffer.allocUnsafe(head.length + length);
-        (buf as unknown as Latin1Writer).latin1Write(head, 0);
-        buf.set(d, head.length);
+      } else if (length <= SMALL_BODY && (typeof d !== "string" || length === d.length)) {
+        // A small body (a proxied response, a file held in memory, an ASCII text with a known
+        // head): copied after the head, one buffer in one write, cheaper than a corked writev.
+        const at = head.length;
+        const buf = Buffer.allocUnsafe(at + length);
+        if (headBytes !== undefined) buf.set(headBytes);
+        else (buf as unknown as Latin1Writer).latin1Write(head, 0);
+        if (typeof d === "string") (buf as unknown as Latin1Writer).latin1Write(d, at);
+        else buf.set(d, at);
         if (!socket.write(buf)) this.armSend();
       } else {
         socket.cork();
-        socket.write(head, "latin1");
+        if (headBytes !== undefined) socket.write(headBytes);
+        else socket.write(head, "latin1");
         socket.write(d);
         socket.uncork();
         if (socket.writableNeedDrain) this.armSend();

@@ -3,6 +3,7 @@
  * (a CR/LF from a module or a variable must never become response splitting), and the `date`
  * field computed once per second.
  */
+import { Buffer } from "node:buffer";
 import { TOKEN } from "../../../core/http1/chars.ts";
 import { reasonPhrase } from "../../statusPages.ts";
 
@@ -83,4 +84,72 @@ export function isFramingField(name: string): boolean {
     name === "connection" ||
     name === "keep-alive"
   );
+}
+
+/**
+ * The last response head written by the thread, for the next response that would write the same
+ * one: a hot file served again (the static module's fields are the same strings from its open-file
+ * cache), a `return`, the same upstream response. A head is a pure function of its status line,
+ * its fields (name and value, in order), the `date` and `server` lines and the framing lines, so
+ * when all of them are the same strings as last time the head is too: no concatenation, no field
+ * checks (they passed when it was built), no encoding (its bytes are made on the second use and
+ * written as they are). Compared: identity first, then content (short strings). One entry: a
+ * miss costs a few comparisons and a copy of the field list.
+ */
+export class LastHead {
+  private statusLine = "";
+  private fields: string[] = [];
+  private date = "";
+  private server = "";
+  private framing = "";
+  /** The head, when the key above is set. */
+  private text = "";
+  private encoded: Buffer | undefined = undefined;
+
+  /** The head for this key, if it is the last one built; else undefined. */
+  find(
+    statusLine: string,
+    fields: readonly string[],
+    date: string,
+    server: string,
+    framing: string,
+  ): string | undefined {
+    if (
+      statusLine !== this.statusLine ||
+      framing !== this.framing ||
+      date !== this.date ||
+      server !== this.server
+    ) {
+      return undefined;
+    }
+    const last = this.fields;
+    const n = fields.length;
+    if (n !== last.length) return undefined;
+    for (let i = 0; i < n; i++) if (fields[i] !== last[i]) return undefined;
+    return this.text;
+  }
+
+  /** Remember `text`, the head just built for this key (the fields are copied: lists change). */
+  store(
+    statusLine: string,
+    fields: readonly string[],
+    date: string,
+    server: string,
+    framing: string,
+    text: string,
+  ): void {
+    this.statusLine = statusLine;
+    this.fields = fields.slice();
+    this.date = date;
+    this.server = server;
+    this.framing = framing;
+    this.text = text;
+    this.encoded = undefined;
+  }
+
+  /** The bytes of the head {@link find} just returned (latin1), made once: never to be changed. */
+  bytes(): Buffer {
+    this.encoded ??= Buffer.from(this.text, "latin1");
+    return this.encoded;
+  }
 }
