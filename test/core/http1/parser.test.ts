@@ -135,3 +135,34 @@ test("a head fed one byte at a time is searched once per byte (no quadratic resc
     `searched ${searched} bytes for a ${bytes.length}-byte head`,
   );
 });
+
+test("what the parser reuses from the last request (target, Host, its authority) is never another's", () => {
+  const p = new H1Parser("request");
+  const heads = (wire: string) => {
+    p.feed(Buffer.from(wire, "latin1"));
+    const out: { target: string; host: string; port: number }[] = [];
+    for (let ev = p.next(); ev !== NEED_MORE; ev = p.next()) {
+      if (ev === HEAD) out.push({ target: p.head.target, host: p.head.host, port: p.head.port });
+    }
+    return out;
+  };
+  // Same lengths, other bytes: other strings.
+  assert.deepEqual(
+    heads(
+      "GET /aa HTTP/1.1\r\nHost: a.example:81\r\n\r\nGET /ab HTTP/1.1\r\nHost: b.example:82\r\n\r\nGET /ab HTTP/1.1\r\nHost: b.example:82\r\n\r\n",
+    ),
+    [
+      { target: "/aa", host: "a.example", port: 81 },
+      { target: "/ab", host: "b.example", port: 82 },
+      { target: "/ab", host: "b.example", port: 82 },
+    ],
+  );
+  // A Host value accepted as a Host (no port needed) is not a CONNECT authority (port needed).
+  assert.deepEqual(heads("GET / HTTP/1.1\r\nHost: c.example\r\n\r\n"), [
+    { target: "/", host: "c.example", port: -1 },
+  ]);
+  assert.throws(
+    () => heads("CONNECT c.example HTTP/1.1\r\nHost: c.example\r\n\r\n"),
+    (e: unknown) => e instanceof ParseError && e.status === 400,
+  );
+});
