@@ -130,6 +130,8 @@ export class OpenFileCache {
   readonly #options: OpenFileCacheOptions;
   readonly #entries = new Map<string, Entry>();
   readonly #loading = new Map<string, Promise<Lookup>>();
+  /** Revalidations in flight: the requests that find an entry stale meanwhile share its stat. */
+  readonly #checking = new Map<string, { found: Found; same: Promise<boolean> }>();
   #sweeper: NodeJS.Timeout | undefined;
   /** Content bytes held by the entries. */
   #bytes = 0;
@@ -151,6 +153,27 @@ export class OpenFileCache {
   /** Whether `path` has an entry (for tests). */
   has(path: string): boolean {
     return this.#entries.has(path);
+  }
+
+  /**
+   * Whether `path` is still the file `found` describes (false when gone or unreadable: the load
+   * that follows says why). One stat per entry going stale, however many requests find it stale
+   * before the stat is back (every connection of a busy worker, at each `valid` interval).
+   */
+  #unchanged(path: string, found: Found): Promise<boolean> {
+    const inFlight = this.#checking.get(path);
+    if (inFlight !== undefined && inFlight.found === found) return inFlight.same;
+    const same = statAsync(path).then(
+      (st) => sameFile(found, st),
+      () => false,
+    );
+    const check = { found, same };
+    this.#checking.set(path, check);
+    const done = (): void => {
+      if (this.#checking.get(path) === check) this.#checking.delete(path);
+    };
+    same.then(done, done);
+    return same;
   }
 
   /** The cached facts of `path` when fresh (no system call needed), else undefined. */
@@ -176,16 +199,10 @@ export class OpenFileCache {
         return entry.lookup;
       }
       const l = entry.lookup;
-      if (l.ok) {
-        try {
-          if (sameFile(l, await statAsync(path))) {
-            entry.checkedAt = now;
-            this.#touch(path, entry, now);
-            return l;
-          }
-        } catch {
-          // gone or unreadable: load again, which says why
-        }
+      if (l.ok && (await this.#unchanged(path, l))) {
+        entry.checkedAt = now;
+        this.#touch(path, entry, now);
+        return l;
       }
     }
     let pending = this.#loading.get(path);
