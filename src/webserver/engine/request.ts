@@ -30,15 +30,28 @@ export interface RequestHead {
 }
 
 /*
- * The last path and host normalised (one entry each, shared by the thread's requests): the same
- * request again (a keep-alive client, a load test, a health check) gets the same strings, whose
- * hashes are then already known to the Map lookups of routing (server names, locations).
+ * The last target split, and the last path and host normalised (one entry each, shared by the
+ * thread's requests): the same request again (a keep-alive client, a load test, a health check)
+ * gets the same strings, whose hashes are then already known to the Map lookups of routing
+ * (server names, locations), without splitting or normalising again.
  */
 let lastRawPath = "";
 let lastMerge = true;
 let lastPath = normalizePath(lastRawPath, lastMerge);
 let lastRawHost = "";
 let lastHost = normalizeHost(lastRawHost);
+
+let lastTarget = "/";
+let lastParts = splitTarget(lastTarget);
+
+/** splitTarget, for the same target as last time without splitting it again (read-only parts). */
+function splitTargetOnce(target: string): Readonly<ReturnType<typeof splitTarget>> {
+  if (target !== lastTarget) {
+    lastParts = splitTarget(target);
+    lastTarget = target;
+  }
+  return lastParts;
+}
 
 function normalizedPath(raw: string, mergeSlashes: boolean): string | undefined {
   if (raw !== lastRawPath || mergeSlashes !== lastMerge) {
@@ -109,7 +122,7 @@ export abstract class EngineRequest implements WebRequest, AbortLike {
     const authorityForm = head.method === "CONNECT" && !head.target.startsWith("/");
     const parts = authorityForm
       ? { path: "/", query: "", host: head.target }
-      : splitTarget(head.target);
+      : splitTargetOnce(head.target);
     if (parts === undefined) {
       this.invalid = new HttpError(400, `bad request-target ${JSON.stringify(head.target)}`, {
         close: true,
