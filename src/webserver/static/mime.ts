@@ -25,6 +25,9 @@ export class TypeNamer {
   readonly #charsetTypes: readonly string[];
   readonly #overrides: ReadonlyMap<string, string>;
   readonly #byExtension = new Map<string, string>();
+  /** The last path asked for, and its type. */
+  #lastPath = "";
+  #lastType = "";
 
   /**
    * @param defaultType for files whose extension the table does not know (nginx `default_type`)
@@ -41,10 +44,20 @@ export class TypeNamer {
     this.#charset = charset;
     this.#charsetTypes = charsetTypes.map((t) => t.toLowerCase());
     this.#overrides = overrides;
+    this.#lastType = this.#forPath(this.#lastPath);
   }
 
   /** The Content-Type value for a file name. */
   forPath(path: string): string {
+    // The same file as last time (a hot file: its path is the open-file cache's same string).
+    if (path === this.#lastPath) return this.#lastType;
+    const type = this.#forPath(path);
+    this.#lastPath = path;
+    this.#lastType = type;
+    return type;
+  }
+
+  #forPath(path: string): string {
     const ext = extname(path).toLowerCase();
     let type = this.#byExtension.get(ext);
     if (type === undefined) {

@@ -60,3 +60,13 @@ test("type patterns", () => {
   assert.ok(!typeMatches("image/png", ["text/*", "application/json"]));
   assert.ok(!typeMatches("textual/x", ["text/*"]));
 });
+
+test("forPath: the type of the last path is reused only for that path", () => {
+  const t = new TypeNamer("application/octet-stream", undefined, []);
+  assert.equal(t.forPath(""), "application/octet-stream");
+  assert.equal(t.forPath("/a/x.html"), "text/html");
+  assert.equal(t.forPath("/a/x.html"), "text/html");
+  assert.equal(t.forPath("/a/x.css"), "text/css");
+  assert.equal(t.forPath("/a/x.HTML"), "text/html");
+  assert.equal(t.forPath("/a/x"), "application/octet-stream");
+});
