@@ -792,18 +792,22 @@ export class Connection implements BodySource {
       const d = data!;
       s.bodyBytesSent = length;
       s.bytesSent += length;
-      if (typeof d === "string" && length === d.length && headBytes === undefined) {
+      const ascii = typeof d === "string" && length === d.length;
+      if (ascii && headBytes === undefined) {
         // ASCII: the head and the body in one write
-        this.write(head + d);
-      } else if (length <= SMALL_BODY && (typeof d !== "string" || length === d.length)) {
-        // A small body (a proxied response, a file held in memory, an ASCII text with a known
-        // head): copied after the head, one buffer in one write, cheaper than a corked writev.
+        this.write(head + (d as string));
+      } else if (ascii && length <= SMALL_BODY) {
+        // The thread's last head again with a short text (a `return`, an error page): the
+        // whole response's bytes, made once for that text.
+        if (!socket.write(lastHead.whole(d as string))) this.armSend();
+      } else if (typeof d !== "string" && length <= SMALL_BODY) {
+        // A small body (a proxied response, a file held in memory): copied after the head, one
+        // buffer in one write, cheaper than a corked writev.
         const at = head.length;
         const buf = Buffer.allocUnsafe(at + length);
         if (headBytes !== undefined) buf.set(headBytes);
         else (buf as unknown as Latin1Writer).latin1Write(head, 0);
-        if (typeof d === "string") (buf as unknown as Latin1Writer).latin1Write(d, at);
-        else buf.set(d, at);
+        buf.set(d, at);
         if (!socket.write(buf)) this.armSend();
       } else {
         socket.cork();

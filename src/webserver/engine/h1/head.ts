@@ -105,6 +105,9 @@ export class LastHead {
   /** The head, when the key above is set. */
   private text = "";
   private encoded: Buffer | undefined = undefined;
+  /** The last whole response made with this head and a text body, and that body. */
+  private wholeBody = "";
+  private wholeBytes: Buffer | undefined = undefined;
 
   /** The head for this key, if it is the last one built; else undefined. */
   find(
@@ -145,11 +148,29 @@ export class LastHead {
     this.framing = framing;
     this.text = text;
     this.encoded = undefined;
+    this.wholeBytes = undefined;
   }
 
   /** The bytes of the head {@link find} just returned (latin1), made once: never to be changed. */
   bytes(): Buffer {
     this.encoded ??= Buffer.from(this.text, "latin1");
     return this.encoded;
+  }
+
+  /**
+   * The head {@link find} just returned and `body` after it, a text of single-byte characters
+   * (a `return`, an error page): the same text as last time is the same bytes, written as they
+   * are. Strings only: they cannot change, where a module's Buffer could.
+   */
+  whole(body: string): Buffer {
+    if (this.wholeBytes === undefined || body !== this.wholeBody) {
+      const head = this.bytes();
+      const buf = Buffer.allocUnsafe(head.length + body.length);
+      buf.set(head);
+      buf.write(body, head.length, "latin1");
+      this.wholeBody = body;
+      this.wholeBytes = buf;
+    }
+    return this.wholeBytes;
   }
 }

@@ -160,3 +160,34 @@ test("the path and host normalised last are reused only for the same raw path, s
   });
   assert.equal(bad.responses[0]!.status, 400);
 });
+
+test("a short text after the same head: the bytes made for one text are never sent for another", async (t) => {
+  const c = new LastHead();
+  c.store("S", [], "D", "V", "F", "HEAD\r\n\r\n");
+  assert.equal(c.find("S", [], "D", "V", "F"), "HEAD\r\n\r\n");
+  assert.equal(c.whole("one").toString("latin1"), "HEAD\r\n\r\none");
+  assert.equal(c.whole("two").toString("latin1"), "HEAD\r\n\r\ntwo");
+  assert.equal(c.whole("two"), c.whole("two"), "the same text: the same bytes");
+  c.store("S", [], "D", "V", "F", "OTHER\r\n\r\n");
+  assert.equal(c.whole("two").toString("latin1"), "OTHER\r\n\r\ntwo");
+
+  // Through the engine: texts of the same length, same head, alternating.
+  const texts: Record<string, string> = { "/1": "one", "/2": "two", "/3": "six" };
+  const { port } = await startEngine(t, {
+    handler: (req) => ({
+      status: 200,
+      fields: new Fields(["content-type", "text/plain"]),
+      body: { kind: "bytes", data: texts[req.path]! },
+    }),
+  });
+  const paths = ["/1", "/1", "/2", "/2", "/1", "/3", "/3", "/2"];
+  const x = await exchange(
+    port,
+    paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: a\r\n\r\n`),
+    { responses: paths.length },
+  );
+  assert.deepEqual(
+    x.responses.map((m) => m.body.toString()),
+    paths.map((p) => texts[p]),
+  );
+});
