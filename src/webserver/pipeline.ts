@@ -277,9 +277,10 @@ export class Pipeline implements EngineHandler {
     }
   }
 
-  private tableFor(listener: string, conn: () => WebConnection): VhostTable<Srv> {
+  /** `of.connection` is asked for only when needed (a request's makes its view on first use). */
+  private tableFor(listener: string, of: { readonly connection: WebConnection }): VhostTable<Srv> {
     if (this.coveringKeys.size > 0 && this.coveringKeys.has(listener)) {
-      const c = conn();
+      const c = of.connection;
       const local = c.localAddress.includes(":")
         ? `[${c.localAddress}]:${c.localPort}`
         : `${c.localAddress}:${c.localPort}`;
@@ -293,7 +294,7 @@ export class Pipeline implements EngineHandler {
   }
 
   rejected(connection: WebConnection, status: number, reason: string): void {
-    const srv = this.tableFor(connection.listener, () => connection).defaultServer;
+    const srv = this.tableFor(connection.listener, { connection }).defaultServer;
     if (srv.root.logs.length === 0) return;
     const req = new RefusedRequest(connection, connection.tls ? "https" : "http");
     const res: WebResponse = { status, fields: new Fields(), body: { kind: "empty" } };
@@ -309,7 +310,7 @@ export class Pipeline implements EngineHandler {
   }
 
   handle(req: EngineRequest): Outcome | Promise<Outcome> {
-    const table = this.tableFor(req.listenerKey, () => req.connection);
+    const table = this.tableFor(req.listenerKey, req);
     const found = table.find(req.host);
     const srv = found?.server ?? table.defaultServer;
     req.serverName = srv.firstName;
