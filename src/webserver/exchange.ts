@@ -211,6 +211,12 @@ export interface EmptyBody {
 export interface BytesBody {
   readonly kind: "bytes";
   readonly data: Uint8Array | string;
+  /**
+   * `data` is never changed, now or later (a cache's copy of a file, served again and again):
+   * the engine may keep its bytes with the head for the next response with the same head and
+   * the same `data` (a string never changes anyway).
+   */
+  readonly shared?: boolean;
 }
 
 /**

@@ -412,7 +412,9 @@ function redirect(status: number, location: string): WebResponse {
 function slice(file: Found, fd: number | undefined, range: ByteRange): Body {
   if (file.data !== undefined) {
     const whole = range.start === 0 && range.end === file.data.length;
-    return { kind: "bytes", data: whole ? file.data : file.data.subarray(range.start, range.end) };
+    // The open-file cache's copy never changes (a changed file is loaded anew): shared.
+    if (whole) return { kind: "bytes", data: file.data, shared: true };
+    return { kind: "bytes", data: file.data.subarray(range.start, range.end) };
   }
   return { kind: "file", fd: fd!, start: range.start, end: range.end, path: file.path };
 }

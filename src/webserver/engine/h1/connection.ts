@@ -800,6 +800,10 @@ export class Connection implements BodySource {
         // The thread's last head again with a short text (a `return`, an error page): the
         // whole response's bytes, made once for that text.
         if (!socket.write(lastHead.whole(d as string))) this.armSend();
+      } else if (typeof d !== "string" && length <= SMALL_BODY && headBytes && body.shared) {
+        // The thread's last head again with bytes that never change (a hot file from the
+        // open-file cache): the whole response's bytes, made once for them.
+        if (!socket.write(lastHead.whole(d))) this.armSend();
       } else if (typeof d !== "string" && length <= SMALL_BODY) {
         // A small body (a proxied response, a file held in memory): copied after the head, one
         // buffer in one write, cheaper than a corked writev.

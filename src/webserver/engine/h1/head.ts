@@ -105,8 +105,8 @@ export class LastHead {
   /** The head, when the key above is set. */
   private text = "";
   private encoded: Buffer | undefined = undefined;
-  /** The last whole response made with this head and a text body, and that body. */
-  private wholeBody = "";
+  /** The last whole response made with this head and a body that cannot change, and that body. */
+  private wholeBody: string | Uint8Array = "";
   private wholeBytes: Buffer | undefined = undefined;
 
   /** The head for this key, if it is the last one built; else undefined. */
@@ -158,16 +158,18 @@ export class LastHead {
   }
 
   /**
-   * The head {@link find} just returned and `body` after it, a text of single-byte characters
-   * (a `return`, an error page): the same text as last time is the same bytes, written as they
-   * are. Strings only: they cannot change, where a module's Buffer could.
+   * The head {@link find} just returned and `body` after it: a text of single-byte characters (a
+   * `return`, an error page), or bytes that never change (a `shared` body: a file from the
+   * open-file cache). The same body as last time (the same text, the same Buffer) is the same
+   * bytes, written as they are. Never for a Buffer a module could change afterwards.
    */
-  whole(body: string): Buffer {
+  whole(body: string | Uint8Array): Buffer {
     if (this.wholeBytes === undefined || body !== this.wholeBody) {
       const head = this.bytes();
       const buf = Buffer.allocUnsafe(head.length + body.length);
       buf.set(head);
-      buf.write(body, head.length, "latin1");
+      if (typeof body === "string") buf.write(body, head.length, "latin1");
+      else buf.set(body, head.length);
       this.wholeBody = body;
       this.wholeBytes = buf;
     }

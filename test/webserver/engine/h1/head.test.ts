@@ -191,3 +191,35 @@ test("a short text after the same head: the bytes made for one text are never se
     paths.map((p) => texts[p]),
   );
 });
+
+test("a shared body after the same head: the bytes made for one Buffer are never sent for another", async (t) => {
+  const files: Record<string, Buffer> = {
+    "/a": Buffer.from("aaaa"),
+    "/b": Buffer.from("bbbb"),
+  };
+  const own = Buffer.from("cccc");
+  const { port } = await startEngine(t, {
+    handler: (req) => {
+      if (req.path === "/own") {
+        // Not shared: a Buffer its module changes between responses is sent as it is now.
+        own[0] = own[0] === 0x63 ? 0x64 : 0x63;
+        return { status: 200, fields: new Fields(), body: { kind: "bytes", data: own } };
+      }
+      return {
+        status: 200,
+        fields: new Fields(),
+        body: { kind: "bytes", data: files[req.path]!, shared: true },
+      };
+    },
+  });
+  const paths = ["/a", "/a", "/b", "/b", "/a", "/own", "/own", "/own"];
+  const x = await exchange(
+    port,
+    paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: a\r\n\r\n`),
+    { responses: paths.length },
+  );
+  assert.deepEqual(
+    x.responses.map((m) => m.body.toString()),
+    ["aaaa", "aaaa", "bbbb", "bbbb", "aaaa", "dccc", "cccc", "dccc"],
+  );
+});
