@@ -238,6 +238,38 @@ class ReadPort {
   };
 }
 
+/**
+ * Request heads wait for the end of the event-loop turn (the check phase) and go out together,
+ * peer by peer (in order within each): the requests a turn read from many clients are written
+ * back to back, so that a peer woken by the first finds the others already there and serves them
+ * in one wakeup instead of one each. Behind `brigade up`'s front on a busy 2-core machine, an app
+ * worker's requests per wakeup (reads per epoll_wait) went from about 3 to 3.75 (10 straight
+ * from wrk) and the stack's CPU per request down by 10-20 %. Streamed bodies are written at once
+ * (their head with them).
+ */
+let deferred: { conn: H1Connection; ex: Exchange }[] = [];
+let deferredQueued = false;
+
+const byPool = (a: { conn: H1Connection }, b: { conn: H1Connection }): number =>
+  a.conn.pool.id - b.conn.pool.id;
+
+function writeDeferred(): void {
+  deferredQueued = false;
+  // (a write's synchronous failure may defer another: it waits for the next turn)
+  const batch = deferred;
+  deferred = [];
+  if (batch.length > 1) batch.sort(byPool); // stable: each peer's requests stay in order
+  for (let i = 0; i < batch.length; i++) batch[i]!.conn.writeRequest(batch[i]!.ex);
+}
+
+function deferWrite(conn: H1Connection, ex: Exchange): void {
+  deferred.push({ conn, ex });
+  if (!deferredQueued) {
+    deferredQueued = true;
+    setImmediate(writeDeferred);
+  }
+}
+
 /** Largest body taken whole when it arrived with its head (see `UpstreamResponse.complete`). */
 const COMPLETE_MAX = 256 * 1024;
 
@@ -407,6 +439,11 @@ class H1Connection {
     });
   }
 
+  /** The peer closed its side (its FIN was read): not to be reused. */
+  get ended(): boolean {
+    return this.peerEnded;
+  }
+
   get busy(): boolean {
     return this.ex !== undefined;
   }
@@ -466,7 +503,7 @@ class H1Connection {
     handler: ResponseHandler<UpstreamResponse | UpgradeResponse>,
   ): void {
     const options = this.pool.options;
-    const { head, data, bodyKind, declared } = prep;
+    const { head, bodyKind, declared } = prep;
     const body = req.body;
     {
       const readTimeout = req.readTimeout ?? options.readTimeout;
@@ -510,7 +547,32 @@ class H1Connection {
       this.parser.requestMethod = req.method;
       this.phase = PHASE_HEAD;
       this.arm(readTimeout);
-      const socket = this.socket;
+      if (bodyKind === "stream") {
+        this.socket.write(head, "latin1");
+        this.stream(ex, body as Readable, declared);
+        if (ex.sendTimeout > 0) this.watchSend(ex);
+        return;
+      }
+      deferWrite(this, ex);
+    }
+  }
+
+  /**
+   * @internal Write `ex`'s head (and body in memory), deferred by `start` to the end of the
+   * turn: unless the exchange is over by then (aborted, or the connection failed).
+   */
+  writeRequest(ex: Exchange): void {
+    if (this.ex !== ex || this.closed) return;
+    const socket = this.socket;
+    if (socket.destroyed || this.peerEnded) {
+      // Closed by the peer meanwhile (a kept connection it dropped as it was taken): a write
+      // would fail silently, so the exchange fails now (replayed on a fresh connection if it
+      // may be: nothing of it was sent).
+      this.fail(undefined);
+      return;
+    }
+    const { head, data } = ex.prep;
+    try {
       if (data !== undefined && data.length > 0) {
         socket.cork();
         socket.write(head, "latin1");
@@ -519,10 +581,11 @@ class H1Connection {
       } else {
         socket.write(head, "latin1");
       }
-      if (bodyKind === "stream") this.stream(ex, body as Readable, declared);
-      if (ex.sendTimeout > 0 && (bodyKind === "stream" || socket.writableLength > 0))
-        this.watchSend(ex);
+    } catch (err) {
+      this.fail(err);
+      return;
     }
+    if (ex.sendTimeout > 0 && socket.writableLength > 0) this.watchSend(ex);
   }
 
   /** Write a streamed body, with backpressure both ways; chunked unless it declared a length. */
@@ -932,6 +995,8 @@ class H1Connection {
   }
 }
 
+let nextPoolId = 0;
+
 function sweepIdle(pool: H1Pool): void {
   pool.sweep();
 }
@@ -943,6 +1008,8 @@ export class H1Pool {
   readonly options: PoolOptions;
   /** The Host sent when the caller gives none. */
   readonly hostHeader: string;
+  /** Order of creation (a turn's deferred requests go out pool by pool). */
+  readonly id = nextPoolId++;
   private readonly idleStack: H1Connection[] = [];
   /** The last Keep-Alive value seen and its idle time (a peer sends the same one every time). */
   private keepAliveValue = "";
@@ -992,7 +1059,11 @@ export class H1Pool {
       return;
     }
     let conn = this.idleStack.pop();
-    while (conn?.closed) conn = this.idleStack.pop();
+    // (one whose peer has closed its side, its close still to come, is closed now: not reused)
+    while (conn !== undefined && (conn.closed || conn.ended)) {
+      conn.close();
+      conn = this.idleStack.pop();
+    }
     const h = handler as ResponseHandler<UpstreamResponse | UpgradeResponse>;
     if (conn === undefined) {
       this.sendFresh(req, prep, false, h);

@@ -456,3 +456,37 @@ test("the shared read buffer: concurrent responses of every size and framing, re
   }
   assert.ok(p.stats().reused > 0, "connections were reused");
 });
+
+test("requests go out at the end of the event-loop turn: one aborted in the turn it was sent never reaches the peer", async (t) => {
+  const peer = await rawPeer(t, (request) => ok(request.slice(4, request.indexOf(" ", 4))));
+  const p = pool(t, peer.port);
+  assert.equal(await text((await p.request({ method: "GET", path: "/a" })).body), "/a");
+  // Sent on the kept connection and given up at once (a client gone while its request was
+  // being routed): nothing of it was written yet.
+  const ac = new AbortController();
+  const pending = p.request({ method: "GET", path: "/b", signal: ac.signal });
+  ac.abort(new Error("client closed the connection"));
+  await assert.rejects(pending, (e: UpstreamError) => e.kind === "aborted");
+  // Several in one turn all go out (kept and fresh connections alike).
+  const texts = await Promise.all(
+    ["/c", "/d", "/e"].map(async (path) => text((await p.request({ method: "GET", path })).body)),
+  );
+  assert.deepEqual(texts, ["/c", "/d", "/e"]);
+  const paths = peer.requests.map((r) => r.slice(4, r.indexOf(" ", 4)));
+  assert.deepEqual(paths.sort(), ["/a", "/c", "/d", "/e"]);
+});
+
+test("a kept connection the peer closed as it was taken: the request goes again on a fresh one", async (t) => {
+  // Each answer closes its connection without saying so: the next request may take the kept
+  // connection after its FIN was read and before it closed (or find it gone).
+  const peer = await rawPeer(t, (request, _c, _n, socket) => {
+    socket.end(ok(request.slice(4, request.indexOf(" ", 4))));
+    return undefined;
+  });
+  const p = pool(t, peer.port, { readTimeout: 1000 });
+  for (let i = 0; i < 40; i++) {
+    assert.equal(await text((await p.request({ method: "GET", path: `/${i}` })).body), `/${i}`);
+    // Let the connection's end arrive in one of a few places of the loop.
+    for (let k = 0; k < i % 4; k++) await new Promise((r) => setImmediate(r));
+  }
+});
