@@ -10,8 +10,8 @@
  */
 export const READ_BUFFER: Buffer = Buffer.allocUnsafe(64 * 1024);
 
-/** The memory behind {@link READ_BUFFER}, for identity checks. */
-export const READ_MEMORY: ArrayBufferLike = READ_BUFFER.buffer;
+/** The memory behind {@link READ_BUFFER}, for {@link detached}'s identity check. */
+const READ_MEMORY: ArrayBufferLike = READ_BUFFER.buffer;
 
 /** `view` itself, or a copy of it when it points into the shared read buffer. */
 export function detached(view: Buffer): Buffer {

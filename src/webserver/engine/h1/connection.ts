@@ -693,14 +693,15 @@ export class Connection implements BodySource {
       const list = res.fields.list;
       // The lines the engine owns: framing and connection, from the body and the connection.
       let framing = "";
+      // a HEAD's or a 304's representation length, as the module stated it
+      const stated = noBody && body.kind === "empty" ? moduleLengthOf(list) : undefined;
       if (body.kind === "takeover") {
         // No length: the connection becomes the tunnel. A 101 names what it switches to.
         if (status === 101) framing = "connection: upgrade\r\n";
       } else if (status < 200 || status === 204) {
         // no Content-Length at all (RFC 9110 §8.6)
-      } else if (noBody && body.kind === "empty" && moduleLengthOf(list) !== undefined) {
-        // a HEAD's or a 304's representation length
-        framing = `content-length: ${moduleLengthOf(list)}\r\n`;
+      } else if (stated !== undefined) {
+        framing = `content-length: ${stated}\r\n`;
       } else if (status === 304) {
         // nothing: a 304 states no length of its own
       } else if (length >= 0) {
