@@ -64,7 +64,9 @@ function masterOptions(config: Config, file: string | undefined, pipeline: Pipel
 
 export async function run(config: Config, ctx: TierContext): Promise<number> {
   if (config.web.workerMode === "thread" && config.web.nodeArgs.length > 0) {
-    ctx.logger.fatal("web.nodeArgs: thread workers share the master's Node; use workerMode process");
+    ctx.logger.fatal(
+      "web.nodeArgs: thread workers share the master's Node; use workerMode process",
+    );
     return ExitCode.config;
   }
   let pipeline: Pipeline;
