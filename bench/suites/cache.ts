@@ -8,6 +8,7 @@
  * Brigade's cases are the quick start: `brigade web --workers 1 --proxy URL --cache
  * [--cache-dir DIR]`.
  */
+import { join } from "node:path";
 import { type RunningServer, startCommand, startNginx } from "../lib/peers.ts";
 import { benchFile, type Case, defineSuite } from "../lib/suite.ts";
 import { toolPath } from "../lib/tools.ts";
@@ -39,14 +40,15 @@ async function withOrigin(front: (o: RunningServer) => Promise<RunningServer>) {
   }
 }
 
-function brigade(disk: boolean): Case["start"] {
+/** `root`: another checkout to run `bin/brigade.ts` from (bench/cpu.ts `--against`). */
+function brigade(disk: boolean, root?: string): Case["start"] {
   return () =>
     withOrigin((o) =>
       startCommand({
         name: "brigade web",
         command: process.execPath,
         args: [
-          benchFile("bin/brigade.ts"),
+          root === undefined ? benchFile("bin/brigade.ts") : join(root, "bin/brigade.ts"),
           "web",
           "--listen",
           "127.0.0.1:{port}",
@@ -125,6 +127,18 @@ export default defineSuite({
       description:
         "brigade web --proxy URL --cache --cache-dir DIR, 1 worker (memory in front of disk)",
       start: brigade(true),
+    },
+  ],
+  against: (dir) => [
+    {
+      name: `brigade cache @${dir}`,
+      description: `brigade cache, run from ${dir}`,
+      start: brigade(false, dir),
+    },
+    {
+      name: `brigade cache+disk @${dir}`,
+      description: `brigade cache+disk, run from ${dir}`,
+      start: brigade(true, dir),
     },
   ],
 });
