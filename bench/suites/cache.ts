@@ -6,7 +6,8 @@
  * cache (memory tier; and memory in front of a disk tier). After the warm-up every request is
  * a hit, so what is compared is the cost of answering from the cache.
  * Brigade's cases are the quick start: `brigade web --workers 1 --proxy URL --cache
- * [--cache-dir DIR]`.
+ * [--cache-dir DIR]`, with `--keepalive-requests 100000` as every nginx of the benches has
+ * (bench/lib/peers.ts), as the static and engine suites do.
  */
 import { join } from "node:path";
 import { type RunningServer, startCommand, startNginx } from "../lib/peers.ts";
@@ -58,6 +59,13 @@ function brigade(disk: boolean, root?: string): Case["start"] {
           `http://127.0.0.1:${o.port}`,
           "--cache",
           ...(disk ? ["--cache-dir", "{dir}/cache"] : []),
+          // nginx's keepalive_requests in bench/lib/peers.ts (100000): the same connection
+          // recycling. With Brigade's default 1000, wrk's 256 connections, which progress at one
+          // rate, were all re-opened together every few seconds and queued to be accepted (up
+          // to 179 in the listen queue; docs/benchmarks.md, cache): the erratic p99 and the
+          // ~0.5 s slowest request at 256 connections.
+          "--keepalive-requests",
+          "100000",
         ],
         timeoutMs: 30_000,
       }),
@@ -119,13 +127,14 @@ export default defineSuite({
     },
     {
       name: "brigade cache",
-      description: "brigade web --proxy URL --cache, 1 worker (memory tier, 64m)",
+      description:
+        "brigade web --proxy URL --cache, 1 worker (memory tier, 64m), `--keepalive-requests 100000` (as nginx's)",
       start: brigade(false),
     },
     {
       name: "brigade cache+disk",
       description:
-        "brigade web --proxy URL --cache --cache-dir DIR, 1 worker (memory in front of disk)",
+        "brigade web --proxy URL --cache --cache-dir DIR, 1 worker (memory in front of disk), `--keepalive-requests 100000`",
       start: brigade(true),
     },
   ],
