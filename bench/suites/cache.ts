@@ -6,8 +6,10 @@
  * cache (memory tier; and memory in front of a disk tier). After the warm-up every request is
  * a hit, so what is compared is the cost of answering from the cache.
  * Brigade's cases are the quick start: `brigade web --workers 1 --proxy URL --cache
- * [--cache-dir DIR]`.
+ * [--cache-dir DIR]`, with `--keepalive-requests 100000` as every nginx of the benches has
+ * (bench/lib/peers.ts), as the static and engine suites do.
  */
+import { join } from "node:path";
 import { type RunningServer, startCommand, startNginx } from "../lib/peers.ts";
 import { benchFile, type Case, defineSuite } from "../lib/suite.ts";
 import { toolPath } from "../lib/tools.ts";
@@ -39,14 +41,15 @@ async function withOrigin(front: (o: RunningServer) => Promise<RunningServer>) {
   }
 }
 
-function brigade(disk: boolean): Case["start"] {
+/** `root`: another checkout to run `bin/brigade.ts` from (bench/cpu.ts `--against`). */
+function brigade(disk: boolean, root?: string): Case["start"] {
   return () =>
     withOrigin((o) =>
       startCommand({
         name: "brigade web",
         command: process.execPath,
         args: [
-          benchFile("bin/brigade.ts"),
+          root === undefined ? benchFile("bin/brigade.ts") : join(root, "bin/brigade.ts"),
           "web",
           "--listen",
           "127.0.0.1:{port}",
@@ -56,6 +59,13 @@ function brigade(disk: boolean): Case["start"] {
           `http://127.0.0.1:${o.port}`,
           "--cache",
           ...(disk ? ["--cache-dir", "{dir}/cache"] : []),
+          // nginx's keepalive_requests in bench/lib/peers.ts (100000): the same connection
+          // recycling. With Brigade's default 1000, wrk's 256 connections, which progress at one
+          // rate, were all re-opened together every few seconds and queued to be accepted (up
+          // to 179 in the listen queue; docs/benchmarks.md, cache): the erratic p99 and the
+          // ~0.5 s slowest request at 256 connections.
+          "--keepalive-requests",
+          "100000",
         ],
         timeoutMs: 30_000,
       }),
@@ -117,14 +127,27 @@ export default defineSuite({
     },
     {
       name: "brigade cache",
-      description: "brigade web --proxy URL --cache, 1 worker (memory tier, 64m)",
+      description:
+        "brigade web --proxy URL --cache, 1 worker (memory tier, 64m), `--keepalive-requests 100000` (as nginx's)",
       start: brigade(false),
     },
     {
       name: "brigade cache+disk",
       description:
-        "brigade web --proxy URL --cache --cache-dir DIR, 1 worker (memory in front of disk)",
+        "brigade web --proxy URL --cache --cache-dir DIR, 1 worker (memory in front of disk), `--keepalive-requests 100000`",
       start: brigade(true),
+    },
+  ],
+  against: (dir) => [
+    {
+      name: `brigade cache @${dir}`,
+      description: `brigade cache, run from ${dir}`,
+      start: brigade(false, dir),
+    },
+    {
+      name: `brigade cache+disk @${dir}`,
+      description: `brigade cache+disk, run from ${dir}`,
+      start: brigade(true, dir),
     },
   ],
 });

@@ -130,24 +130,45 @@ export class Zone {
     }
   }
 
-  async #get(key: string, variant: string): Promise<StoreRecord | undefined> {
+  /** A slot from the memory tier (a use: its LRU place, and the disk tier's access time). */
+  #getMemory(key: string, variant: string): StoreRecord | undefined {
     const m = this.memory.get(key, variant);
-    if (m !== undefined) {
-      if (this.disk !== undefined) {
-        const id = `${key}\u0000${variant}`;
-        const now = Date.now();
-        if (now - (this.#touched.get(id) ?? 0) > 60_000) {
-          this.#touched.set(id, now);
-          if (this.#touched.size > 100_000) this.#touched.clear();
-          this.disk.touch(key, variant);
-        }
+    if (m !== undefined && this.disk !== undefined) {
+      const id = `${key}\u0000${variant}`;
+      const now = Date.now();
+      if (now - (this.#touched.get(id) ?? 0) > 60_000) {
+        this.#touched.set(id, now);
+        if (this.#touched.size > 100_000) this.#touched.clear();
+        this.disk.touch(key, variant);
       }
-      return m;
     }
+    return m;
+  }
+
+  async #get(key: string, variant: string): Promise<StoreRecord | undefined> {
+    const m = this.#getMemory(key, variant);
+    if (m !== undefined) return m;
     if (this.disk === undefined) return undefined;
     const d = await this.disk.get(key, variant);
     if (d !== undefined) this.memory.put(d);
     return d;
+  }
+
+  /**
+   * {@link lookup} answered from the memory tier alone, without a promise: the stored response
+   * when memory holds it (and, for a Vary resource, its variant for this request); undefined
+   * when only {@link lookup} can tell (a miss, or a slot only the disk tier may hold).
+   */
+  lookupMemory(
+    key: string,
+    fields: Fields,
+  ): { found: ResponseRecord; variant: string } | undefined {
+    const base = this.#getMemory(key, "");
+    if (base === undefined) return undefined;
+    if (base.kind === "response") return { found: base, variant: "" };
+    const variant = variantOf(base.names, fields);
+    const r = this.#getMemory(key, variant);
+    return r?.kind === "response" ? { found: r, variant } : undefined;
   }
 
   /** Find the stored response for a request: variant "" first, then the one Vary points to. */

@@ -129,3 +129,61 @@ test("every cached response is published on the brigade.cache channel", async ()
     unsubscribe("brigade.cache", listener);
   }
 });
+
+test("a fresh hit from the memory tier is answered at once (no promise), with its stored bytes shared; anything else still waits", async () => {
+  let fills = 0;
+  const { handler, close } = await cached(async (req) => {
+    fills++;
+    const lang = req.fields.get("accept-language") ?? "";
+    return {
+      status: 200,
+      fields: Fields.from({
+        "cache-control": req.path === "/nc" ? "no-cache" : "max-age=60",
+        "content-type": "text/plain",
+        age: "5",
+        ...(req.path === "/v" ? { vary: "accept-language" } : {}),
+      }),
+      body: { kind: "bytes", data: Buffer.from(`${req.path} ${lang}`) },
+    };
+  });
+  const sync = (r: ReturnType<typeof handler>): WebResponse => {
+    assert.ok(!(r instanceof Promise), "answered without a promise");
+    return r as WebResponse;
+  };
+  const miss = handler(request("GET", "/a"));
+  assert.ok(miss instanceof Promise, "a miss goes upstream");
+  await miss;
+  const hit = sync(handler(request("GET", "/a")));
+  assert.equal(hit.status, 200);
+  assert.ok(hit.body.kind === "bytes" && hit.body.shared, "the stored bytes never change");
+  assert.equal(String(hit.body.kind === "bytes" && hit.body.data), "/a ");
+  // The stored fields, the stored Age replaced by ours, then accept-ranges and Cache-Status.
+  assert.deepEqual(
+    hit.fields.list.filter((_, i) => i % 2 === 0),
+    ["cache-control", "content-type", "age", "accept-ranges", "cache-status"],
+  );
+  assert.ok(Number(hit.fields.get("age")) >= 5);
+  assert.match(hit.fields.get("cache-status") ?? "", /^brigade; hit; ttl=\d+$/);
+  // HEAD, a Range and a client's conditional are answered at once too.
+  assert.equal(sync(handler(request("HEAD", "/a"))).status, 200);
+  assert.equal(sync(handler(request("GET", "/a", { range: "bytes=0-0" }))).status, 206);
+  // A Vary resource: the request's variant, when memory holds it; another variant is a fill.
+  await handler(request("GET", "/v", { "accept-language": "en" }));
+  const en = sync(handler(request("GET", "/v", { "accept-language": "en" })));
+  assert.equal(String(en.body.kind === "bytes" && en.body.data), "/v en");
+  const fr = handler(request("GET", "/v", { "accept-language": "fr" }));
+  assert.ok(fr instanceof Promise, "an unknown variant goes upstream");
+  const frRes = (await fr) as WebResponse;
+  assert.equal(String(frRes.body.kind === "bytes" && frRes.body.data), "/v fr");
+  // A request that asks for validation, and a no-cache response, are not answered at once.
+  const before = fills;
+  const reload = handler(request("GET", "/a", { "cache-control": "no-cache" }));
+  assert.ok(reload instanceof Promise);
+  await reload;
+  await handler(request("GET", "/nc"));
+  const nc = handler(request("GET", "/nc"));
+  assert.ok(nc instanceof Promise, "a no-cache response is validated before each use");
+  await nc;
+  assert.equal(fills, before + 3);
+  await close();
+});

@@ -143,6 +143,16 @@ function moduleLengthOf(list: readonly string[]): string | undefined {
 /** Largest bytes body copied into the head's buffer (one write) rather than written beside it. */
 const SMALL_BODY = 4096;
 
+/**
+ * Output waits in the socket beyond its high-water mark: the client is not keeping up. Not when
+ * a write above the mark (a 64 KiB body) went to the kernel whole, at once: `writableNeedDrain`
+ * stays true until its 'drain' on the next tick, but nothing waits, so neither do we (waiting
+ * for that drain cost a tick, a closure and a timer per response, for nothing).
+ */
+export function backlogged(socket: Socket): boolean {
+  return socket.writableNeedDrain && socket.writableLength > 0;
+}
+
 function uncorkLater(conn: Connection): void {
   conn.uncork();
 }
@@ -820,7 +830,7 @@ export class Connection implements BodySource {
         else socket.write(head, "latin1");
         socket.write(d);
         socket.uncork();
-        if (socket.writableNeedDrain) this.armSend();
+        if (backlogged(socket)) this.armSend();
       }
       this.finish(s, now);
       return;
@@ -842,7 +852,7 @@ export class Connection implements BodySource {
     if (!this.corked) return;
     this.corked = false;
     this.socket.uncork();
-    if (this.socket.writableNeedDrain) this.armSend();
+    if (backlogged(this.socket)) this.armSend();
   }
 
   /** Answer 500 in place of a response that cannot be written (and close after it). */
@@ -1104,7 +1114,7 @@ export class Connection implements BodySource {
    * synchronous run (a `bytes` or empty body): no second clock read for it.
    */
   private finish(s: Sending, now = monoNow()): void {
-    if (this.socket.writableNeedDrain) {
+    if (backlogged(this.socket)) {
       // Backpressure: the client is not reading; wait (send timeout) before parsing more.
       this.waitDrain(() => this.finish(s));
       return;

@@ -13,13 +13,14 @@ import {
   truncateSync,
   writeFileSync,
 } from "node:fs";
-import { connect, type Socket } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileBuffers } from "../../../../src/webserver/engine/h1/bufferPool.ts";
+import { backlogged } from "../../../../src/webserver/engine/h1/connection.ts";
 import {
   Fields,
   HttpError,
@@ -601,3 +602,63 @@ function open(fd: number): boolean {
     return false;
   }
 }
+
+test("a write above the socket's high-water mark that the kernel took whole is no backlog; one the client holds back is", async (t) => {
+  let client!: Socket;
+  const accepted = new Promise<Socket>((resolve) => {
+    const server = createServer(resolve).listen(0, "127.0.0.1");
+    t.after(() => server.close());
+    server.once("listening", () => {
+      client = connect((server.address() as { port: number }).port, "127.0.0.1");
+      t.after(() => client.destroy());
+      client.on("data", () => {});
+    });
+  });
+  const s = await accepted;
+  s.cork();
+  s.write(Buffer.alloc(300));
+  s.write(Buffer.alloc(64 * 1024));
+  s.uncork();
+  // Node keeps writableNeedDrain until the 'drain' of the next tick, though nothing waits.
+  assert.equal(s.writableNeedDrain, true);
+  assert.equal(s.writableLength, 0);
+  assert.equal(backlogged(s), false);
+  client.pause();
+  await sleep(20);
+  s.write(Buffer.alloc(16 * 1024 * 1024));
+  assert.ok(s.writableLength > 0, "more than the kernel holds for a client that does not read");
+  assert.equal(backlogged(s), true);
+  s.destroy();
+});
+
+test("a bytes body larger than the socket takes completes only as the client reads it, not while it holds back", async (t) => {
+  const big = Buffer.alloc(16 * 1024 * 1024, 0x61);
+  const done: number[] = [];
+  let asked!: () => void;
+  const handled = new Promise<void>((resolve) => {
+    asked = resolve;
+  });
+  const { port } = await startEngine(t, {
+    handler: () => {
+      asked();
+      return { status: 200, fields: new Fields(), body: { kind: "bytes", data: big } };
+    },
+    complete: (_req, _res, c) => done.push(c.bodyBytesSent),
+  });
+  const s = connect(port, "127.0.0.1");
+  t.after(() => s.destroy());
+  s.pause();
+  s.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  await handled;
+  await sleep(100);
+  assert.deepEqual(done, [], "16 MiB cannot all be in the kernel's buffers of a paused client");
+  let got = 0;
+  s.on("data", (c: Buffer) => {
+    got += c.length;
+  });
+  s.resume();
+  for (let i = 0; i < 200 && done.length === 0; i++) await sleep(25);
+  assert.deepEqual(done, [big.length]);
+  for (let i = 0; i < 200 && got <= big.length; i++) await sleep(25);
+  assert.ok(got > big.length, "the whole response arrives");
+});
