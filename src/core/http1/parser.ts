@@ -253,6 +253,79 @@ function fieldValue(name: string, b: Buffer, s: number, e: number): string {
   return value;
 }
 
+/** Response heads longer than this are not remembered by {@link LastResponseHead}. */
+const RESPONSE_MEMO_MAX = 1024;
+
+/**
+ * The last response head parsed by the thread (every response parser shares it), for the next
+ * response whose head is the same bytes: an upstream answers the same head response after
+ * response (the same status, type, length and `Keep-Alive`; its `Date` changes once a second).
+ * Parsing is a pure function of the head's bytes, the request method (HEAD and CONNECT change
+ * the framing) and the limits; a head that passed every check and gave a result once gives the
+ * same result again, so the same bytes under the same method and limits are taken as they were:
+ * a fresh Head with a copy of the fields, no line scan, no field checks, no strings made. One
+ * entry; only heads parsed whole and without error are stored; a miss costs a compare of the
+ * bytes (memcmp) and, at the end of its parse, a copy of them.
+ */
+class LastResponseHead {
+  /** Bytes of the head (status line to the empty line); `length` of them are valid (0: none). */
+  private readonly bytes = Buffer.allocUnsafe(RESPONSE_MEMO_MAX);
+  length = 0;
+  private method = "";
+  private limits: ParserLimits | undefined = undefined;
+  private readonly proto = new Head();
+
+  matches(b: Buffer, pos: number, method: string, limits: ParserLimits): boolean {
+    const n = this.length;
+    return (
+      n > 0 &&
+      b.length - pos >= n &&
+      method === this.method &&
+      limits === this.limits &&
+      this.bytes.compare(b, pos, pos + n, 0, n) === 0
+    );
+  }
+
+  store(b: Buffer, start: number, end: number, method: string, limits: ParserLimits, h: Head) {
+    const n = end - start;
+    if (n > RESPONSE_MEMO_MAX) {
+      this.length = 0;
+      return;
+    }
+    b.copy(this.bytes, 0, start, end);
+    this.length = n;
+    this.method = method;
+    this.limits = limits;
+    const p = this.proto;
+    p.status = h.status;
+    p.reason = h.reason;
+    p.versionMinor = h.versionMinor;
+    // (copied: the caller's head is its own to change)
+    p.fields = h.fields.slice();
+    p.framing = h.framing;
+    p.contentLength = h.contentLength;
+    p.keepAlive = h.keepAlive;
+    p.upgrade = h.upgrade;
+  }
+
+  /** A new Head equal to the stored one (its own copy of the fields). */
+  head(): Head {
+    const p = this.proto;
+    const h = new Head();
+    h.status = p.status;
+    h.reason = p.reason;
+    h.versionMinor = p.versionMinor;
+    h.fields = p.fields.slice();
+    h.framing = p.framing;
+    h.contentLength = p.contentLength;
+    h.keepAlive = p.keepAlive;
+    h.upgrade = p.upgrade;
+    return h;
+  }
+}
+
+const lastResponse = new LastResponseHead();
+
 /** The last request-target made (every parser of the thread shares it), as {@link fieldValue}. */
 let lastTarget = "";
 
@@ -642,7 +715,17 @@ export class H1Parser {
   private parseHead(): ParseEvent {
     const b = this.buf;
     if (this.pos === b.length) return NEED_MORE;
-    if (this.head === NO_HEAD) this.head = new Head();
+    if (this.head === NO_HEAD) {
+      if (
+        this.kind === "response" &&
+        lastResponse.matches(b, this.pos, this.requestMethod, this.limits) &&
+        !this.startLineDone &&
+        this.lineStart === this.pos
+      ) {
+        return this.reuseHead();
+      }
+      this.head = new Head();
+    }
     if (!this.startLineDone && this.lineStart === this.pos) {
       // Refuse garbage (a TLS hello on a plain port, a binary protocol) on its first byte.
       const c = b[this.pos]!;
@@ -686,8 +769,13 @@ export class H1Parser {
       }
       this.headerBytes += lf + 1 - s;
       if (e === s) {
+        const start = this.pos;
         this.pos = lf + 1;
-        return this.headDone();
+        const ev = this.headDone();
+        if (this.kind === "response") {
+          lastResponse.store(b, start, this.pos, this.requestMethod, this.limits, this.head);
+        }
+        return ev;
       }
       this.headerLine(b, s, e, this.head.fields, true);
     }
@@ -997,6 +1085,26 @@ export class H1Parser {
       }
     }
     this.resetHeadState();
+    this.enterBody(head);
+    return HEAD;
+  }
+
+  /**
+   * The response head is the bytes of the thread's last one again, for the same request method
+   * under the same limits (LastResponseHead): its outcome is the same, taken as it was.
+   */
+  private reuseHead(): ParseEvent {
+    const head = lastResponse.head();
+    this.head = head;
+    this.pos += lastResponse.length;
+    this.lineStart = this.pos;
+    this.scan = this.pos;
+    this.enterBody(head);
+    return HEAD;
+  }
+
+  /** After a head: the state its framing leads to. */
+  private enterBody(head: Head): void {
     this.bodyBytes = 0;
     this.extensionBytes = 0;
     switch (head.framing) {
@@ -1015,7 +1123,6 @@ export class H1Parser {
       default:
         this.state = S_DONE;
     }
-    return HEAD;
   }
 
   private resetHeadState(): void {
