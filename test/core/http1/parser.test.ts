@@ -249,6 +249,18 @@ test("the last response head is reused only for the same bytes, request method a
   assert.equal(c3.head.framing, "close");
   assert.equal(c3.head.keepAlive, false);
   assert.equal(c3.body, "to the end");
+  // Heads that differ every time (the memo rests after a run of misses), then the same again,
+  // then differing again: each framed by its own bytes.
+  for (let round = 0; round < 3; round++) {
+    for (let i = 1; i <= 150; i++) {
+      const text =
+        i % 50 === 0 ? a : `HTTP/1.1 200 OK\r\nContent-Length: ${i}\r\n\r\n${"x".repeat(i)}`;
+      const r = parse(text);
+      assert.equal(r.body.length, i % 50 === 0 ? 5 : i);
+      assert.deepEqual(r.evs.at(-1), END);
+    }
+    for (let i = 0; i < 100; i++) assert.equal(parse(a).body, "hello");
+  }
   // On one connection: the same head twice in one read, then one split over two reads.
   const p = new H1Parser("response");
   p.feed(Buffer.from(`${a}${a}${a.slice(0, 20)}`, "latin1"));
