@@ -39,7 +39,14 @@ import { releaseBody } from "../respond.ts";
 import type { Outcome } from "../types.ts";
 import { fileBuffers } from "./bufferPool.ts";
 import type { BrigadeHttp1Engine } from "./engine.ts";
-import { checkField, currentDateLine, isFramingField, LastHead, statusLine } from "./head.ts";
+import {
+  checkField,
+  contentLengthLine,
+  currentDateLine,
+  isFramingField,
+  LastHead,
+  statusLine,
+} from "./head.ts";
 import { type BodySink, type BodySource, H1Request } from "./request.ts";
 
 const T_NONE = 0;
@@ -705,7 +712,7 @@ export class Connection implements BodySource {
       } else if (status === 304) {
         // nothing: a 304 states no length of its own
       } else if (length >= 0) {
-        framing = `content-length: ${length}\r\n`;
+        framing = contentLengthLine(length);
       } else if (chunked) {
         framing = "transfer-encoding: chunked\r\n";
       }
