@@ -253,29 +253,51 @@ function fieldValue(name: string, b: Buffer, s: number, e: number): string {
   return value;
 }
 
-/** Response heads longer than this are not remembered by {@link LastResponseHead}. */
-const RESPONSE_MEMO_MAX = 1024;
-/** Misses in a row after which {@link LastResponseHead} rests, and for how many heads. */
+/** Heads longer than this are not remembered by {@link LastHead}. */
+const HEAD_MEMO_MAX = 1024;
+/** Misses in a row after which a {@link LastHead} rests, and for how many heads. */
 const MEMO_MISSES = 8;
 const MEMO_REST = 64;
 
+/** Every property of `from` onto `to` (the fields as a copy of their own). */
+function copyHead(from: Head, to: Head): void {
+  to.method = from.method;
+  to.target = from.target;
+  to.form = from.form;
+  to.status = from.status;
+  to.reason = from.reason;
+  to.versionMinor = from.versionMinor;
+  to.fields = from.fields.slice();
+  to.host = from.host;
+  to.port = from.port;
+  to.hostField = from.hostField;
+  to.framing = from.framing;
+  to.contentLength = from.contentLength;
+  to.keepAlive = from.keepAlive;
+  to.upgrade = from.upgrade;
+  to.expectContinue = from.expectContinue;
+  to.expectUnknown = from.expectUnknown;
+  // (trailers come after the head: none yet)
+}
+
 /**
- * The last response head parsed by the thread (every response parser shares it), for the next
- * response whose head is the same bytes: an upstream answers the same head response after
- * response (the same status, type, length and `Keep-Alive`; its `Date` changes once a second).
- * Parsing is a pure function of the head's bytes, the request method (HEAD and CONNECT change
- * the framing) and the limits; a head that passed every check and gave a result once gives the
- * same result again, so the same bytes under the same method and limits are taken as they were:
- * a fresh Head with a copy of the fields, no line scan, no field checks, no strings made (about
- * 0.2 µs against 1 µs for a node:http hello's head). One entry; only heads parsed whole and
- * without error are stored. A miss costs a compare of the bytes and, at the end of its parse, a
- * copy of them (about 0.4 µs more than no memo): after {@link MEMO_MISSES} misses in a row (heads
- * that differ every time: their own lengths, ETags, cookies; several upstreams in turn) the memo
- * rests for {@link MEMO_REST} heads, neither compared nor stored, then tries again.
+ * The last head parsed by the thread's parsers of one kind (requests, responses), for the next
+ * whose head is the same bytes: a client asks for the same thing again with the same fields, an
+ * upstream answers the same head response after response (the same status, type, length and
+ * `Keep-Alive`; its `Date` changes once a second). Parsing a head is a pure function of its
+ * bytes, the parser's kind and limits and, for a response, the request method (HEAD and CONNECT
+ * change the framing); a head that passed every check once passes them again, so the same bytes
+ * under the same method and limits are taken as they were: a fresh Head, a copy of the fields, no
+ * line scan, no field checks, no strings made (about 0.2 µs against 0.8 µs for a node:http
+ * hello's response head, micro-bench). One entry per kind; only heads parsed whole and without
+ * error are stored. A miss costs a compare of the bytes and, at the end of its parse, a copy of
+ * them (about 0.4 µs): after {@link MEMO_MISSES} misses in a row (heads that differ every time:
+ * their own lengths, ETags, cookies; several upstreams in turn) the memo rests for
+ * {@link MEMO_REST} heads, neither compared nor stored, then tries again.
  */
-class LastResponseHead {
-  /** Bytes of the head (status line to the empty line); `length` of them are valid (0: none). */
-  private readonly bytes = Buffer.allocUnsafe(RESPONSE_MEMO_MAX);
+class LastHead {
+  /** Bytes of the head (start line to the empty line); `length` of them are valid (0: none). */
+  private readonly bytes = Buffer.allocUnsafe(HEAD_MEMO_MAX);
   length = 0;
   private method = "";
   private limits: ParserLimits | undefined = undefined;
@@ -313,7 +335,7 @@ class LastResponseHead {
     // (the last head before a rest ends is stored: the next is compared with it)
     if (this.resting > 0) return;
     const n = end - start;
-    if (n > RESPONSE_MEMO_MAX) {
+    if (n > HEAD_MEMO_MAX) {
       this.length = 0;
       return;
     }
@@ -321,35 +343,20 @@ class LastResponseHead {
     this.length = n;
     this.method = method;
     this.limits = limits;
-    const p = this.proto;
-    p.status = h.status;
-    p.reason = h.reason;
-    p.versionMinor = h.versionMinor;
     // (copied: the caller's head is its own to change)
-    p.fields = h.fields.slice();
-    p.framing = h.framing;
-    p.contentLength = h.contentLength;
-    p.keepAlive = h.keepAlive;
-    p.upgrade = h.upgrade;
+    copyHead(h, this.proto);
   }
 
   /** A new Head equal to the stored one (its own copy of the fields). */
   head(): Head {
-    const p = this.proto;
     const h = new Head();
-    h.status = p.status;
-    h.reason = p.reason;
-    h.versionMinor = p.versionMinor;
-    h.fields = p.fields.slice();
-    h.framing = p.framing;
-    h.contentLength = p.contentLength;
-    h.keepAlive = p.keepAlive;
-    h.upgrade = p.upgrade;
+    copyHead(this.proto, h);
     return h;
   }
 }
 
-const lastResponse = new LastResponseHead();
+const lastRequest = new LastHead();
+const lastResponse = new LastHead();
 
 /** The last request-target made (every parser of the thread shares it), as {@link fieldValue}. */
 let lastTarget = "";
@@ -570,8 +577,12 @@ export class H1Parser {
   private extensionBytes = 0;
   private error: ParseError | undefined = undefined;
 
+  /** The thread's last head of this kind (LastHead). */
+  private readonly memo: LastHead;
+
   constructor(kind: "request" | "response", limits: Partial<ParserLimits> = {}) {
     this.kind = kind;
+    this.memo = kind === "request" ? lastRequest : lastResponse;
     // A complete set (an engine's, shared by its connections) is used as is: no copy per parser.
     this.limits = isComplete(limits) ? limits : { ...defaultLimits, ...limits };
   }
@@ -742,8 +753,7 @@ export class H1Parser {
     if (this.pos === b.length) return NEED_MORE;
     if (this.head === NO_HEAD) {
       if (
-        this.kind === "response" &&
-        lastResponse.matches(b, this.pos, this.requestMethod, this.limits) &&
+        this.memo.matches(b, this.pos, this.requestMethod, this.limits) &&
         !this.startLineDone &&
         this.lineStart === this.pos
       ) {
@@ -797,9 +807,7 @@ export class H1Parser {
         const start = this.pos;
         this.pos = lf + 1;
         const ev = this.headDone();
-        if (this.kind === "response") {
-          lastResponse.store(b, start, this.pos, this.requestMethod, this.limits, this.head);
-        }
+        this.memo.store(b, start, this.pos, this.requestMethod, this.limits, this.head);
         return ev;
       }
       this.headerLine(b, s, e, this.head.fields, true);
@@ -1115,13 +1123,15 @@ export class H1Parser {
   }
 
   /**
-   * The response head is the bytes of the thread's last one again, for the same request method
-   * under the same limits (LastResponseHead): its outcome is the same, taken as it was.
+   * The head is the bytes of the thread's last one of this kind again (for a response, to the
+   * same request method), under the same limits (LastHead): its outcome is the same, taken as it
+   * was.
    */
   private reuseHead(): ParseEvent {
-    const head = lastResponse.head();
+    const memo = this.memo;
+    const head = memo.head();
     this.head = head;
-    this.pos += lastResponse.length;
+    this.pos += memo.length;
     this.lineStart = this.pos;
     this.scan = this.pos;
     this.enterBody(head);

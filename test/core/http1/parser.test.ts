@@ -274,3 +274,65 @@ test("the last response head is reused only for the same bytes, request method a
   assert.equal(two.body, "hello");
   assert.deepEqual(two.heads[0]!.fields, ["content-type", "text/plain", "content-length", "5"]);
 });
+
+test("the last request head is reused only for the same bytes and limits, as a fresh head with every property", () => {
+  const shared: ParserLimits = { ...defaultLimits, maxBodySize: 100 };
+  const parse = (text: string, limits = shared) => {
+    const p = new H1Parser("request", limits);
+    p.feed(Buffer.from(text, "latin1"));
+    const { evs, heads, body } = events(p);
+    assert.equal(evs[0], HEAD);
+    return { head: heads[0]!, evs, body };
+  };
+  const requests = [
+    "GET / HTTP/1.1\r\nHost: a.example:8080\r\nAccept: */*\r\n\r\n",
+    "GET http://b.example/x?y HTTP/1.1\r\nHost: ignored\r\n\r\n",
+    "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc",
+    "POST /up HTTP/1.0\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc",
+    "PUT /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\nz\r\n0\r\n\r\n",
+    "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+    "OPTIONS * HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: A.Example:8080\r\nAccept: */*\r\n\r\n",
+  ];
+  for (const text of requests) {
+    const first = parse(text);
+    const expected = structuredClone({ ...first.head });
+    first.head.fields.push("x-first", "1");
+    first.head.host = "changed";
+    for (let i = 0; i < 3; i++) {
+      const again = parse(text);
+      assert.notEqual(again.head, first.head);
+      assert.deepEqual({ ...again.head }, expected, text);
+      assert.deepEqual(again.evs, parse(text).evs);
+      again.head.fields.length = 0;
+    }
+  }
+  // The same bytes under limits that refuse them are refused.
+  const big = "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 50\r\n\r\n";
+  parse(big);
+  parse(big);
+  assert.throws(
+    () => parse(big, { ...defaultLimits, maxBodySize: 10 }),
+    (err: ParseError) => err.status === 413,
+  );
+  // One byte different (the Host), a different head; a bad one after a good one is refused.
+  const a = "GET / HTTP/1.1\r\nHost: one\r\n\r\n";
+  assert.equal(parse(a).head.host, "one");
+  assert.equal(parse(a).head.host, "one");
+  assert.equal(parse(a.replace("one", "two")).head.host, "two");
+  parse(a);
+  assert.throws(
+    () => parse(`${a.slice(0, -2)}Host: two\r\n\r\n`),
+    (err: ParseError) => err.code === "duplicate-host",
+  );
+  assert.throws(
+    () => parse(`${a.slice(0, -2)}Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n`),
+    (err: ParseError) => err.code === "cl-te",
+  );
+  // Pipelined, the same request three times in one read: three requests.
+  const p = new H1Parser("request", shared);
+  p.feed(Buffer.from(a + a + a, "latin1"));
+  const got = events(p);
+  assert.deepEqual(got.evs, [HEAD, END, HEAD, END, HEAD, END]);
+  assert.equal(new Set(got.heads).size, 3);
+});
