@@ -320,6 +320,13 @@ test("the last request head is reused only for the same bytes and limits, as a f
   assert.equal(parse(a).head.host, "one");
   assert.equal(parse(a).head.host, "one");
   assert.equal(parse(a.replace("one", "two")).head.host, "two");
+  // Its first byte or its last one different: not the remembered head.
+  parse(a);
+  assert.equal(parse(`P${a.slice(1)}`).head.method, "PET");
+  parse(a);
+  const cut = new H1Parser("request", shared);
+  cut.feed(Buffer.from(`${a.slice(0, -1)}X`, "latin1"));
+  assert.deepEqual(events(cut).evs, [], "no LF ends the head: not a head yet");
   parse(a);
   assert.throws(
     () => parse(`${a.slice(0, -2)}Host: two\r\n\r\n`),
