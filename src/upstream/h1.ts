@@ -495,6 +495,8 @@ class H1Connection {
   private idleDeadline = 0;
   /** The peer closed its side (the rest of what it sent may still be in the parser). */
   private peerEnded = false;
+  /** The clock read of the read being parsed (0 outside `onData`). */
+  private readAt = 0;
   private phase = PHASE_IDLE;
   private sendTimer: NodeJS.Timeout | undefined = undefined;
   private readonly onIoTimer = (): void => {
@@ -585,7 +587,8 @@ class H1Connection {
   idle(): void {
     this.phase = PHASE_IDLE;
     this.ioDeadline = 0;
-    const now = performance.now();
+    // (the clock read of the read that ended the response, if that is where we are)
+    const now = this.readAt !== 0 ? this.readAt : performance.now();
     this.idleDeadline = now + this.idleTimeout;
     if (this.idleTimer === undefined || this.idleAt > this.idleDeadline) this.setIdleTimer(now);
   }
@@ -794,10 +797,17 @@ class H1Connection {
       return;
     }
     ex.started = true;
-    // Between two reads: the read timeout starts again (the deadline only moves later).
-    if (this.ioDeadline !== 0) this.ioDeadline = performance.now() + this.ioMs;
+    // Between two reads: the read timeout starts again (the deadline only moves later). One
+    // clock read, for that and for the idle time of a response this read ends.
+    const now = performance.now();
+    if (this.ioDeadline !== 0) this.ioDeadline = now + this.ioMs;
     this.parser.feed(chunk);
-    this.drive();
+    this.readAt = now;
+    try {
+      this.drive();
+    } finally {
+      this.readAt = 0;
+    }
   }
 
   /** Pull events from the parser while the consumer takes them. */
