@@ -44,7 +44,7 @@ import {
   type ParseError,
   type ParserLimits,
 } from "../core/http1/parser.ts";
-import { detached, READ_BUFFER } from "../core/http1/readBuffer.ts";
+import { detached, READ_BUFFER, readView } from "../core/http1/readBuffer.ts";
 import { classifyError, UpstreamError } from "./errors.ts";
 import { type PeerTarget, targetName } from "./peer.ts";
 import {
@@ -329,7 +329,7 @@ class ReadPort {
   readonly callback = (n: number, buf: Buffer): boolean => {
     const conn = this.conn;
     if (conn === undefined) return false;
-    conn.onRead(buf.subarray(0, n));
+    conn.onRead(buf === READ_BUFFER ? readView(n) : buf.subarray(0, n));
     return true;
   };
 }

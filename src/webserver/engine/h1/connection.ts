@@ -30,7 +30,7 @@ import {
   NEED_MORE,
   ParseError,
 } from "../../../core/http1/parser.ts";
-import { detached, READ_BUFFER } from "../../../core/http1/readBuffer.ts";
+import { detached, READ_BUFFER, readView } from "../../../core/http1/readBuffer.ts";
 import { type Body, Fields, HttpError, type WebResponse } from "../../exchange.ts";
 import type { Completion } from "../../module.ts";
 import { defaultPage } from "../../statusPages.ts";
@@ -100,7 +100,8 @@ interface UserBufferHandle {
 function onSocketRead(this: Tagged, bytes: number, buf: Buffer): boolean {
   const conn = this[kConnection];
   if (conn === undefined) return this.push(Buffer.from(buf.subarray(0, bytes)));
-  const view = buf.subarray(0, bytes);
+  // (`buf` is READ_BUFFER: the socket reads into nothing else, see readInto)
+  const view = buf === READ_BUFFER ? readView(bytes) : buf.subarray(0, bytes);
   conn.onData(view);
   conn.ownInput(view);
   return true;
