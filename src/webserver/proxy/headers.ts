@@ -181,6 +181,28 @@ export interface ResponseHeaderPlan {
   redirect: readonly CompiledReplace[];
   cookieDomain: readonly CompiledReplace[];
   cookiePath: readonly CompiledReplace[];
+  /** The plan's last upstream field list and what it made (see {@link fromFieldList}). */
+  last?: LastFields | undefined;
+}
+
+/** An upstream field list and what the plan made of it, when nothing of it was rewritten. */
+interface LastFields {
+  src: string[];
+  list: string[];
+  length: number | undefined;
+  contentType: string | undefined;
+  accelBuffering: string | undefined;
+  accelRedirect: string | undefined;
+}
+
+/** Upstream lists longer than this are not remembered. */
+const LAST_FIELDS_MAX = 64;
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  const n = a.length;
+  if (n !== b.length) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export interface CompiledReplace {
@@ -233,11 +255,28 @@ function passes(
   return !(plan.hide.size > 0 && plan.hide.has(name));
 }
 
+/**
+ * The client's fields from an upstream's field list. The same list as the plan's last one (an
+ * upstream answers the same fields response after response, the same strings when its head is
+ * the parser's memo) makes the same fields, unless one of them is rewritten per request
+ * (Location and Refresh with proxyRedirect, Set-Cookie with cookie rules: those lists are never
+ * remembered): the last result, its list copied, without the per-field filtering.
+ */
 function fromFieldList(
   src: readonly string[],
   plan: ResponseHeaderPlan,
   req: WebRequest,
 ): UpstreamHead {
+  const last = plan.last;
+  if (last !== undefined && sameList(src, last.src)) {
+    return {
+      fields: new Fields(last.list.slice()),
+      length: last.length,
+      contentType: last.contentType,
+      accelBuffering: last.accelBuffering,
+      accelRedirect: last.accelRedirect,
+    };
+  }
   let connection: string | undefined;
   let lengthText: string | undefined;
   let contentType: string | undefined;
@@ -266,20 +305,41 @@ function fromFieldList(
   }
   const named = connectionTokens(connection);
   const list: string[] = [];
+  let rewritten = false;
   for (let i = 0; i < src.length; i += 2) {
     const name = src[i]!;
     if (!passes(name, plan, named)) continue;
+    if (!rewritten && rewrites(name, plan)) rewritten = true;
     list.push(name, rewrite(name, src[i + 1]!, plan, req));
   }
-  const length = lengthText === undefined ? undefined : Number(lengthText);
+  const n = lengthText === undefined ? undefined : Number(lengthText);
+  const length = n !== undefined && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+  const lowerBuffering = accelBuffering?.toLowerCase();
+  plan.last =
+    rewritten || src.length > LAST_FIELDS_MAX
+      ? undefined
+      : {
+          src: src.slice(),
+          list: list.slice(),
+          length,
+          contentType,
+          accelBuffering: lowerBuffering,
+          accelRedirect,
+        };
   return {
     fields: new Fields(list),
-    length:
-      length !== undefined && Number.isSafeInteger(length) && length >= 0 ? length : undefined,
+    length,
     contentType,
-    accelBuffering: accelBuffering?.toLowerCase(),
+    accelBuffering: lowerBuffering,
     accelRedirect,
   };
+}
+
+/** Whether {@link rewrite} may change this field's value (per request: templates read `req`). */
+function rewrites(name: string, plan: ResponseHeaderPlan): boolean {
+  if (name === "location" || name === "refresh") return plan.redirect.length > 0;
+  if (name === "set-cookie") return plan.cookieDomain.length > 0 || plan.cookiePath.length > 0;
+  return false;
 }
 
 function fromHeaderObject(
