@@ -66,6 +66,9 @@ export function conflicts(a: Config["app"]): string[] {
     if (a.bind.some((b) => b.startsWith("unix:"))) {
       out.push("app.bind: thread workers cannot share a unix socket; use workerMode process");
     }
+    if (a.nodeArgs.length > 0) {
+      out.push("app.nodeArgs: thread workers share the master's Node; use workerMode process");
+    }
   }
   return out;
 }
@@ -116,6 +119,7 @@ function masterOptions(config: Config, file: string | undefined): ReloadableOpti
     gracefulTimeout: a.gracefulTimeout,
     stackOnTimeout: a.stackOnTimeout,
     log: { level: config.log.level, format: config.log.format, file: config.log.errorLog },
+    execArgv: a.nodeArgs,
   };
 }
 

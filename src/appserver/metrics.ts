@@ -29,11 +29,21 @@ const bucketKeys = Array.from({ length: latencyBuckets.length + 1 }, (_, i) => `
 const isCounter = (k: string) =>
   counterKeys.has(k) || k.startsWith("status_") || k.startsWith("le_");
 
-/** The worker side: counts requests into `stats`, and samples event-loop lag. */
+/**
+ * The worker side: counts requests into `stats`, and samples event-loop lag. The lag histogram
+ * (a 10 ms libuv timer) runs only while the worker has work: it starts with a request or a
+ * connection and stops after a sample period with none started and none in flight, so an idle
+ * worker is not woken 100 times a second (nginx idles at zero wakeups). An idle worker's lag is
+ * reported as 0.
+ */
 export class RequestMetrics {
   private readonly stats: WorkerStats;
   private readonly lag: ELDHistogram;
   private readonly timer: NodeJS.Timeout;
+  /** Whether the lag histogram is enabled. */
+  private lagOn = false;
+  /** Requests + connections started since the last sample. */
+  private started = 0;
 
   constructor(stats: WorkerStats, sampleMs = 1000) {
     this.stats = stats;
@@ -46,20 +56,40 @@ export class RequestMetrics {
     stats.lag_p99 = 0;
     stats.lag_max = 0;
     this.lag = monitorEventLoopDelay({ resolution: 10 });
-    this.lag.enable();
     this.timer = setInterval(() => this.sampleLag(), sampleMs);
     this.timer.unref();
   }
 
+  /** Whether event-loop lag is being sampled now (it is while the worker has work). */
+  get sampling(): boolean {
+    return this.lagOn;
+  }
+
   private sampleLag(): void {
-    // The histogram is in nanoseconds and includes the sampling resolution itself.
-    this.stats.lag_p99 = Math.max(0, (this.lag.percentile(99) - 10e6) / 1e9);
-    this.stats.lag_max = Math.max(0, (this.lag.max - 10e6) / 1e9);
-    this.lag.reset();
+    // The histogram is in nanoseconds and includes the sampling resolution itself; an empty
+    // one (just enabled, or off) reads as 0.
+    const h = this.lag;
+    this.stats.lag_p99 = h.count === 0 ? 0 : Math.max(0, (h.percentile(99) - 10e6) / 1e9);
+    this.stats.lag_max = h.count === 0 ? 0 : Math.max(0, (h.max - 10e6) / 1e9);
+    h.reset();
+    if (this.lagOn && this.started === 0 && this.stats.inflight === 0) {
+      h.disable();
+      this.lagOn = false;
+    }
+    this.started = 0;
+  }
+
+  private work(): void {
+    this.started++;
+    if (!this.lagOn) {
+      this.lagOn = true;
+      this.lag.enable();
+    }
   }
 
   requestStarted(): void {
     this.stats.inflight!++;
+    this.work();
   }
 
   /** A request that reached the app (or was refused by a limit) ended. */
@@ -91,6 +121,7 @@ export class RequestMetrics {
 
   connectionOpened(): void {
     this.stats.connections!++;
+    this.work();
   }
 
   connectionClosed(): void {
@@ -99,8 +130,9 @@ export class RequestMetrics {
 
   stop(): void {
     clearInterval(this.timer);
-    this.lag.disable();
     this.sampleLag();
+    this.lag.disable();
+    this.lagOn = false;
   }
 }
 

@@ -120,6 +120,16 @@ function scalar<In, Out>(
   };
 }
 
+/** A Node.js command-line flag such as `--max-old-space-size=4096`: a dash, no whitespace. */
+export function nodeFlag(): ValueType<string, string> {
+  return scalar({
+    name: "node flag",
+    expected: 'a Node.js flag such as "--max-old-space-size=4096" (starting with "-", no spaces)',
+    metavar: "FLAG",
+    parse: (v) => (typeof v === "string" && /^--?[A-Za-z0-9][^\s]*$/.test(v) ? v : undefined),
+  });
+}
+
 /** A string; non-empty unless `allowEmpty`. */
 export function string(
   options: { allowEmpty?: boolean; metavar?: string } = {},

@@ -147,6 +147,7 @@ function pools(
     reloadStrategy: "rolling",
     canaryMs: config.stack.canary * 1000,
     log,
+    execArgv: a.nodeArgs,
   };
   const web: PoolChanges = {
     workers: w.workers,
@@ -157,6 +158,7 @@ function pools(
     gracefulTimeout: w.gracefulTimeout,
     mode: w.workerMode,
     log,
+    execArgv: w.nodeArgs,
   };
   return { app, web };
 }

@@ -58,10 +58,17 @@ function masterOptions(config: Config, file: string | undefined, pipeline: Pipel
     gracefulTimeout: web.gracefulTimeout,
     pidfile: web.pidfile,
     mode: web.workerMode,
+    execArgv: web.nodeArgs,
   };
 }
 
 export async function run(config: Config, ctx: TierContext): Promise<number> {
+  if (config.web.workerMode === "thread" && config.web.nodeArgs.length > 0) {
+    ctx.logger.fatal(
+      "web.nodeArgs: thread workers share the master's Node; use workerMode process",
+    );
+    return ExitCode.config;
+  }
   let pipeline: Pipeline;
   try {
     pipeline = await compile(config, ctx.file, ctx.logger);

@@ -179,4 +179,39 @@ test("combinations that cannot work are refused before anything starts", async (
   );
   assert.equal(r.code, 2, r.output);
   assert.match(r.output, /sync workers need workerMode process/);
+  const flags = await runToEnd(
+    t,
+    [fixtureApp, "--node-arg", "--max-old-space-size=200", "--worker-mode", "thread"],
+    dir,
+  );
+  assert.equal(flags.code, 2, flags.output);
+  assert.match(flags.output, /app\.nodeArgs: thread workers share the master's Node/);
+  const bad = await runToEnd(t, [fixtureApp, "--node-arg", "max-old-space-size=200"], dir);
+  assert.equal(bad.code, 2, bad.output);
+  assert.match(bad.output, /--node-arg.*a Node\.js flag such as/s);
+});
+
+test("nodeArgs: the workers run with the Node flags, the master without", async (t) => {
+  const app = await startApp(t, [
+    fixtureApp,
+    "-b",
+    "127.0.0.1:0",
+    "--node-arg",
+    "--max-old-space-size=200",
+    "--node-arg",
+    "--max-semi-space-size=4",
+  ]);
+  const got = JSON.parse((await request(app.port, "/node")).body) as {
+    execArgv: string[];
+    heapLimit: number;
+  };
+  assert.deepEqual(
+    got.execArgv.filter((a) => a.startsWith("--max-")),
+    ["--max-old-space-size=200", "--max-semi-space-size=4"],
+  );
+  // 200 MiB of old space plus the young generation: far under the default (GiBs here).
+  assert.ok(got.heapLimit < 300 * 2 ** 20, `heap limit ${got.heapLimit}`);
+  const master = readFileSync(`/proc/${app.pid}/cmdline`, "utf8").split("\0");
+  assert.ok(!master.includes("--max-old-space-size=200"), master.join(" "));
+  assert.equal(await app.stop(), 0, app.output());
 });

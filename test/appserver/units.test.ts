@@ -12,7 +12,7 @@ import {
   defaultFormat,
 } from "../../src/appserver/accessLog.ts";
 import { checkHead, clientErrorStatus, maxHeaderSize } from "../../src/appserver/limits.ts";
-import { MetricsAggregator } from "../../src/appserver/metrics.ts";
+import { MetricsAggregator, RequestMetrics } from "../../src/appserver/metrics.ts";
 import { isSourceChange } from "../../src/appserver/reloader.ts";
 import {
   account,
@@ -24,6 +24,7 @@ import {
   trustedPeer,
 } from "../../src/config/types.ts";
 import type { MasterSnapshot, WorkerInfo } from "../../src/process/master.ts";
+import type { WorkerStats } from "../../src/process/worker.ts";
 
 function record(
   over: Partial<AccessRecord> = {},
@@ -224,6 +225,43 @@ test("metrics: sums over workers, counters survive a worker's exit, Prometheus t
   assert.equal(v2("brigade_app_request_duration_seconds_count"), 6);
   assert.equal(v2('brigade_app_worker_exits_total{reason="max requests"}'), 1);
   assert.doesNotMatch(after, /pid="102"/);
+});
+
+test("metrics: event-loop lag is sampled while there is work, not while idle", async () => {
+  const stats: WorkerStats = { requests: 0 };
+  const m = new RequestMetrics(stats, 60);
+  const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const block = (ms: number) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+  try {
+    assert.equal(m.sampling, false, "a new worker with no work is not sampled");
+    m.requestStarted();
+    assert.equal(m.sampling, true);
+    await tick(30);
+    block(120);
+    // Each sample reports its own period: watch a few of them.
+    let seen = 0;
+    for (let i = 0; i < 10; i++) {
+      await tick(20);
+      seen = Math.max(seen, stats.lag_max!);
+    }
+    assert.ok(seen > 0.05, `a 120 ms block while busy is seen (max ${seen})`);
+    // Still in flight: sampling goes on over samples with nothing new started.
+    await tick(150);
+    assert.equal(m.sampling, true, "a request in flight keeps sampling on");
+    m.requestEnded(200, 0.3);
+    await tick(200);
+    assert.equal(m.sampling, false, "off after a sample period with no work");
+    assert.equal(stats.lag_max, 0);
+    assert.equal(stats.lag_p99, 0);
+    m.connectionOpened();
+    assert.equal(m.sampling, true, "a new connection turns it back on");
+  } finally {
+    m.stop();
+  }
+  assert.equal(m.sampling, false);
 });
 
 test("reloader: which changed paths reload", () => {

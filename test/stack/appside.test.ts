@@ -5,7 +5,7 @@
  * anything listens) and `--reload` (a source change deploys the new code).
  */
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { spawnNode, waitFor } from "../helpers/process.ts";
@@ -104,4 +104,30 @@ test("brigade up --preload: an app that cannot load stops everything before anyt
   );
   assert.equal((await nodir.exited).code, 2, nodir.output());
   assert.match(nodir.output(), /app\.chdir: nowhere is not a directory/);
+});
+
+test("brigade up: each tier's workers run with its nodeArgs", async (t) => {
+  // A flag each worker shows it got: an --import that leaves a file named after the tier and pid.
+  const mark = (tier: string) =>
+    `--import=data:text/javascript,import{writeFileSync}from"node:fs";writeFileSync("${tier}-"+process.pid,"")`;
+  const s = await startStack(t, {
+    args: [
+      "--app-workers",
+      "1",
+      "--web-workers",
+      "1",
+      "--app-node-arg",
+      mark("app"),
+      "--web-node-arg",
+      mark("web"),
+    ],
+  });
+  const pid = (tier: string) =>
+    Number(s.output().match(new RegExp(`worker ready pool=${tier} worker=1 pid=(\\d+)`))![1]);
+  const files = readdirSync(s.dir).filter((f) => /^(app|web)-\d+$/.test(f));
+  assert.deepEqual(
+    files.sort(),
+    [`app-${pid("app")}`, `web-${pid("web")}`],
+    "one per worker, not the master",
+  );
 });

@@ -22,7 +22,12 @@ test("brigade up refuses what it cannot run, naming the setting; check knows the
     join(dir, "bad.json"),
     JSON.stringify({
       app: { app: "app.ts", workerMode: "thread" },
-      web: { upstreams: { app: { peers: ["127.0.0.1:1"] } }, proxy: ["127.0.0.1:2"] },
+      web: {
+        upstreams: { app: { peers: ["127.0.0.1:1"] } },
+        proxy: ["127.0.0.1:2"],
+        workerMode: "thread",
+        nodeArgs: ["--max-old-space-size=100"],
+      },
     }),
   );
   const bad = await brigade(dir, ["up", "-c", "bad.json", "--runtime-dir", join(dir, "run")], t);
@@ -30,7 +35,8 @@ test("brigade up refuses what it cannot run, naming the setting; check knows the
   assert.match(bad.out, /app\.workerMode: brigade up gives each app worker a unix socket/);
   assert.match(bad.out, /web\.upstreams\.app: this group is brigade up's own/);
   assert.match(bad.out, /web\.proxy: brigade up proxies to its own app workers/);
-  assert.match(bad.out, /brigade up: 3 problems in the config/);
+  assert.match(bad.out, /web\.nodeArgs: thread workers share the master's Node/);
+  assert.match(bad.out, /brigade up: 4 problems in the config/);
 
   writeFileSync(
     join(dir, "good.json"),

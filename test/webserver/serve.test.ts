@@ -55,6 +55,24 @@ test("a config only compiling can fault: check lists every problem, web refuses 
   assert.doesNotMatch(web.stderr, /listening/);
 });
 
+test("nodeArgs with thread workers is refused before anything starts", async (t) => {
+  const dir = tempDir(t);
+  const web = await brigade(
+    [
+      "web",
+      "--listen",
+      "127.0.0.1:0",
+      "--worker-mode",
+      "thread",
+      "--node-arg",
+      "--max-old-space-size=100",
+    ],
+    dir,
+  );
+  assert.equal(web.code, 2, web.stderr);
+  assert.match(web.stderr, /web\.nodeArgs: thread workers share the master's Node/);
+});
+
 test("quick start: brigade web --root DIR --listen ADDR serves with one server", async (t) => {
   const dir = tempDir(t, { "public/index.html": "hi\n" });
   const web = await startWeb(

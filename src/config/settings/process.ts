@@ -3,7 +3,7 @@
  * once here and spread into the `app` and `web` sections with each tier's defaults.
  */
 import { type Env, setting } from "../setting.ts";
-import { duration, oneOf, optional, string, workers } from "../types.ts";
+import { duration, list, nodeFlag, oneOf, optional, string, workers } from "../types.ts";
 
 interface TierDefaults {
   /** "app server" or "web server", for the docs. */
@@ -51,6 +51,12 @@ export function processSettings(tier: TierDefaults) {
       type: oneOf(["process", "thread"]),
       default: "process",
       doc: `How ${tier.name} workers run: \`process\` forks a child process per worker (isolated: a crash or a blocked event loop takes one worker down); \`thread\` runs each worker in a worker thread of the master's process (cheaper, less isolated).`,
+    }),
+    nodeArgs: setting({
+      type: list(nodeFlag()),
+      default: [],
+      flag: "node-arg",
+      doc: `Node.js flags for the ${tier.name} worker processes (PM2's \`node_args\`), e.g. \`["--max-old-space-size=4096"]\` or \`--node-arg --max-semi-space-size=32\`: V8 flags too, which \`NODE_OPTIONS\` partly refuses. The master runs without them; workers started after a reload get the new list. Only with \`workerMode: process\` (threads share the master's V8). None by default.`,
     }),
   };
 }
