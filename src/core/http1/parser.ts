@@ -764,9 +764,9 @@ export class H1Parser {
     if (this.pos === b.length) return NEED_MORE;
     if (this.head === NO_HEAD) {
       if (
-        this.memo.matches(b, this.pos, this.requestMethod, this.limits) &&
         !this.startLineDone &&
-        this.lineStart === this.pos
+        this.lineStart === this.pos &&
+        this.memo.matches(b, this.pos, this.requestMethod, this.limits)
       ) {
         return this.reuseHead();
       }

@@ -20,7 +20,8 @@ export function detached(view: Buffer): Buffer {
 
 /** Reads up to this long get a view of their length made once (see {@link readView}). */
 const VIEW_CACHE_MAX = 2048;
-const views: Buffer[] = [];
+// (filled: a packed array, not a sparse one V8 would keep as a dictionary)
+const views: (Buffer | undefined)[] = new Array(VIEW_CACHE_MAX + 1).fill(undefined);
 
 /**
  * `READ_BUFFER.subarray(0, n)`: what a read of `n` bytes put there. A view per length is made
