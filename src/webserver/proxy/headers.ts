@@ -62,7 +62,25 @@ export interface RequestHeaderPlan {
   set: readonly { name: string; value: Template }[];
   /** Names in `set`, for skipping the client's own. */
   setNames: ReadonlySet<string>;
+  /** The plan's last request fields and what they made (see {@link upstreamRequestFields}). */
+  last?: LastRequestFields | undefined;
+  /** Every `set` value is a constant (worked out at the first request). */
+  constantSet?: boolean | undefined;
 }
+
+/** What the upstream's fields were made of, and the list made. */
+interface LastRequestFields {
+  src: string[];
+  host: string;
+  h2: boolean;
+  remote: string;
+  localPort: number;
+  scheme: string;
+  out: string[];
+}
+
+/** Client field lists longer than this are not remembered. */
+const LAST_REQUEST_FIELDS_MAX = 64;
 
 /** The client's Host as sent (with its port), else the server's name. */
 export function clientHost(req: WebRequest): string {
@@ -87,6 +105,47 @@ export function upstreamRequestFields(
   upgrade: string | undefined,
 ): string[] {
   const src = req.fields.list;
+  // The same client fields, addresses and scheme as the last request make the same list, when
+  // every proxySetHeaders value is a constant (a template may read anything of the request) and
+  // it is no upgrade: a copy of it (the caller adds to it).
+  plan.constantSet ??= plan.set.every((r) => r.value.constant !== undefined);
+  const memo = upgrade === undefined && src.length <= LAST_REQUEST_FIELDS_MAX && plan.constantSet;
+  const c = req.connection;
+  if (memo) {
+    const last = plan.last;
+    if (
+      last !== undefined &&
+      last.remote === c.remoteAddress &&
+      last.localPort === c.localPort &&
+      last.scheme === req.scheme &&
+      last.host === req.host &&
+      last.h2 === (req.httpVersion === "2") &&
+      sameList(src, last.src)
+    ) {
+      return last.out.slice();
+    }
+  }
+  const out = buildRequestFields(req, plan, upgrade, src);
+  if (memo) {
+    plan.last = {
+      src: src.slice(),
+      host: req.host,
+      h2: req.httpVersion === "2",
+      remote: c.remoteAddress,
+      localPort: c.localPort,
+      scheme: req.scheme,
+      out: out.slice(),
+    };
+  }
+  return out;
+}
+
+function buildRequestFields(
+  req: WebRequest,
+  plan: RequestHeaderPlan,
+  upgrade: string | undefined,
+  src: readonly string[],
+): string[] {
   const out: string[] = ["host", clientHost(req)];
   let named: Set<string> | undefined;
   for (let i = 0; i < src.length; i += 2) {

@@ -4,11 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { WebRequest } from "../../../src/webserver/exchange.ts";
+import { defaultForwardedHeaders } from "../../../src/config/settings/web/proxy.ts";
+import { Fields, type WebRequest } from "../../../src/webserver/exchange.ts";
 import {
   type CompiledReplace,
   clientResponseFields,
+  type RequestHeaderPlan,
   type ResponseHeaderPlan,
+  upstreamRequestFields,
 } from "../../../src/webserver/proxy/headers.ts";
 
 function constant(to: string): CompiledReplace["to"] {
@@ -132,4 +135,107 @@ test("fields rewritten per request are never taken from the memo", () => {
   const plain = plan();
   assert.deepEqual(of(plain, loc).fields, loc);
   assert.deepEqual(of(plain, loc).fields, loc);
+});
+
+test("the last request fields per plan: the same request makes the same list, any change its own", () => {
+  let n = 0;
+  const counter = Object.assign(() => String(++n), { constant: undefined, usesCaptures: false });
+  const plan = (set: RequestHeaderPlan["set"] = []): RequestHeaderPlan => ({
+    forwarded: new Set(defaultForwardedHeaders),
+    set,
+    setNames: new Set(set.map((r) => r.name)),
+  });
+  type Shape = {
+    fields?: string[];
+    host?: string;
+    httpVersion?: string;
+    scheme?: string;
+    remoteAddress?: string;
+    localPort?: number;
+  };
+  const request = (o: Shape = {}) =>
+    ({
+      fields: new Fields((o.fields ?? ["host", "a.example", "accept", "*/*"]).slice()),
+      host: o.host ?? "a.example",
+      httpVersion: o.httpVersion ?? "1.1",
+      scheme: o.scheme ?? "http",
+      connection: { remoteAddress: o.remoteAddress ?? "10.0.0.1", localPort: o.localPort ?? 8080 },
+    }) as unknown as WebRequest;
+  const p = plan([
+    { name: "x-set", value: Object.assign(() => "k", { constant: "k", usesCaptures: false }) },
+  ]);
+  const want = (
+    o: {
+      host?: string;
+      xff?: string;
+      proto?: string;
+      port?: string;
+      ip?: string;
+      extra?: string[];
+    } = {},
+  ) => [
+    "host",
+    o.host ?? "a.example",
+    ...(o.extra ?? ["accept", "*/*"]),
+    "x-forwarded-for",
+    o.xff ?? "10.0.0.1",
+    "x-forwarded-proto",
+    o.proto ?? "http",
+    "x-forwarded-host",
+    o.host ?? "a.example",
+    "x-forwarded-port",
+    o.port ?? "8080",
+    "x-real-ip",
+    o.ip ?? o.xff ?? "10.0.0.1",
+    "x-set",
+    "k",
+  ];
+  const first = upstreamRequestFields(request(), p, undefined);
+  assert.deepEqual(first, want());
+  first.push("content-length", "3");
+  const again = upstreamRequestFields(request(), p, undefined);
+  assert.deepEqual(again, want());
+  again.push("content-length", "4");
+  assert.deepEqual(upstreamRequestFields(request(), p, undefined), want());
+  // Each input changed alone, right after the request it differs from.
+  const alone = (o: Shape, expected: string[]) => {
+    assert.deepEqual(upstreamRequestFields(request(), p, undefined), want());
+    assert.deepEqual(upstreamRequestFields(request(o), p, undefined), expected);
+  };
+  alone({ remoteAddress: "10.0.0.2" }, want({ xff: "10.0.0.2" }));
+  alone({ localPort: 9090 }, want({ port: "9090" }));
+  alone({ scheme: "https" }, want({ proto: "https" }));
+  alone({ fields: ["host", "b.example", "accept", "*/*"] }, want({ host: "b.example" }));
+  alone(
+    { fields: ["host", "a.example", "x-forwarded-for", "1.2.3.4"] },
+    want({ xff: "1.2.3.4, 10.0.0.1", ip: "10.0.0.1", extra: [] }),
+  );
+  // No Host field: the request's host, whichever it is.
+  assert.equal(
+    upstreamRequestFields(request({ fields: [], host: "c.example" }), p, undefined)[1],
+    "c.example",
+  );
+  assert.equal(
+    upstreamRequestFields(request({ fields: [], host: "d.example" }), p, undefined)[1],
+    "d.example",
+  );
+  // HTTP/2's split cookies are joined; the same fields over HTTP/1.1 are not.
+  const cookies = ["host", "a.example", "cookie", "a=1", "cookie", "b=2"];
+  assert.ok(
+    upstreamRequestFields(request({ fields: cookies, httpVersion: "2" }), p, undefined).includes(
+      "a=1; b=2",
+    ),
+  );
+  assert.ok(
+    !upstreamRequestFields(request({ fields: cookies }), p, undefined).includes("a=1; b=2"),
+  );
+  assert.deepEqual(upstreamRequestFields(request(), p, undefined), want());
+  // An upgrade: its own fields, never the memo's.
+  const up = upstreamRequestFields(request(), p, "websocket");
+  assert.deepEqual(up.slice(-4), ["connection", "upgrade", "upgrade", "websocket"]);
+  assert.deepEqual(upstreamRequestFields(request(), p, undefined), want());
+  // A template value is worked out for every request.
+  const q = plan([{ name: "x-n", value: counter }]);
+  assert.deepEqual(upstreamRequestFields(request(), q, undefined).slice(-2), ["x-n", "1"]);
+  assert.deepEqual(upstreamRequestFields(request(), q, undefined).slice(-2), ["x-n", "2"]);
 });
