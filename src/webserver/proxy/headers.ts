@@ -110,13 +110,16 @@ export function upstreamRequestFields(
   // it is no upgrade: a copy of it (the caller adds to it).
   plan.constantSet ??= plan.set.every((r) => r.value.constant !== undefined);
   const memo = upgrade === undefined && src.length <= LAST_REQUEST_FIELDS_MAX && plan.constantSet;
-  const c = req.connection;
+  // (the connection only matters to the forwarding headers: its view is not made otherwise)
+  const c = memo && plan.forwarded.size > 0 ? req.connection : undefined;
+  const remote = c === undefined ? "" : c.remoteAddress;
+  const localPort = c === undefined ? 0 : c.localPort;
   if (memo) {
     const last = plan.last;
     if (
       last !== undefined &&
-      last.remote === c.remoteAddress &&
-      last.localPort === c.localPort &&
+      last.remote === remote &&
+      last.localPort === localPort &&
       last.scheme === req.scheme &&
       last.host === req.host &&
       last.h2 === (req.httpVersion === "2") &&
@@ -131,8 +134,8 @@ export function upstreamRequestFields(
       src: src.slice(),
       host: req.host,
       h2: req.httpVersion === "2",
-      remote: c.remoteAddress,
-      localPort: c.localPort,
+      remote,
+      localPort,
       scheme: req.scheme,
       out: out.slice(),
     };
