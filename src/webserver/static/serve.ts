@@ -131,6 +131,12 @@ export class StaticHandler {
    * system in it), so that a hot path is checked and normalised once, not per request.
    */
   readonly #located = new Map<string, Located>();
+  /**
+   * The header fields of the whole-file 200 for a file held in memory, per open-file-cache entry
+   * (a changed file is a new entry), for requests with no precondition or range: copied into
+   * each answer (filters and the cache may change an answer's fields), not worked out again.
+   */
+  readonly #whole = new WeakMap<Found, { type: string; list: readonly string[] }>();
 
   constructor(config: StaticConfig) {
     this.#c = config;
@@ -352,6 +358,13 @@ export class StaticHandler {
     vary: boolean,
   ): WebResponse {
     const c = this.#c;
+    const memo = fd === undefined && encoding === undefined && !vary && plain(req.fields);
+    if (memo) {
+      const m = this.#whole.get(file);
+      if (m !== undefined && m.type === type) {
+        return { status: 200, fields: new Fields(m.list.slice()), body: whole(file) };
+      }
+    }
     const validators: Validators = {
       etag: c.etag ? file.etag : undefined,
       lastModified: file.mtimeMs,
@@ -395,8 +408,24 @@ export class StaticHandler {
         };
       }
     }
+    if (memo) this.#whole.set(file, { type, list: fields.list.slice() });
     return { status: 200, fields, body: slice(file, fd, { start: 0, end: file.size }) };
   }
+}
+
+/** The body of a file held in memory, whole: the open-file cache's bytes, never changed. */
+function whole(file: Found): Body {
+  return { kind: "bytes", data: file.data!, shared: true };
+}
+
+/** No precondition and no range (no `If-*`, no `Range`): the answer depends on the file alone. */
+function plain(fields: WebRequest["fields"]): boolean {
+  const l = fields.list;
+  for (let i = 0; i < l.length; i += 2) {
+    const n = l[i]!;
+    if ((n.charCodeAt(0) === 105 && n.startsWith("if-")) || n === "range") return false;
+  }
+  return true;
 }
 
 function stripSlash(path: string): string {

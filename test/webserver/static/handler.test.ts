@@ -116,6 +116,38 @@ test("GET and HEAD of a small file: from memory, with validators", async (t) => 
   assert.equal(head.fields.get("etag"), r.fields.get("etag"));
 });
 
+test("the whole-file answer is reused only for the same file, unconditionally asked", async (t) => {
+  const root = site(t);
+  const h = await handler(t, {
+    root,
+    openFileCache: { max: 10, inactive: 60, valid: 0.05, maxFileSize: 65536, maxBytes: 1 << 20 },
+  });
+  const first = await get(h, "/a.txt");
+  const again = await get(h, "/a.txt");
+  assert.deepEqual(again.fields.list, first.fields.list, "the same fields for the same entry");
+  assert.notEqual(again.fields, first.fields, "each answer has fields of its own");
+  again.fields.set("x-changed-by-a-filter", "1");
+  const etag = first.fields.get("etag")!;
+  assert.equal(await status(h, "/a.txt", { "if-none-match": etag }), 304);
+  assert.equal(await status(h, "/a.txt", { "if-match": '"other"' }), 412);
+  const part = await get(h, "/a.txt", { range: "bytes=0-1" });
+  assert.equal(part.status, 206);
+  assert.equal((await bodyOf(part)).toString(), "01");
+  assert.deepEqual(
+    (await get(h, "/a.txt")).fields.list,
+    first.fields.list,
+    "neither a changed answer nor conditional and range requests change the next",
+  );
+  // A changed file is a new cache entry: a new answer with its own bytes and validators.
+  writeFileSync(join(root, "a.txt"), "changed!");
+  utimesSync(join(root, "a.txt"), new Date(), new Date(Date.now() + 5000));
+  await new Promise((r) => setTimeout(r, 80));
+  const after = await get(h, "/a.txt");
+  assert.equal((await bodyOf(after)).toString(), "changed!");
+  assert.notEqual(after.fields.get("etag"), etag);
+  assert.equal((await bodyOf(first)).toString(), "0123456789", "the old answer is untouched");
+});
+
 test("a large file is a file body (the engine streams it), with the descriptor's facts", async (t) => {
   const root = site(t);
   const h = await handler(t, { root });
