@@ -12,10 +12,14 @@ import { startNginx } from "../lib/peers.ts";
 import { helloUpstream, nodeProxy, proxied } from "../lib/proxied.ts";
 import { type Case, defineSuite, startBrigadeWeb } from "../lib/suite.ts";
 
-/** `brigade web`, 1 worker, proxying to the upstream with a keep-alive pool of 64 (as nginx's). */
-function brigadeWeb(env: Record<string, string> = {}) {
+/**
+ * `brigade web`, 1 worker, proxying to the upstream with a keep-alive pool of 64 (as nginx's);
+ * `root`: run from another checkout (an A/B, bench/cpu.ts `--against`).
+ */
+function brigadeWeb(env: Record<string, string> = {}, root?: string) {
   return (upstreamPort: number) =>
     startBrigadeWeb({
+      root,
       env: { ...process.env, ...env },
       config: (port) => ({
         web: {
@@ -79,4 +83,11 @@ export default defineSuite({
   baseline: "nginx proxy_pass",
   tools: ["nginx"],
   cases,
+  against: (dir) => [
+    proxied(
+      `brigade web @${dir}`,
+      `brigade web as above, run from the checkout at ${dir}`,
+      brigadeWeb({}, dir),
+    ),
+  ],
 });

@@ -398,7 +398,10 @@ export class UpstreamGroup {
 
   /** @internal An attempt on `peer` ended (Lease.release). */
   finish(peer: Peer, outcome: Outcome): void {
-    const flipped = peer.finished(outcome, this.clock());
+    // The time is only read by a failure, or a success that may end a failed state (fails > 0):
+    // no clock read for the usual success.
+    const now = outcome === "failure" || peer.fails > 0 ? this.clock() : 0;
+    const flipped = peer.finished(outcome, now);
     if (flipped)
       this.announce(
         peer,

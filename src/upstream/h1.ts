@@ -44,7 +44,7 @@ import {
   type ParseError,
   type ParserLimits,
 } from "../core/http1/parser.ts";
-import { detached, READ_BUFFER } from "../core/http1/readBuffer.ts";
+import { detached, READ_BUFFER, readView } from "../core/http1/readBuffer.ts";
 import { classifyError, UpstreamError } from "./errors.ts";
 import { type PeerTarget, targetName } from "./peer.ts";
 import {
@@ -89,7 +89,14 @@ function requestHead(
   memoryLength: number,
   defaultHost: string,
   upgrade: boolean,
-): { head: string; declared: number } {
+): LastRequestHead | { head: string; declared: number; bytes: undefined } {
+  const memo = Array.isArray(headers);
+  if (
+    memo &&
+    lastRequest.matches(method, path, headers, bodyKind, memoryLength, defaultHost, upgrade)
+  ) {
+    return lastRequest;
+  }
   if (!validMethods.has(method)) {
     if (!TOKEN_RE.test(method)) throw headerError(`invalid method ${JSON.stringify(method)}`);
     if (validMethods.size < 64) validMethods.add(method);
@@ -128,8 +135,95 @@ function requestHead(
   } else if (method === "POST" || method === "PUT" || method === "PATCH") {
     head += "content-length: 0\r\n";
   }
-  return { head: `${head}\r\n`, declared };
+  head += "\r\n";
+  if (memo) {
+    lastRequest.store(method, path, headers, bodyKind, memoryLength, defaultHost, upgrade, head);
+    lastRequest.declared = declared;
+  }
+  return { head, declared, bytes: undefined };
 }
+
+/**
+ * The last request head the thread made, for the next request that would make the same one: a
+ * proxy sends the same fields request after request (the client's Host and the forwarding
+ * headers, the same strings from the parser's memo), and a head is a pure function of its
+ * method, path, field list, body kind and length, default Host and upgrade (the checks it runs
+ * passed when it was made: the same input passes them again). So when all of them are the same
+ * as last time, the head is too: no concatenation, no field checks, and its bytes, made on the
+ * second use, are written as they are (no string to flatten and encode per write). Compared by
+ * value (the strings are usually the same ones, so mostly by identity). One entry, field lists
+ * only (a header record is not compared); a miss costs the comparisons and a copy of the list.
+ */
+class LastRequestHead {
+  private method = "";
+  private path = "";
+  private fields: string[] = [];
+  private bodyKind: "none" | "memory" | "stream" = "none";
+  private memoryLength = -1;
+  private defaultHost = "";
+  private upgrade = false;
+  /** The head, once a key is stored ("" before). */
+  head = "";
+  declared = -1;
+  private encoded: Buffer | undefined = undefined;
+
+  matches(
+    method: string,
+    path: string,
+    fields: readonly string[],
+    bodyKind: "none" | "memory" | "stream",
+    memoryLength: number,
+    defaultHost: string,
+    upgrade: boolean,
+  ): boolean {
+    if (
+      this.head === "" ||
+      path !== this.path ||
+      method !== this.method ||
+      bodyKind !== this.bodyKind ||
+      memoryLength !== this.memoryLength ||
+      defaultHost !== this.defaultHost ||
+      upgrade !== this.upgrade
+    ) {
+      return false;
+    }
+    const last = this.fields;
+    const n = fields.length;
+    if (n !== last.length) return false;
+    for (let i = 0; i < n; i++) if (fields[i] !== last[i]) return false;
+    return true;
+  }
+
+  store(
+    method: string,
+    path: string,
+    fields: readonly string[],
+    bodyKind: "none" | "memory" | "stream",
+    memoryLength: number,
+    defaultHost: string,
+    upgrade: boolean,
+    head: string,
+  ): void {
+    this.method = method;
+    this.path = path;
+    // (copied: the caller's list may change afterwards)
+    this.fields = fields.slice();
+    this.bodyKind = bodyKind;
+    this.memoryLength = memoryLength;
+    this.defaultHost = defaultHost;
+    this.upgrade = upgrade;
+    this.head = head;
+    this.encoded = undefined;
+  }
+
+  /** The head's bytes (latin1), made at its second use; shared, never to be changed. */
+  get bytes(): Buffer {
+    this.encoded ??= Buffer.from(this.head, "latin1");
+    return this.encoded;
+  }
+}
+
+const lastRequest = new LastRequestHead();
 
 /** What `requestHead` does with a field, by its name. */
 const K_SEND = 0;
@@ -175,6 +269,8 @@ function pairsOf(headers: Record<string, string | string[] | undefined>): string
 
 interface Prepared {
   head: string;
+  /** The head's bytes when it is the thread's last request head again (LastRequestHead). */
+  headBytes: Buffer | undefined;
   data: Buffer | undefined;
   bodyKind: "none" | "memory" | "stream";
   declared: number;
@@ -196,7 +292,7 @@ function prepare(req: UpstreamRequest, defaultHost: string, upgrade: boolean): P
       bodyKind = "memory";
     } else bodyKind = "stream";
   }
-  const { head, declared } = requestHead(
+  const made = requestHead(
     req.method,
     req.path,
     req.headers,
@@ -205,7 +301,7 @@ function prepare(req: UpstreamRequest, defaultHost: string, upgrade: boolean): P
     defaultHost,
     upgrade,
   );
-  return { head, data, bodyKind, declared };
+  return { head: made.head, headBytes: made.bytes, data, bodyKind, declared: made.declared };
 }
 
 /** Lower-case names; a repeated field becomes an array (as undici gives them). */
@@ -233,7 +329,7 @@ class ReadPort {
   readonly callback = (n: number, buf: Buffer): boolean => {
     const conn = this.conn;
     if (conn === undefined) return false;
-    conn.onRead(buf.subarray(0, n));
+    conn.onRead(buf === READ_BUFFER ? readView(n) : buf.subarray(0, n));
     return true;
   };
 }
@@ -399,6 +495,8 @@ class H1Connection {
   private idleDeadline = 0;
   /** The peer closed its side (the rest of what it sent may still be in the parser). */
   private peerEnded = false;
+  /** The clock read of the read being parsed (0 outside `onData`). */
+  private readAt = 0;
   private phase = PHASE_IDLE;
   private sendTimer: NodeJS.Timeout | undefined = undefined;
   private readonly onIoTimer = (): void => {
@@ -489,7 +587,8 @@ class H1Connection {
   idle(): void {
     this.phase = PHASE_IDLE;
     this.ioDeadline = 0;
-    const now = performance.now();
+    // (the clock read of the read that ended the response, if that is where we are)
+    const now = this.readAt !== 0 ? this.readAt : performance.now();
     this.idleDeadline = now + this.idleTimeout;
     if (this.idleTimer === undefined || this.idleAt > this.idleDeadline) this.setIdleTimer(now);
   }
@@ -571,13 +670,16 @@ class H1Connection {
       this.fail(undefined);
       return;
     }
-    const { head, data } = ex.prep;
+    const { head, headBytes, data } = ex.prep;
     try {
       if (data !== undefined && data.length > 0) {
         socket.cork();
-        socket.write(head, "latin1");
+        if (headBytes !== undefined) socket.write(headBytes);
+        else socket.write(head, "latin1");
         socket.write(data);
         socket.uncork();
+      } else if (headBytes !== undefined) {
+        socket.write(headBytes);
       } else {
         socket.write(head, "latin1");
       }
@@ -695,10 +797,17 @@ class H1Connection {
       return;
     }
     ex.started = true;
-    // Between two reads: the read timeout starts again (the deadline only moves later).
-    if (this.ioDeadline !== 0) this.ioDeadline = performance.now() + this.ioMs;
+    // Between two reads: the read timeout starts again (the deadline only moves later). One
+    // clock read, for that and for the idle time of a response this read ends.
+    const now = performance.now();
+    if (this.ioDeadline !== 0) this.ioDeadline = now + this.ioMs;
     this.parser.feed(chunk);
-    this.drive();
+    this.readAt = now;
+    try {
+      this.drive();
+    } finally {
+      this.readAt = 0;
+    }
   }
 
   /** Pull events from the parser while the consumer takes them. */

@@ -276,6 +276,72 @@ test("the wire: head in one piece, Host, in-memory lengths, streamed bodies chun
   assert.equal(peer.requests.length, 5);
 });
 
+test("the last request head is reused only for the same request: any change to method, path, a field, the body or the peer makes a new one", async (t) => {
+  const peer = await rawPeer(t, () => ok("k"));
+  const other = await rawPeer(t, () => ok("k"));
+  const p = pool(t, peer.port);
+  const q = pool(t, other.port);
+  const send = async (
+    via: PeerPool,
+    method: string,
+    path: string,
+    headers: string[],
+    body?: Buffer | Readable,
+  ) => text((await via.request({ method, path, headers, body })).body);
+  const fields = ["x-a", "1", "x-forwarded-for", "127.0.0.1"];
+  // Each request sent twice or more in a row (the second from the memo), then a change.
+  await send(p, "GET", "/a", fields);
+  await send(p, "GET", "/a", fields.slice());
+  await send(p, "GET", "/a", fields);
+  await send(p, "GET", "/b", fields);
+  await send(p, "DELETE", "/b", fields);
+  await send(p, "DELETE", "/b", ["x-a", "2", "x-forwarded-for", "127.0.0.1"]);
+  await send(p, "DELETE", "/b", ["x-a", "2", "x-forwarded-for", "127.0.0.1"]);
+  await send(p, "DELETE", "/b", ["x-a", "2", "X-Forwarded-For", "127.0.0.1"]);
+  await send(p, "DELETE", "/b", ["x-a", "2"]);
+  await send(p, "POST", "/b", ["x-a", "2"], Buffer.from("one"));
+  await send(p, "POST", "/b", ["x-a", "2"], Buffer.from("one"));
+  await send(p, "POST", "/b", ["x-a", "2"], Buffer.from("three"));
+  await send(p, "POST", "/b", ["x-a", "2"], Readable.from([Buffer.from("st")]));
+  await send(p, "POST", "/b", ["x-a", "2"]);
+  // A list changed in place after it was sent is not the same list.
+  const mutable = ["x-m", "before"];
+  await send(p, "GET", "/m", mutable);
+  mutable[1] = "after";
+  await send(p, "GET", "/m", mutable);
+  // The same fields to another peer: its own Host.
+  await send(q, "GET", "/m", mutable);
+  await send(p, "GET", "/m", mutable);
+  const host = `host: 127.0.0.1:${peer.port}\r\n`;
+  assert.deepEqual(peer.requests, [
+    `GET /a HTTP/1.1\r\nx-a: 1\r\nx-forwarded-for: 127.0.0.1\r\n${host}\r\n`,
+    `GET /a HTTP/1.1\r\nx-a: 1\r\nx-forwarded-for: 127.0.0.1\r\n${host}\r\n`,
+    `GET /a HTTP/1.1\r\nx-a: 1\r\nx-forwarded-for: 127.0.0.1\r\n${host}\r\n`,
+    `GET /b HTTP/1.1\r\nx-a: 1\r\nx-forwarded-for: 127.0.0.1\r\n${host}\r\n`,
+    `DELETE /b HTTP/1.1\r\nx-a: 1\r\nx-forwarded-for: 127.0.0.1\r\n${host}\r\n`,
+    `DELETE /b HTTP/1.1\r\nx-a: 2\r\nx-forwarded-for: 127.0.0.1\r\n${host}\r\n`,
+    `DELETE /b HTTP/1.1\r\nx-a: 2\r\nx-forwarded-for: 127.0.0.1\r\n${host}\r\n`,
+    `DELETE /b HTTP/1.1\r\nx-a: 2\r\nX-Forwarded-For: 127.0.0.1\r\n${host}\r\n`,
+    `DELETE /b HTTP/1.1\r\nx-a: 2\r\n${host}\r\n`,
+    `POST /b HTTP/1.1\r\nx-a: 2\r\n${host}content-length: 3\r\n\r\none`,
+    `POST /b HTTP/1.1\r\nx-a: 2\r\n${host}content-length: 3\r\n\r\none`,
+    `POST /b HTTP/1.1\r\nx-a: 2\r\n${host}content-length: 5\r\n\r\nthree`,
+    `POST /b HTTP/1.1\r\nx-a: 2\r\n${host}transfer-encoding: chunked\r\n\r\n2\r\nst\r\n0\r\n\r\n`,
+    `POST /b HTTP/1.1\r\nx-a: 2\r\n${host}content-length: 0\r\n\r\n`,
+    `GET /m HTTP/1.1\r\nx-m: before\r\n${host}\r\n`,
+    `GET /m HTTP/1.1\r\nx-m: after\r\n${host}\r\n`,
+    `GET /m HTTP/1.1\r\nx-m: after\r\n${host}\r\n`,
+  ]);
+  assert.deepEqual(other.requests, [
+    `GET /m HTTP/1.1\r\nx-m: after\r\nhost: 127.0.0.1:${other.port}\r\n\r\n`,
+  ]);
+  // A field refused once is refused again (nothing of a failed head is remembered).
+  const bad = ["x-bad", "a\r\nb: c"];
+  await assert.rejects(p.request({ method: "GET", path: "/m", headers: bad }));
+  await assert.rejects(p.request({ method: "GET", path: "/m", headers: bad }));
+  assert.equal(peer.requests.length, 17);
+});
+
 test("backpressure: a body nobody reads stays in the socket, and flows again when read", async (t) => {
   const size = 8 * 1024 * 1024;
   const [peer] = await startPeers(t, 1, (_req, res) => {

@@ -17,3 +17,24 @@ const READ_MEMORY: ArrayBufferLike = READ_BUFFER.buffer;
 export function detached(view: Buffer): Buffer {
   return view.buffer === READ_MEMORY ? Buffer.from(view) : view;
 }
+
+/** Reads up to this long get a view of their length made once (see {@link readView}). */
+const VIEW_CACHE_MAX = 2048;
+// (filled: a packed array, not a sparse one V8 would keep as a dictionary)
+const views: (Buffer | undefined)[] = new Array(VIEW_CACHE_MAX + 1).fill(undefined);
+
+/**
+ * `READ_BUFFER.subarray(0, n)`: what a read of `n` bytes put there. A view per length is made
+ * once and given to every read of that length (a request or response head is the same length
+ * read after read): no typed-array object per read. Safe by the buffer's own rule: nothing may
+ * point into it, the view included, once a read's callback returns.
+ */
+export function readView(n: number): Buffer {
+  if (n > VIEW_CACHE_MAX) return READ_BUFFER.subarray(0, n);
+  let v = views[n];
+  if (v === undefined) {
+    v = READ_BUFFER.subarray(0, n);
+    views[n] = v;
+  }
+  return v;
+}

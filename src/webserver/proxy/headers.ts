@@ -62,7 +62,25 @@ export interface RequestHeaderPlan {
   set: readonly { name: string; value: Template }[];
   /** Names in `set`, for skipping the client's own. */
   setNames: ReadonlySet<string>;
+  /** The plan's last request fields and what they made (see {@link upstreamRequestFields}). */
+  last?: LastRequestFields | undefined;
+  /** Every `set` value is a constant (worked out at the first request). */
+  constantSet?: boolean | undefined;
 }
+
+/** What the upstream's fields were made of, and the list made. */
+interface LastRequestFields {
+  src: string[];
+  host: string;
+  h2: boolean;
+  remote: string;
+  localPort: number;
+  scheme: string;
+  out: string[];
+}
+
+/** Client field lists longer than this are not remembered. */
+const LAST_REQUEST_FIELDS_MAX = 64;
 
 /** The client's Host as sent (with its port), else the server's name. */
 export function clientHost(req: WebRequest): string {
@@ -87,6 +105,50 @@ export function upstreamRequestFields(
   upgrade: string | undefined,
 ): string[] {
   const src = req.fields.list;
+  // The same client fields, addresses and scheme as the last request make the same list, when
+  // every proxySetHeaders value is a constant (a template may read anything of the request) and
+  // it is no upgrade: a copy of it (the caller adds to it).
+  plan.constantSet ??= plan.set.every((r) => r.value.constant !== undefined);
+  const memo = upgrade === undefined && src.length <= LAST_REQUEST_FIELDS_MAX && plan.constantSet;
+  // (the connection only matters to the forwarding headers: its view is not made otherwise)
+  const c = memo && plan.forwarded.size > 0 ? req.connection : undefined;
+  const remote = c === undefined ? "" : c.remoteAddress;
+  const localPort = c === undefined ? 0 : c.localPort;
+  if (memo) {
+    const last = plan.last;
+    if (
+      last !== undefined &&
+      last.remote === remote &&
+      last.localPort === localPort &&
+      last.scheme === req.scheme &&
+      last.host === req.host &&
+      last.h2 === (req.httpVersion === "2") &&
+      sameList(src, last.src)
+    ) {
+      return last.out.slice();
+    }
+  }
+  const out = buildRequestFields(req, plan, upgrade, src);
+  if (memo) {
+    plan.last = {
+      src: src.slice(),
+      host: req.host,
+      h2: req.httpVersion === "2",
+      remote,
+      localPort,
+      scheme: req.scheme,
+      out: out.slice(),
+    };
+  }
+  return out;
+}
+
+function buildRequestFields(
+  req: WebRequest,
+  plan: RequestHeaderPlan,
+  upgrade: string | undefined,
+  src: readonly string[],
+): string[] {
   const out: string[] = ["host", clientHost(req)];
   let named: Set<string> | undefined;
   for (let i = 0; i < src.length; i += 2) {
@@ -181,6 +243,28 @@ export interface ResponseHeaderPlan {
   redirect: readonly CompiledReplace[];
   cookieDomain: readonly CompiledReplace[];
   cookiePath: readonly CompiledReplace[];
+  /** The plan's last upstream field list and what it made (see {@link fromFieldList}). */
+  last?: LastFields | undefined;
+}
+
+/** An upstream field list and what the plan made of it, when nothing of it was rewritten. */
+interface LastFields {
+  src: string[];
+  list: string[];
+  length: number | undefined;
+  contentType: string | undefined;
+  accelBuffering: string | undefined;
+  accelRedirect: string | undefined;
+}
+
+/** Upstream lists longer than this are not remembered. */
+const LAST_FIELDS_MAX = 64;
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  const n = a.length;
+  if (n !== b.length) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export interface CompiledReplace {
@@ -233,11 +317,28 @@ function passes(
   return !(plan.hide.size > 0 && plan.hide.has(name));
 }
 
+/**
+ * The client's fields from an upstream's field list. The same list as the plan's last one (an
+ * upstream answers the same fields response after response, the same strings when its head is
+ * the parser's memo) makes the same fields, unless one of them is rewritten per request
+ * (Location and Refresh with proxyRedirect, Set-Cookie with cookie rules: those lists are never
+ * remembered): the last result, its list copied, without the per-field filtering.
+ */
 function fromFieldList(
   src: readonly string[],
   plan: ResponseHeaderPlan,
   req: WebRequest,
 ): UpstreamHead {
+  const last = plan.last;
+  if (last !== undefined && sameList(src, last.src)) {
+    return {
+      fields: new Fields(last.list.slice()),
+      length: last.length,
+      contentType: last.contentType,
+      accelBuffering: last.accelBuffering,
+      accelRedirect: last.accelRedirect,
+    };
+  }
   let connection: string | undefined;
   let lengthText: string | undefined;
   let contentType: string | undefined;
@@ -266,20 +367,41 @@ function fromFieldList(
   }
   const named = connectionTokens(connection);
   const list: string[] = [];
+  let rewritten = false;
   for (let i = 0; i < src.length; i += 2) {
     const name = src[i]!;
     if (!passes(name, plan, named)) continue;
+    if (!rewritten && rewrites(name, plan)) rewritten = true;
     list.push(name, rewrite(name, src[i + 1]!, plan, req));
   }
-  const length = lengthText === undefined ? undefined : Number(lengthText);
+  const n = lengthText === undefined ? undefined : Number(lengthText);
+  const length = n !== undefined && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+  const lowerBuffering = accelBuffering?.toLowerCase();
+  plan.last =
+    rewritten || src.length > LAST_FIELDS_MAX
+      ? undefined
+      : {
+          src: src.slice(),
+          list: list.slice(),
+          length,
+          contentType,
+          accelBuffering: lowerBuffering,
+          accelRedirect,
+        };
   return {
     fields: new Fields(list),
-    length:
-      length !== undefined && Number.isSafeInteger(length) && length >= 0 ? length : undefined,
+    length,
     contentType,
-    accelBuffering: accelBuffering?.toLowerCase(),
+    accelBuffering: lowerBuffering,
     accelRedirect,
   };
+}
+
+/** Whether {@link rewrite} may change this field's value (per request: templates read `req`). */
+function rewrites(name: string, plan: ResponseHeaderPlan): boolean {
+  if (name === "location" || name === "refresh") return plan.redirect.length > 0;
+  if (name === "set-cookie") return plan.cookieDomain.length > 0 || plan.cookiePath.length > 0;
+  return false;
 }
 
 function fromHeaderObject(

@@ -398,7 +398,10 @@ export const proxy: WebModule<Settings> = {
     const fail = (req: WebRequest, err: unknown, started: number): WebResponse => {
       const e = classifyError(err) as UpstreamError;
       if (e.attempts.length > 0) setAttemptVars(req, e.attempts);
-      req.vars.set("upstream_response_time", seconds(performance.now() - started));
+      // (`started` is 0 on the bodiless path when no template reads the $upstream_* variables)
+      if (started !== 0) {
+        req.vars.set("upstream_response_time", seconds(performance.now() - started));
+      }
       for (const a of e.attempts) {
         if (a.retried) {
           logger.warn("upstream attempt failed; trying the next peer", {
@@ -695,7 +698,8 @@ export const proxy: WebModule<Settings> = {
       const greq = groupRequest(req, path, headers, body);
       // No body to wait for: one promise, settled from the upstream socket's event.
       return new Promise<WebResponse | Reroute>((resolve, reject) => {
-        const started = performance.now();
+        // The clock is read for the $upstream_*_time variables only (a read per request less).
+        const started = wantsVars() ? performance.now() : 0;
         group.send(greq, {
           onResponse(res) {
             const answer = (): void => {

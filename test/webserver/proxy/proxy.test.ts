@@ -428,7 +428,10 @@ test("the upstream variables in the access log: every attempt's peer and status"
   const dir = tempDir(t);
   const log = join(dir, "access.log");
   const s = await serve(t, {
-    upstreams: { app: { peers: [dying.address, good.address], maxFails: 0 } },
+    upstreams: {
+      app: { peers: [dying.address, good.address], maxFails: 0 },
+      dead: { peers: [dying.address], maxFails: 0 },
+    },
     servers: [
       {
         accessLog: {
@@ -437,16 +440,27 @@ test("the upstream variables in the access log: every attempt's peer and status"
             "$request_uri|$status|$upstream_addr|$upstream_status|$upstream_response_time|$upstream_header_time|$upstream_response_length",
           buffer: 0,
         },
-        locations: [{ match: "/", proxy: "app" }],
+        locations: [
+          { match: "/", proxy: "app" },
+          { match: "/dead", proxy: "dead" },
+        ],
       },
     ],
   } as never);
   for (let i = 0; i < 4; i++) assert.equal((await get(`${s.url}/v${i}`)).status, 200);
-  const lines = await waitFor(() => {
+  // Every attempt failed: a 502, its peer, status and time still logged.
+  assert.equal((await get(`${s.url}/dead`)).status, 502);
+  const all = await waitFor(() => {
     const text = existsSync(log) ? readFileSync(log, "utf8") : "";
     const l = text.trim().split("\n").filter(Boolean);
-    return l.length >= 4 ? l : undefined;
-  }, "4 log lines");
+    return l.length >= 5 ? l : undefined;
+  }, "5 log lines");
+  const dead = all.find((l) => l.startsWith("/dead|"))!.split("|");
+  assert.equal(dead[1], "502");
+  assert.equal(dead[2], dying.address);
+  assert.equal(dead[3], "502");
+  assert.match(dead[4]!, /^\d+\.\d{3}$/);
+  const lines = all.filter((l) => !l.startsWith("/dead|"));
   const fields = lines.map((l) => l.split("|"));
   const retried = fields.filter((f) => f[2] === `${dying.address}, ${good.address}`);
   assert.ok(retried.length > 0, lines.join("\n"));

@@ -30,7 +30,7 @@ import {
   NEED_MORE,
   ParseError,
 } from "../../../core/http1/parser.ts";
-import { detached, READ_BUFFER } from "../../../core/http1/readBuffer.ts";
+import { detached, READ_BUFFER, readView } from "../../../core/http1/readBuffer.ts";
 import { type Body, Fields, HttpError, type WebResponse } from "../../exchange.ts";
 import type { Completion } from "../../module.ts";
 import { defaultPage } from "../../statusPages.ts";
@@ -39,7 +39,14 @@ import { releaseBody } from "../respond.ts";
 import type { Outcome } from "../types.ts";
 import { fileBuffers } from "./bufferPool.ts";
 import type { BrigadeHttp1Engine } from "./engine.ts";
-import { checkField, currentDateLine, isFramingField, LastHead, statusLine } from "./head.ts";
+import {
+  checkField,
+  contentLengthLine,
+  currentDateLine,
+  isFramingField,
+  LastHead,
+  statusLine,
+} from "./head.ts";
 import { type BodySink, type BodySource, H1Request } from "./request.ts";
 
 const T_NONE = 0;
@@ -93,7 +100,8 @@ interface UserBufferHandle {
 function onSocketRead(this: Tagged, bytes: number, buf: Buffer): boolean {
   const conn = this[kConnection];
   if (conn === undefined) return this.push(Buffer.from(buf.subarray(0, bytes)));
-  const view = buf.subarray(0, bytes);
+  // (`buf` is READ_BUFFER: the socket reads into nothing else, see readInto)
+  const view = buf === READ_BUFFER ? readView(bytes) : buf.subarray(0, bytes);
   conn.onData(view);
   conn.ownInput(view);
   return true;
@@ -715,7 +723,7 @@ export class Connection implements BodySource {
       } else if (status === 304) {
         // nothing: a 304 states no length of its own
       } else if (length >= 0) {
-        framing = `content-length: ${length}\r\n`;
+        framing = contentLengthLine(length);
       } else if (chunked) {
         framing = "transfer-encoding: chunked\r\n";
       }

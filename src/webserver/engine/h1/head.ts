@@ -76,6 +76,22 @@ export function currentDateLine(now = Date.now()): string {
   return dateLine;
 }
 
+let lengthValue = -1;
+let lengthText = "";
+
+/**
+ * `content-length: <n>\r\n`, the same string as last time for the same length: a fresh one per
+ * response would be a cons string, flattened and compared char by char against the last head's
+ * (LastHead) in a runtime call; the same one compares by identity.
+ */
+export function contentLengthLine(n: number): string {
+  if (n !== lengthValue) {
+    lengthValue = n;
+    lengthText = `content-length: ${n}\r\n`;
+  }
+  return lengthText;
+}
+
 /** Fields the engine owns: dropped from a response's fields and written from the body. */
 export function isFramingField(name: string): boolean {
   return (

@@ -5,7 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { checkField, LastHead } from "../../../../src/webserver/engine/h1/head.ts";
+import {
+  checkField,
+  contentLengthLine,
+  LastHead,
+} from "../../../../src/webserver/engine/h1/head.ts";
 import { Fields, type WebResponse } from "../../../../src/webserver/exchange.ts";
 import { exchange, header, startEngine } from "./helpers.ts";
 
@@ -20,6 +24,15 @@ test("checkField: a name found valid with one value still refuses a value with C
   // A name that is not a token is refused every time, whatever its value.
   assert.throws(() => checkField("bad name", "v"), /invalid response field name/);
   assert.throws(() => checkField("bad name", "v"), /invalid response field name/);
+});
+
+test("contentLengthLine: the line of the length asked for, whatever was asked before", () => {
+  assert.equal(contentLengthLine(5), "content-length: 5\r\n");
+  assert.equal(contentLengthLine(5), "content-length: 5\r\n");
+  assert.equal(contentLengthLine(0), "content-length: 0\r\n");
+  assert.equal(contentLengthLine(12345678901), "content-length: 12345678901\r\n");
+  assert.equal(contentLengthLine(5), "content-length: 5\r\n");
+  assert.equal(contentLengthLine(50), "content-length: 50\r\n");
 });
 
 test("LastHead: found only for the same status line, fields, date, server and framing", () => {

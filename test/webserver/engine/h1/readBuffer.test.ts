@@ -10,6 +10,7 @@ import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import test, { type TestContext } from "node:test";
+import { READ_BUFFER, readView } from "../../../../src/core/http1/readBuffer.ts";
 import { startEngine } from "../../helpers.ts";
 
 const sha = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
@@ -122,4 +123,15 @@ test("pipelined requests split across reads, with bodies, are answered in order 
     assert.match(a, /^200 /);
     assert.equal(a.slice(a.indexOf("\r\n\r\n") + 4), `${sha(bodies[i]!)} ${bodies[i]!.length}`);
   });
+});
+
+test("readView: a view of the read buffer of exactly the length read, for any length", () => {
+  for (const n of [0, 1, 41, 150, 41, 2048, 2049, 65536, 150]) {
+    const v = readView(n);
+    assert.equal(v.length, n);
+    assert.equal(v.buffer, READ_BUFFER.buffer);
+    assert.equal(v.byteOffset, READ_BUFFER.byteOffset);
+    READ_BUFFER.fill(n % 251, 0, n);
+    if (n > 0) assert.equal(v[n - 1], n % 251);
+  }
 });
