@@ -45,6 +45,7 @@ import {
   type ParserLimits,
 } from "../core/http1/parser.ts";
 import { detached, READ_BUFFER, readView } from "../core/http1/readBuffer.ts";
+import { sameStrings } from "../core/lists.ts";
 import { classifyError, UpstreamError } from "./errors.ts";
 import { type PeerTarget, targetName } from "./peer.ts";
 import {
@@ -187,11 +188,7 @@ class LastRequestHead {
     ) {
       return false;
     }
-    const last = this.fields;
-    const n = fields.length;
-    if (n !== last.length) return false;
-    for (let i = 0; i < n; i++) if (fields[i] !== last[i]) return false;
-    return true;
+    return sameStrings(fields, this.fields);
   }
 
   store(

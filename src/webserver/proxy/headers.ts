@@ -11,6 +11,7 @@
  * `Location`/`Refresh` and `Set-Cookie` rewritten as configured.
  */
 import type { ForwardedHeaderName, ReplaceRule } from "../../config/settings/web/proxy.ts";
+import { sameStrings } from "../../core/lists.ts";
 import { Fields, type WebRequest } from "../exchange.ts";
 import type { Template } from "../variables.ts";
 
@@ -123,7 +124,7 @@ export function upstreamRequestFields(
       last.scheme === req.scheme &&
       last.host === req.host &&
       last.h2 === (req.httpVersion === "2") &&
-      sameList(src, last.src)
+      sameStrings(src, last.src)
     ) {
       return last.out.slice();
     }
@@ -260,13 +261,6 @@ interface LastFields {
 /** Upstream lists longer than this are not remembered. */
 const LAST_FIELDS_MAX = 64;
 
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  const n = a.length;
-  if (n !== b.length) return false;
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 export interface CompiledReplace {
   rule: ReplaceRule;
   regex: RegExp | undefined;
@@ -330,7 +324,7 @@ function fromFieldList(
   req: WebRequest,
 ): UpstreamHead {
   const last = plan.last;
-  if (last !== undefined && sameList(src, last.src)) {
+  if (last !== undefined && sameStrings(src, last.src)) {
     return {
       fields: new Fields(last.list.slice()),
       length: last.length,

@@ -5,6 +5,7 @@
  */
 import { Buffer } from "node:buffer";
 import { TOKEN } from "../../../core/http1/chars.ts";
+import { sameStrings } from "../../../core/lists.ts";
 import { reasonPhrase } from "../../statusPages.ts";
 
 const statusLines11: string[] = [];
@@ -141,11 +142,7 @@ export class LastHead {
     ) {
       return undefined;
     }
-    const last = this.fields;
-    const n = fields.length;
-    if (n !== last.length) return undefined;
-    for (let i = 0; i < n; i++) if (fields[i] !== last[i]) return undefined;
-    return this.text;
+    return sameStrings(fields, this.fields) ? this.text : undefined;
   }
 
   /** Remember `text`, the head just built for this key (the fields are copied: lists change). */
