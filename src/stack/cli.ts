@@ -34,6 +34,7 @@ import type { Logger } from "../core/logger.ts";
 import { peekInheritedFds } from "../process/listen.ts";
 import { Master, type PoolChanges, type PoolSpec, type WorkerInfo } from "../process/master.ts";
 import { normalizeGroup } from "../upstream/index.ts";
+import { conflicts as webConflicts } from "../webserver/cli.ts";
 import { Pipeline } from "../webserver/pipeline.ts";
 import { startAdmin } from "./admin.ts";
 import { CanaryJudge } from "./canary.ts";
@@ -104,7 +105,7 @@ export async function checkWeb(
 
 /** The problems of a config for `brigade up`, as lines naming each setting; empty when fine. */
 async function check(config: Config, file: string | undefined, dir: string, logger: Logger) {
-  const out = [...problems(config), ...appConflicts(config.app)];
+  const out = [...problems(config), ...appConflicts(config.app), ...webConflicts(config.web)];
   let pipeline: Pipeline | undefined;
   try {
     pipeline = await compileWeb(webData(config, file, dir), logger);

@@ -57,9 +57,6 @@ export function problems(config: Config): string[] {
       "app.workerMode: brigade up gives each app worker a unix socket of its own, which threads cannot have; use workerMode process",
     );
   }
-  if (config.web.workerMode === "thread" && config.web.nodeArgs.length > 0) {
-    out.push("web.nodeArgs: thread workers share the master's Node; use workerMode process");
-  }
   if (config.web.upstreams[APP_GROUP] !== undefined) {
     out.push(
       `web.upstreams.${APP_GROUP}: this group is brigade up's own (its peers are the app workers); name yours differently`,

@@ -62,11 +62,18 @@ function masterOptions(config: Config, file: string | undefined, pipeline: Pipel
   };
 }
 
+/** Problems with combinations of the web tier's process settings, before anything starts. */
+export function conflicts(web: Config["web"]): string[] {
+  if (web.workerMode === "thread" && web.nodeArgs.length > 0) {
+    return ["web.nodeArgs: thread workers share the master's Node; use workerMode process"];
+  }
+  return [];
+}
+
 export async function run(config: Config, ctx: TierContext): Promise<number> {
-  if (config.web.workerMode === "thread" && config.web.nodeArgs.length > 0) {
-    ctx.logger.fatal(
-      "web.nodeArgs: thread workers share the master's Node; use workerMode process",
-    );
+  const problems = conflicts(config.web);
+  if (problems.length > 0) {
+    for (const p of problems) ctx.logger.fatal(p);
     return ExitCode.config;
   }
   let pipeline: Pipeline;
@@ -93,6 +100,8 @@ export async function run(config: Config, ctx: TierContext): Promise<number> {
     },
     reload: async () => {
       const next = await ctx.reload();
+      const problems = conflicts(next.web);
+      if (problems.length > 0) throw new Error(problems.join("; "));
       const p = await compile(next, ctx.file, ctx.logger);
       await p.close();
       return masterOptions(next, ctx.file, p);
