@@ -253,12 +253,12 @@ function fieldValue(name: string, b: Buffer, s: number, e: number): string {
   return value;
 }
 
-/** Heads longer than this are not remembered by {@link LastHead}. */
+/** Heads longer than this are not remembered by {@link LastParsedHead}. */
 const HEAD_MEMO_MAX = 1024;
-/** Misses in a row after which a {@link LastHead} rests, and for how many heads. */
+/** Misses in a row after which a {@link LastParsedHead} rests, and for how many heads. */
 const MEMO_MISSES = 8;
 const MEMO_REST = 64;
-/** Heads up to this long are compared byte by byte in JS (LastHead.same). */
+/** Heads up to this long are compared byte by byte in JS (LastParsedHead.same). */
 const SHORT_COMPARE = 64;
 
 /** Every property of `from` onto `to` (the fields as a copy of their own). */
@@ -297,7 +297,7 @@ function copyHead(from: Head, to: Head): void {
  * their own lengths, ETags, cookies; several upstreams in turn) the memo rests for
  * {@link MEMO_REST} heads, neither compared nor stored, then tries again.
  */
-class LastHead {
+class LastParsedHead {
   /** Bytes of the head (start line to the empty line); `length` of them are valid (0: none). */
   private readonly bytes = Buffer.allocUnsafe(HEAD_MEMO_MAX);
   length = 0;
@@ -366,8 +366,8 @@ class LastHead {
   }
 }
 
-const lastRequest = new LastHead();
-const lastResponse = new LastHead();
+const lastRequest = new LastParsedHead();
+const lastResponse = new LastParsedHead();
 
 /** The last request-target made (every parser of the thread shares it), as {@link fieldValue}. */
 let lastTarget = "";
@@ -588,8 +588,8 @@ export class H1Parser {
   private extensionBytes = 0;
   private error: ParseError | undefined = undefined;
 
-  /** The thread's last head of this kind (LastHead). */
-  private readonly memo: LastHead;
+  /** The thread's last head of this kind (LastParsedHead). */
+  private readonly memo: LastParsedHead;
 
   constructor(kind: "request" | "response", limits: Partial<ParserLimits> = {}) {
     this.kind = kind;
@@ -1135,7 +1135,7 @@ export class H1Parser {
 
   /**
    * The head is the bytes of the thread's last one of this kind again (for a response, to the
-   * same request method), under the same limits (LastHead): its outcome is the same, taken as it
+   * same request method), under the same limits (LastParsedHead): its outcome is the same, taken as it
    * was.
    */
   private reuseHead(): ParseEvent {
