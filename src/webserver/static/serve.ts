@@ -413,7 +413,10 @@ export class StaticHandler {
   }
 }
 
-/** The body of a file held in memory, whole: the open-file cache's bytes, never changed. */
+/**
+ * The body of a file held in memory, whole: the open-file cache's copy, which never changes (a
+ * changed file is loaded anew), so `shared`.
+ */
 function whole(file: Found): Body {
   return { kind: "bytes", data: file.data!, shared: true };
 }
@@ -440,9 +443,7 @@ function redirect(status: number, location: string): WebResponse {
 
 function slice(file: Found, fd: number | undefined, range: ByteRange): Body {
   if (file.data !== undefined) {
-    const whole = range.start === 0 && range.end === file.data.length;
-    // The open-file cache's copy never changes (a changed file is loaded anew): shared.
-    if (whole) return { kind: "bytes", data: file.data, shared: true };
+    if (range.start === 0 && range.end === file.data.length) return whole(file);
     return { kind: "bytes", data: file.data.subarray(range.start, range.end) };
   }
   return { kind: "file", fd: fd!, start: range.start, end: range.end, path: file.path };
