@@ -12,8 +12,10 @@
  * other worker accepts them: nothing is refused, nothing is queued inside a busy worker.
  *
  * `pause()` may be called from inside the `onSocket` callback: closing the descriptor there also
- * ends libuv's accept loop, so exactly one connection is taken (libuv otherwise accepts every
- * queued connection in one go).
+ * ends libuv's accept loop, so exactly one connection is taken whatever that loop does (libuv
+ * 1.52, in Node 24, takes one connection per readiness event anyway; older ones took every
+ * queued connection in one go). One descriptor per listening socket here: the web tier's
+ * several (`PoolOptions.acceptors`) are not for a worker that pauses.
  *
  * In thread mode there are no copies (threads share the descriptor table): `pausable` is false
  * and the acceptor always accepts.

@@ -95,6 +95,8 @@ export interface PoolSpec {
   reloadStrategy?: "all" | "rolling";
   /** Rolling reloads: how long the first new worker is watched by the `canary` hook (ms). */
   canaryMs?: number;
+  /** See `PoolOptions.acceptors`. Default 1. */
+  acceptors?: number;
   /** Sockets of each worker's own (see `PoolOptions.workerListen`). */
   workerListen?: (slot: number, serial: number) => ListenSpec[];
   /**
@@ -368,6 +370,7 @@ export class Master {
       stackOnTimeout: o.stackOnTimeout ?? true,
       reloadStrategy: o.reloadStrategy ?? "all",
       canaryMs: o.canaryMs ?? 0,
+      acceptors: o.acceptors ?? 1,
       ...(o.workerListen ? { workerListen: o.workerListen } : {}),
     };
   }

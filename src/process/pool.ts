@@ -92,6 +92,14 @@ export interface PoolOptions {
   /** Node flags for worker processes. */
   execArgv: string[];
   /**
+   * Process mode: how many descriptors of each shared listening socket a worker gets (the first
+   * and `acceptors - 1` more, `WorkerListen.also`). libuv takes one connection per listening
+   * handle and event-loop turn, so a worker with one handle takes a burst of N new connections
+   * over N turns, each turn also serving every ready connection; with k it takes k per turn.
+   * Its own sockets (`workerListen`) get one. Thread mode: one (each thread binds its own).
+   */
+  acceptors?: number;
+  /**
    * Before killing a worker process for a timeout, read its blocked JavaScript stack and its
    * `onBlocked` report through the inspector (see stack.ts) and log them. Process mode only.
    */
@@ -799,9 +807,19 @@ export class WorkerPool {
     onExit: (code: number | null, signal: string | null) => void,
   ): Proc {
     // Descriptors 0-2 are stdio, 3 is IPC; listening sockets follow from 4, in spec order, then
-    // the worker's own.
+    // the worker's own, then the further descriptors of the shared ones (`acceptors`).
     const sockets = [...this.listeners, ...own];
-    init.listeners = sockets.map((_, i): WorkerListen => ({ fd: 4 + i }));
+    const k = this.options.acceptors ?? 1;
+    const extra: number[] = [];
+    init.listeners = sockets.map((_, i): WorkerListen => {
+      if (i >= this.listeners.length || k <= 1) return { fd: 4 + i };
+      const also: number[] = [];
+      for (let j = 1; j < k; j++) {
+        also.push(4 + sockets.length + extra.length);
+        extra.push(sockets[i]!.fd);
+      }
+      return { fd: 4 + i, also };
+    });
     // publish-uid=http: the master reads the address from /json/list; nothing on stderr.
     const inspect = init.stackOnTimeout
       ? ["--inspect-port=127.0.0.1:0", "--inspect-publish-uid=http"]
@@ -810,7 +828,7 @@ export class WorkerPool {
       process.execPath,
       [...this.options.execArgv, ...inspect, fileURLToPath(entryUrl)],
       {
-        stdio: ["ignore", "inherit", "inherit", "ipc", ...sockets.map((l) => l.fd)],
+        stdio: ["ignore", "inherit", "inherit", "ipc", ...sockets.map((l) => l.fd), ...extra],
         serialization: "json",
       },
     );

@@ -9,7 +9,9 @@ import type { SharedBatch, SharedReplies } from "./sharedState.ts";
  * What a worker passes to `server.listen()` for one listen spec: an inherited descriptor (process
  * mode), or its own SO_REUSEPORT socket on the master's address (thread mode).
  */
-export type WorkerListen = { fd: number } | { host: string; port: number; reusePort: true };
+export type WorkerListen =
+  | { fd: number; also?: number[] }
+  | { host: string; port: number; reusePort: true };
 
 /** Everything a worker needs to start, sent once (IPC message, or `workerData` for threads). */
 export interface WorkerInit {

@@ -35,6 +35,7 @@ import { peekInheritedFds } from "../process/listen.ts";
 import { Master, type PoolChanges, type PoolSpec, type WorkerInfo } from "../process/master.ts";
 import { normalizeGroup } from "../upstream/index.ts";
 import { conflicts as webConflicts } from "../webserver/cli.ts";
+import { WEB_ACCEPTORS } from "../webserver/engine/listener.ts";
 import { Pipeline } from "../webserver/pipeline.ts";
 import { startAdmin } from "./admin.ts";
 import { CanaryJudge } from "./canary.ts";
@@ -160,6 +161,7 @@ function pools(
     mode: w.workerMode,
     log,
     execArgv: w.nodeArgs,
+    acceptors: WEB_ACCEPTORS,
   };
   return { app, web };
 }

@@ -14,6 +14,7 @@ import type { TierContext } from "../config/tier.ts";
 import { ExitCode } from "../core/exitCodes.ts";
 import type { Logger } from "../core/logger.ts";
 import { type MasterOptions, runMaster } from "../process/master.ts";
+import { WEB_ACCEPTORS } from "./engine/listener.ts";
 import { Pipeline } from "./pipeline.ts";
 import type { WebWorkerData } from "./worker.ts";
 
@@ -59,6 +60,7 @@ function masterOptions(config: Config, file: string | undefined, pipeline: Pipel
     pidfile: web.pidfile,
     mode: web.workerMode,
     execArgv: web.nodeArgs,
+    acceptors: WEB_ACCEPTORS,
   };
 }
 

@@ -14,15 +14,25 @@ import { Http1Engine } from "./http1.ts";
 import { Http2Engine } from "./http2.ts";
 import type { EngineHandler, EngineOptions, Http1Server, ListenerPlan } from "./types.ts";
 
+/**
+ * Descriptors of each listening socket a web worker process listens on (`PoolOptions.acceptors`;
+ * plain HTTP only, TLS listeners use the first): libuv takes one new connection per listening
+ * handle and event-loop turn, so with one, a burst of 256 reconnecting clients (each every
+ * `keepaliveRequests`-th request, 1000 by default as nginx's) waits up to 256 turns, each serving
+ * every ready connection. The measurement is in docs/engine.md (Latency).
+ */
+export const WEB_ACCEPTORS = 8;
+
 /** What `server.listen()` takes: an inherited descriptor or an address (threads, tests). */
 export type ListenTarget =
-  | { fd: number }
+  | { fd: number; also?: readonly number[] }
   | { host: string; port: number; reusePort?: boolean }
   | { path: string };
 
 interface Listening {
   readonly plan: ListenerPlan;
-  readonly accept: net.Server;
+  /** One server per descriptor of the listening socket (the first bound or inherited). */
+  readonly accepts: net.Server[];
   readonly h1: Http1Server;
   readonly h2: Http2Engine | undefined;
 }
@@ -54,11 +64,37 @@ export class WebEngine {
         ? new BrigadeHttp1Engine(plan.key, this.handler, this.opts)
         : new Http1Engine(plan.key, this.handler, this.opts);
     h1.startTracking();
-    let h2: Http2Engine | undefined;
+    const h2 = plan.tls?.http2 ? new Http2Engine(plan.key, this.handler, this.opts) : undefined;
+    const server = (): net.Server => this.server(plan, h1, h2);
+    const first = server();
+    const accepts = [first];
+    this.listening.push({ plan, accepts, h1, h2 });
+    // More descriptors of the same socket (ListenTarget `also`): one more accept per event-loop
+    // turn each (libuv takes one connection per turn and listening handle). Not for TLS: each
+    // tls.Server has its own session ticket keys, and a client resuming through another handle
+    // would get a full handshake.
+    const also = "fd" in target && plan.tls === undefined ? (target.also ?? []) : [];
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error): void => reject(e);
+      first.once("error", onError);
+      first.listen("fd" in target ? { fd: target.fd } : target, () => {
+        first.off("error", onError);
+        if (!this.stopping)
+          for (const fd of also) {
+            const more = server();
+            accepts.push(more);
+            more.listen({ fd });
+          }
+        resolve(first.address());
+      });
+    });
+  }
+
+  /** A server accepting connections for `plan`'s listener, handing them to its engines. */
+  private server(plan: ListenerPlan, h1: Http1Server, h2: Http2Engine | undefined): net.Server {
     let accept: net.Server;
     if (plan.tls) {
       const t = plan.tls;
-      if (t.http2) h2 = new Http2Engine(plan.key, this.handler, this.opts);
       accept = tls.createServer({
         cert: t.cert,
         key: t.key,
@@ -93,15 +129,7 @@ export class WebEngine {
     accept.on("error", (error) =>
       this.opts.logger.error("listener error", { error, listener: plan.key }),
     );
-    this.listening.push({ plan, accept, h1, h2 });
-    return new Promise((resolve, reject) => {
-      const onError = (e: Error): void => reject(e);
-      accept.once("error", onError);
-      accept.listen(target, () => {
-        accept.off("error", onError);
-        resolve(accept.address());
-      });
-    });
+    return accept;
   }
 
   /** Open connections (HTTP/1 connections and HTTP/2 sessions). */
@@ -139,7 +167,7 @@ export class WebEngine {
   async stop(graceful: boolean): Promise<void> {
     this.stopping = true;
     for (const l of this.listening) {
-      if (l.accept.listening) l.accept.close();
+      for (const a of l.accepts) if (a.listening) a.close();
       l.h1.drain();
       l.h2?.drain();
       if (!graceful) {
