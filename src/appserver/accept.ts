@@ -14,8 +14,8 @@
  * `pause()` may be called from inside the `onSocket` callback: closing the descriptor there also
  * ends libuv's accept loop, so exactly one connection is taken whatever that loop does (libuv
  * 1.52, in Node 24, takes one connection per readiness event anyway; older ones took every
- * queued connection in one go). One descriptor per listening socket here: the web tier's
- * several (`PoolOptions.acceptors`) are not for a worker that pauses.
+ * queued connection in one go). An async worker has several acceptors per listening socket
+ * (APP_ACCEPTORS), each on its own descriptor and copies; a sync worker one.
  *
  * In thread mode there are no copies (threads share the descriptor table): `pausable` is false
  * and the acceptor always accepts.
@@ -23,6 +23,15 @@
 import net from "node:net";
 import type { Logger } from "../core/logger.ts";
 import type { WorkerContext, WorkerListen } from "../process/worker.ts";
+
+/**
+ * Descriptors of each shared listening socket an async app worker process accepts on
+ * (`PoolOptions.acceptors`), an Acceptor each: libuv takes one new connection per listening
+ * handle and event-loop turn, so behind a proxy that opens a connection per request (nginx's
+ * `proxy_pass` without an upstream keepalive) a worker with one takes them one per turn. The
+ * measurement is in docs/appserver.md.
+ */
+export const APP_ACCEPTORS = 8;
 
 export class Acceptor {
   private readonly ctx: WorkerContext;

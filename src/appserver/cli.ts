@@ -31,6 +31,7 @@ import {
   type WorkerExit,
   type WorkerInfo,
 } from "../process/master.ts";
+import { APP_ACCEPTORS } from "./accept.ts";
 import { Hooks, hooksFrom } from "./hooks.ts";
 import { AppLoadError, formatAppLoadError, loadApp } from "./load.ts";
 import { MetricsAggregator } from "./metrics.ts";
@@ -120,6 +121,9 @@ function masterOptions(config: Config, file: string | undefined): ReloadableOpti
     stackOnTimeout: a.stackOnTimeout,
     log: { level: config.log.level, format: config.log.format, file: config.log.errorLog },
     execArgv: a.nodeArgs,
+    // Async workers take a burst of new connections several per turn (docs/appserver.md); a
+    // sync worker takes one at a time anyway.
+    acceptors: a.workerClass === "async" ? APP_ACCEPTORS : 1,
   };
 }
 

@@ -283,6 +283,10 @@ const main: WorkerMain = async (ctx: WorkerContext) => {
   };
   ctx.listeners.forEach((l, i) => {
     acceptors.push(new Acceptor(ctx, i, l, onSocket, logger));
+    // Further descriptors of the same socket (PoolOptions.acceptors): one more connection taken
+    // per event-loop turn each; each pauses and resumes on its own copies like the first.
+    if ("fd" in l)
+      for (const fd of l.also ?? []) acceptors.push(new Acceptor(ctx, i, { fd }, onSocket, logger));
   });
 
   http1.on("clientError", (err: NodeJS.ErrnoException, socket) => {

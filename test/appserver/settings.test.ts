@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { spawnNode } from "../helpers/process.ts";
-import { bin, fixtureApp, request, startApp, tempDir } from "./harness.ts";
+import { APP_ACCEPTORS } from "../../src/appserver/accept.ts";
+import { listeningDescriptors, spawnNode } from "../helpers/process.ts";
+import { bin, fixtureApp, raw, request, startApp, statusOf, tempDir } from "./harness.ts";
 
 test("user, group, chdir, env, umask and pidfile apply to the master and its workers", async (t) => {
   const dir = tempDir(t, { "app.ts": `export { default } from ${JSON.stringify(fixtureApp)};\n` });
@@ -214,4 +215,25 @@ test("nodeArgs: the workers run with the Node flags, the master without", async 
   const master = readFileSync(`/proc/${app.pid}/cmdline`, "utf8").split("\0");
   assert.ok(!master.includes("--max-old-space-size=200"), master.join(" "));
   assert.equal(await app.stop(), 0, app.output());
+});
+
+test("an async worker accepts on APP_ACCEPTORS descriptors of the socket, a sync worker on one", async (t) => {
+  const async = await startApp(t, [fixtureApp, "-b", "127.0.0.1:0", "-w", "1"]);
+  const [worker] = async.workers();
+  assert.ok(worker, async.output());
+  assert.equal(listeningDescriptors(worker, async.port), APP_ACCEPTORS);
+  // New connections in a burst, each one request: every one answered.
+  const replies = await Promise.all(
+    Array.from({ length: 100 }, () =>
+      raw(async.port, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+    ),
+  );
+  assert.deepEqual(new Set(replies.map(statusOf)), new Set([200]));
+  assert.equal(await async.stop(), 0, async.output());
+
+  const sync = await startApp(t, [fixtureApp, "-b", "127.0.0.1:0", "-w", "1", "-k", "sync"]);
+  const [one] = sync.workers();
+  assert.ok(one, sync.output());
+  assert.equal(listeningDescriptors(one, sync.port), 1);
+  assert.equal(await sync.stop(), 0, sync.output());
 });

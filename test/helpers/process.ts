@@ -4,6 +4,7 @@
  * pick a free port, and a plain HTTP GET with keep-alive off. Every wait is bounded.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import type { TestContext } from "node:test";
@@ -227,4 +228,25 @@ export function boundedLoad<L>(
       await done;
     },
   };
+}
+
+/**
+ * How many of process `pid`'s descriptors are the socket listening on 127.0.0.1:`port`
+ * (matched by inode through /proc/net/tcp and /proc/<pid>/fd). Linux only.
+ */
+export function listeningDescriptors(pid: number, port: number): number {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  let inode: string | undefined;
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === local && f[3] === "0A") inode = f[9];
+  }
+  if (inode === undefined) throw new Error(`nothing listens on 127.0.0.1:${port}`);
+  return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`;
+    } catch {
+      return false;
+    }
+  }).length;
 }

@@ -5,12 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, readlinkSync, renameSync } from "node:fs";
+import { existsSync, readFileSync, renameSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { test } from "node:test";
 import { WEB_ACCEPTORS } from "../../src/webserver/engine/listener.ts";
-import { waitFor } from "../helpers/process.ts";
+import { listeningDescriptors, waitFor } from "../helpers/process.ts";
 import { bin, request, startWeb, stopWeb, tempDir } from "./helpers.ts";
 
 function brigade(
@@ -248,16 +248,6 @@ test("USR1 reopens the access log in every worker", async (t) => {
   assert.equal(await stopWeb(web), 0);
 });
 
-/** The inode of the socket listening on 127.0.0.1:`port` (from /proc/net/tcp). */
-function listeningInode(port: number): string | undefined {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
-  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f[1] === local && f[3] === "0A") return f[9];
-  }
-  return undefined;
-}
-
 test("a web worker holds WEB_ACCEPTORS descriptors of the listening socket, and serves a burst", async (t) => {
   const w = await startWeb(t, {
     web: {
@@ -271,17 +261,8 @@ test("a web worker holds WEB_ACCEPTORS descriptors of the listening socket, and 
     "the worker spawned line",
   );
   const pid = Number(/ pid=(\d+)/.exec(line)![1]);
-  const inode = listeningInode(w.port);
-  assert.ok(inode, "the listening socket is in /proc/net/tcp");
   // One descriptor per accept handle: libuv takes one connection per handle and turn.
-  const fds = readdirSync(`/proc/${pid}/fd`).filter((fd) => {
-    try {
-      return readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`;
-    } catch {
-      return false;
-    }
-  });
-  assert.equal(fds.length, WEB_ACCEPTORS);
+  assert.equal(listeningDescriptors(pid, w.port), WEB_ACCEPTORS);
   // A burst of new connections at once: every one answered.
   const replies = await Promise.all(Array.from({ length: 200 }, () => request(w.port, "/")));
   assert.deepEqual(new Set(replies.map((r) => r.status)), new Set([200]));
