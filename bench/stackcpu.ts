@@ -137,7 +137,12 @@ function brigadeUpAt(dir: string): Case {
   return { name: `brigade up @${dir}`, start: () => brigadeUp([], resolve(dir)) };
 }
 
-const stackWanted = ["nginx + gunicorn", "brigade up", "brigade up, node engine"];
+const stackWanted = [
+  "nginx + gunicorn",
+  "brigade up",
+  "brigade up, 1 web + 2 app",
+  "brigade up, node engine",
+];
 const only = values.only?.split(",").map((s) => s.trim());
 const all = [
   ...stackCases.filter((c) => stackWanted.includes(c.name)),

@@ -1,14 +1,17 @@
 /**
  * stack: the whole stack against nginx + gunicorn (Debian) serving the equivalent app and static
- * file through the same paths, with the same worker count (1 front worker + 2 app workers each):
+ * file through the same paths, with the same number of worker processes (3) on each side, each
+ * split its best way: nginx + gunicorn 1 front + 2 app workers (the sync app workers are its
+ * bottleneck), brigade up 2 web + 1 app (its default on 2 cores: the web worker is its busiest
+ * process); the other split of each runs too, for comparison:
  * - `/static.txt`, a 1 KiB file the front serves alone;
  * - `/hello`, a dynamic 5-byte hello from the app (brigade: `bench/servers/appNode.ts` on async
  *   app workers over unix sockets; gunicorn: the same hello as WSGI on 2 sync workers, behind
  *   nginx `proxy_pass` with an upstream keep-alive pool);
  * - the mixed case: the same two paths while 20 slow clients each send a request head a byte
  *   every 200 ms (and start over when done), the article's slow network.
- * brigade up runs twice: on the default HTTP engine (Brigade's own) and with `--engine node`
- * (node:http), the fallback.
+ * brigade up also runs with `--engine node` (node:http instead of Brigade's own HTTP/1.1 engine),
+ * the fallback.
  * Target (issue 6): ≥ 3× nginx + gunicorn on `/hello`, and ≥ 0.6× on `/static.txt`.
  */
 
@@ -23,11 +26,31 @@ const wsgiHello = `def application(environ, start_response):
 `;
 const staticFile = Buffer.alloc(1024, "x");
 
+/** Worker processes per tier. */
+export interface Split {
+  web: number;
+  app: number;
+}
+
 /**
- * `brigade up` on the hello app, 1 web + 2 app workers, ready (answering /hello); `root`: run it
- * from another checkout (with that checkout's node), for before/after in one run (stackcpu.ts).
+ * brigade up's split of the 3 worker processes: 2 web + 1 app, its default on this 2-core
+ * machine (web workers one per core, app workers 1, as gunicorn's). The web worker is the stack's
+ * busiest process (its CPU per request rises with the connections it holds: 256 connections on
+ * one worker cost 15–20 % more per request than 64), so a second one gains more than a second app
+ * worker: 6 of 6 alternating rounds at 256 connections, +6 to +21 % (docs/benchmarks.md).
  */
-export async function brigadeUp(extra: string[] = [], root?: string): Promise<RunningServer> {
+export const brigadeSplit: Split = { web: 2, app: 1 };
+
+/**
+ * `brigade up` on the hello app, `split` workers (`brigadeSplit` by default), ready (answering
+ * /hello); `root`: run it from another checkout (with that checkout's node), for before/after in
+ * one run (stackcpu.ts).
+ */
+export async function brigadeUp(
+  extra: string[] = [],
+  root?: string,
+  split: Split = brigadeSplit,
+): Promise<RunningServer> {
   const file = (rel: string) => (root === undefined ? benchFile(rel) : join(root, rel));
   const up = await startCommand({
     name: root === undefined ? "brigade up" : `brigade up @${root}`,
@@ -43,9 +66,9 @@ export async function brigadeUp(extra: string[] = [], root?: string): Promise<Ru
       "--runtime-dir",
       "{dir}/run",
       "--app-workers",
-      "2",
+      String(split.app),
       "--web-workers",
-      "1",
+      String(split.web),
       "--log-level",
       "warn",
       ...extra,
@@ -79,12 +102,16 @@ async function ready(port: number): Promise<void> {
   }
 }
 
-async function nginxGunicorn(): Promise<Server> {
-  const app = await startGunicorn({ app: wsgiHello, args: ["-k", "sync", "-w", "2"] });
+/** nginx in front of gunicorn: 1 nginx worker + 2 sync gunicorn workers unless `split` says. */
+async function nginxGunicorn(split: Split = { web: 1, app: 2 }): Promise<Server> {
+  const app = await startGunicorn({
+    app: wsgiHello,
+    args: ["-k", "sync", "-w", String(split.app)],
+  });
   let front: RunningServer;
   try {
     front = await startNginx({
-      workers: 1,
+      workers: split.web,
       files: { "html/static.txt": staticFile },
       http: `  upstream app { server 127.0.0.1:${app.port}; keepalive 16; }\n  sendfile on; tcp_nopush on; open_file_cache max=1000;`,
       serverBlock:
@@ -168,18 +195,18 @@ export const cases: Case[] = [
     name: "nginx + gunicorn",
     description:
       "nginx (1 worker: sendfile, open_file_cache, access log off) serving the file, proxy_pass (keep-alive pool) to gunicorn -k sync -w 2 running the WSGI hello",
-    start: nginxGunicorn,
+    start: () => nginxGunicorn(),
   },
   {
     name: "brigade up",
     description:
-      "brigade up --web-workers 1 --app-workers 2: the file from public/, the rest to async app workers on unix sockets (buffering on, admin off)",
+      "brigade up --web-workers 2 --app-workers 1 (its default on 2 cores): the file from public/, the rest to the async app worker on its unix socket (buffering on, admin off)",
     start: () => brigadeUp(),
   },
   withSlowClients(
     "nginx + gunicorn, 20 slow",
     "the same, while 20 slow clients send /hello heads a byte every 200 ms",
-    nginxGunicorn,
+    () => nginxGunicorn(),
   ),
   withSlowClients(
     "brigade up, 20 slow",
@@ -187,16 +214,21 @@ export const cases: Case[] = [
     () => brigadeUp(),
   ),
   {
+    name: "nginx ×2 + gunicorn ×1",
+    description: "nginx + gunicorn split as brigade up: 2 nginx workers, gunicorn -k sync -w 1",
+    start: () => nginxGunicorn({ web: 2, app: 1 }),
+  },
+  {
+    name: "brigade up, 1 web + 2 app",
+    description: "brigade up split as nginx + gunicorn: --web-workers 1 --app-workers 2",
+    start: () => brigadeUp([], undefined, { web: 1, app: 2 }),
+  },
+  {
     name: "brigade up, node engine",
     description:
-      "brigade up as above with `--engine node` (the web tier on node:http instead of Brigade's own HTTP/1.1 engine, the default)",
+      "brigade up (2 web + 1 app) with `--engine node` (the web tier on node:http instead of Brigade's own HTTP/1.1 engine, the default)",
     start: () => brigadeUp(["--engine", "node"]),
   },
-  withSlowClients(
-    "brigade up, node engine, 20 slow",
-    "the same, while 20 slow clients send /hello heads a byte every 200 ms",
-    () => brigadeUp(["--engine", "node"]),
-  ),
 ];
 
 export default defineSuite({
