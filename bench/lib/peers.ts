@@ -127,6 +127,14 @@ export async function startCommand(options: CommandOptions): Promise<RunningServ
   throw lastError;
 }
 
+/**
+ * nginx `proxy_set_header` lines sending an upstream the request fields Brigade's proxy sends by
+ * default (`proxyForwardedHeaders`: X-Forwarded-For/-Proto/-Host/-Port, X-Real-IP; Host as the
+ * client sent it), so that both fronts give the app the same head to parse.
+ */
+export const nginxForwardingHeaders =
+  "proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $host; proxy_set_header X-Forwarded-Port $server_port; proxy_set_header X-Real-IP $remote_addr;";
+
 export interface NginxOptions {
   /** Directives inside `server { listen 127.0.0.1:<port>; ... }`. Ignored when `conf` is given. */
   serverBlock?: string;

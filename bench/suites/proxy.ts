@@ -8,7 +8,7 @@
  *
  * The slow-client case is bench/suites/proxyslow.ts.
  */
-import { startNginx } from "../lib/peers.ts";
+import { nginxForwardingHeaders, startNginx } from "../lib/peers.ts";
 import { helloUpstream, nodeProxy, proxied } from "../lib/proxied.ts";
 import { type Case, defineSuite, startBrigadeWeb } from "../lib/suite.ts";
 
@@ -42,13 +42,12 @@ export const cases: Case[] = [
   },
   proxied(
     "nginx proxy_pass",
-    "nginx, 1 worker, proxy_pass to an upstream block with keepalive 64, HTTP/1.1, buffering on",
+    "nginx, 1 worker, proxy_pass to an upstream block with keepalive 64, HTTP/1.1, buffering on, the forwarding headers brigade sends by default (Host, X-Forwarded-For/-Proto/-Host/-Port, X-Real-IP)",
     (upstreamPort) =>
       startNginx({
         workers: 1,
         http: `  upstream app { server 127.0.0.1:${upstreamPort}; keepalive 64; }`,
-        serverBlock:
-          '    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; }',
+        serverBlock: `    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; ${nginxForwardingHeaders} }`,
       }),
   ),
   proxied(

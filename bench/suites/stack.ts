@@ -17,7 +17,13 @@
 
 import net from "node:net";
 import { join } from "node:path";
-import { type RunningServer, startCommand, startGunicorn, startNginx } from "../lib/peers.ts";
+import {
+  nginxForwardingHeaders,
+  type RunningServer,
+  startCommand,
+  startGunicorn,
+  startNginx,
+} from "../lib/peers.ts";
 import { benchFile, type Case, defineSuite, type Server } from "../lib/suite.ts";
 
 const wsgiHello = `def application(environ, start_response):
@@ -114,8 +120,7 @@ async function nginxGunicorn(split: Split = { web: 1, app: 2 }): Promise<Server>
       workers: split.web,
       files: { "html/static.txt": staticFile },
       http: `  upstream app { server 127.0.0.1:${app.port}; keepalive 16; }\n  sendfile on; tcp_nopush on; open_file_cache max=1000;`,
-      serverBlock:
-        '    location = /static.txt { }\n    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }',
+      serverBlock: `    location = /static.txt { }\n    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; ${nginxForwardingHeaders} }`,
     });
     await ready(front.port);
   } catch (err) {
@@ -194,7 +199,7 @@ export const cases: Case[] = [
   {
     name: "nginx + gunicorn",
     description:
-      "nginx (1 worker: sendfile, open_file_cache, access log off) serving the file, proxy_pass (keep-alive pool) to gunicorn -k sync -w 2 running the WSGI hello",
+      "nginx (1 worker: sendfile, open_file_cache, access log off) serving the file, proxy_pass (keep-alive pool, the forwarding headers brigade up sends) to gunicorn -k sync -w 2 running the WSGI hello",
     start: () => nginxGunicorn(),
   },
   {
