@@ -1,8 +1,9 @@
 /**
  * static: serving files of 1 KiB, 64 KiB and 1 MiB from one directory, keep-alive, each server
  * in one process (one worker): nginx tuned fairly (sendfile, tcp_nopush, open_file_cache, no
- * access log), `brigade web` with its defaults (open-file cache on, no access log), and the Node
- * peers a Brigade user would otherwise reach for: express + serve-static, and sirv.
+ * access log), `brigade web` with its defaults (open-file cache on, no access log), the Node
+ * peers a Brigade user would otherwise reach for: express + serve-static, and sirv; and Node's
+ * floor (prepared responses from memory on a bare `net` server, nothing parsed).
  *
  * Every server serves the same files; ETag and Last-Modified on everywhere, no compression.
  * The idle-connection memory comparison is a separate script: bench/idle.ts.
@@ -86,6 +87,17 @@ export const cases: Case[] = [
         name: "sirv",
         command: node,
         args: [benchFile("bench/servers/sirvStatic.ts"), "{port}", staticDir()],
+      }),
+  },
+  {
+    name: "node net raw",
+    description:
+      "Node's floor, not a server: a bare `net` server writing each file's prepared response (head and bytes, one Buffer) from memory (bench/servers/netRawFiles.ts)",
+    start: () =>
+      startCommand({
+        name: "node net raw",
+        command: node,
+        args: [benchFile("bench/servers/netRawFiles.ts"), "{port}", staticDir()],
       }),
   },
 ];
