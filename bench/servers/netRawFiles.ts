@@ -1,6 +1,7 @@
 /**
  * A bare `net` server answering GETs for the files of one directory from memory:
- * `node netRawFiles.ts <port> <dir>`. Each file's whole response (a short head and the bytes) is
+ * `node netRawFiles.ts <port> <dir> [body of /]` (the engine suite's `/` answers "hello", as
+ * nginx's `return`, the third argument). Each file's whole response (a short head and the bytes) is
  * one Buffer made at start, written with one `socket.write` per request. No HTTP parsing beyond
  * the request target (it counts the blank lines that end request heads, as bench/servers/netRaw.ts
  * does, and reads the target of each head's request line), no validators, no conditionals: Node's
@@ -16,11 +17,13 @@ const dir = process.argv[3];
 if (dir === undefined) throw new Error("usage: node netRawFiles.ts <port> <dir>");
 
 const responses = new Map<string, Buffer>();
-for (const name of readdirSync(dir)) {
-  const body = readFileSync(join(dir, name));
+const prepare = (body: Buffer): Buffer => {
   const head = `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: keep-alive\r\n\r\n`;
-  responses.set(`/${name}`, Buffer.concat([Buffer.from(head), body]));
-}
+  return Buffer.concat([Buffer.from(head), body]);
+};
+for (const name of readdirSync(dir))
+  responses.set(`/${name}`, prepare(readFileSync(join(dir, name))));
+if (process.argv[4] !== undefined) responses.set("/", prepare(Buffer.from(process.argv[4])));
 const notFound = Buffer.from("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
 const end = Buffer.from("\r\n\r\n");
 const SP = 0x20;

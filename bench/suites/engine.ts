@@ -8,13 +8,14 @@
  *   `return` location, `/1k` the same 1 KiB file through the static module (open-file cache on,
  *   its default), no access log: the whole pipeline runs;
  * - the two engines alone (bench/servers/engineBare.ts: the listener and engine, no pipeline),
- *   and a bare node:http server: where the time goes, engine or pipeline.
+ *   and a bare node:http server: where the time goes, engine or pipeline;
+ * - Node's floor: a bare `net` server writing prepared responses (bench/servers/netRawFiles.ts).
  *
  * `npm run bench -- engine` (see docs/benchmarks.md); the idle-connection memory is measured by
  * bench/idle.ts.
  */
-import { startNginx } from "../lib/peers.ts";
-import { type Case, defineSuite, nodeCase, startBrigadeWeb } from "../lib/suite.ts";
+import { startCommand, startNginx } from "../lib/peers.ts";
+import { benchFile, type Case, defineSuite, nodeCase, startBrigadeWeb } from "../lib/suite.ts";
 
 const kib = `${"x".repeat(1023)}\n`;
 
@@ -75,6 +76,18 @@ export const cases: Case[] = [
     "the node:http engine behind the listener, a fixed handler, no pipeline",
   ),
   nodeCase("node http", "bench/servers/engineBare.ts", ["raw"], "bare node:http, 1 process"),
+  {
+    name: "node net raw",
+    description:
+      "Node's floor, not a server: a bare `net` server writing prepared responses (`/`: hello, `/1k`: the file, from memory), nothing parsed but the target (bench/servers/netRawFiles.ts)",
+    start: () =>
+      startCommand({
+        name: "node net raw",
+        command: process.execPath,
+        files: { "html/1k": kib },
+        args: [benchFile("bench/servers/netRawFiles.ts"), "{port}", "{dir}/html", "hello"],
+      }),
+  },
 ];
 
 export default defineSuite({
