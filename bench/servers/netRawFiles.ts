@@ -5,8 +5,8 @@
  * one Buffer made at start, written with one `socket.write` per request. No HTTP parsing beyond
  * the request target (it counts the blank lines that end request heads, as bench/servers/netRaw.ts
  * does, and reads the target of each head's request line), no validators, no conditionals: Node's
- * floor for sending file bytes from memory, which the static suite sets beside nginx's sendfile
- * (a Node process has no sendfile to a socket: every byte is copied into the kernel).
+ * floor for sending file bytes from memory, which the static and engine suites set beside nginx
+ * (whose sendfile Node has no counterpart of for sockets: every byte is copied into the kernel).
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -14,7 +14,7 @@ import { join } from "node:path";
 
 const port = Number(process.argv[2]);
 const dir = process.argv[3];
-if (dir === undefined) throw new Error("usage: node netRawFiles.ts <port> <dir>");
+if (dir === undefined) throw new Error("usage: node netRawFiles.ts <port> <dir> [body of /]");
 
 const responses = new Map<string, Buffer>();
 const prepare = (body: Buffer): Buffer => {
