@@ -42,8 +42,9 @@ export interface Split {
  * brigade up's split of the 3 worker processes: 2 web + 1 app, its default on this 2-core
  * machine (web workers one per core, app workers 1, as gunicorn's). The web worker is the stack's
  * busiest process (its CPU per request rises with the connections it holds: 256 connections on
- * one worker cost 15–20 % more per request than 64), so a second one gains more than a second app
- * worker: 6 of 6 alternating rounds at 256 connections, +6 to +21 % (docs/benchmarks.md).
+ * one worker cost 15–20 % more per request than 64), so a second one tends to gain more than a
+ * second app worker: 6 of 6 alternating rounds at 256 connections, +6 to +21 %; in the suite's
+ * runs ahead in two of three (docs/benchmarks.md).
  */
 export const brigadeSplit: Split = { web: 2, app: 1 };
 
