@@ -44,7 +44,7 @@ export interface Split {
  * busiest process (its CPU per request rises with the connections it holds: 256 connections on
  * one worker cost 15–20 % more per request than 64), so a second one tends to gain more than a
  * second app worker: 6 of 6 alternating rounds at 256 connections, +6 to +21 %; in the suite's
- * runs ahead in two of three (docs/benchmarks.md).
+ * four runs ahead in 5 of 8 medians, by up to 32 %, behind in 3 by up to 3 % (docs/benchmarks.md).
  */
 export const brigadeSplit: Split = { web: 2, app: 1 };
 
