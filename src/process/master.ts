@@ -96,7 +96,7 @@ export interface PoolSpec {
   /** Rolling reloads: how long the first new worker is watched by the `canary` hook (ms). */
   canaryMs?: number;
   /** See `PoolOptions.acceptors`. Default 1. */
-  acceptors?: number;
+  acceptors?: PoolOptions["acceptors"];
   /** Sockets of each worker's own (see `PoolOptions.workerListen`). */
   workerListen?: (slot: number, serial: number) => ListenSpec[];
   /**

@@ -96,9 +96,10 @@ export interface PoolOptions {
    * and `acceptors - 1` more, `WorkerListen.also`). libuv takes one connection per listening
    * handle and event-loop turn, so a worker with one handle takes a burst of N new connections
    * over N turns, each turn also serving every ready connection; with k it takes k per turn.
+   * A number for every shared socket, or one per socket (the web tier: one for a TLS listener).
    * Its own sockets (`workerListen`) get one. Thread mode: one (each thread binds its own).
    */
-  acceptors?: number;
+  acceptors?: number | ((listener: BoundListener) => number);
   /**
    * Before killing a worker process for a timeout, read its blocked JavaScript stack and its
    * `onBlocked` report through the inspector (see stack.ts) and log them. Process mode only.
@@ -809,14 +810,16 @@ export class WorkerPool {
     // Descriptors 0-2 are stdio, 3 is IPC; listening sockets follow from 4, in spec order, then
     // the worker's own, then the further descriptors of the shared ones (`acceptors`).
     const sockets = [...this.listeners, ...own];
-    const k = this.options.acceptors ?? 1;
+    const acceptors = this.options.acceptors ?? 1;
     const extra: number[] = [];
-    init.listeners = sockets.map((_, i): WorkerListen => {
-      if (i >= this.listeners.length || k <= 1) return { fd: 4 + i };
+    init.listeners = sockets.map((l, i): WorkerListen => {
+      if (i >= this.listeners.length) return { fd: 4 + i };
+      const k = typeof acceptors === "number" ? acceptors : acceptors(l);
+      if (k <= 1) return { fd: 4 + i };
       const also: number[] = [];
       for (let j = 1; j < k; j++) {
         also.push(4 + sockets.length + extra.length);
-        extra.push(sockets[i]!.fd);
+        extra.push(l.fd);
       }
       return { fd: 4 + i, also };
     });

@@ -34,8 +34,7 @@ import type { Logger } from "../core/logger.ts";
 import { peekInheritedFds } from "../process/listen.ts";
 import { Master, type PoolChanges, type PoolSpec, type WorkerInfo } from "../process/master.ts";
 import { normalizeGroup } from "../upstream/index.ts";
-import { conflicts as webConflicts } from "../webserver/cli.ts";
-import { WEB_ACCEPTORS } from "../webserver/engine/listener.ts";
+import { webAcceptors, conflicts as webConflicts } from "../webserver/cli.ts";
 import { Pipeline } from "../webserver/pipeline.ts";
 import { startAdmin } from "./admin.ts";
 import { CanaryJudge } from "./canary.ts";
@@ -161,7 +160,7 @@ function pools(
     mode: w.workerMode,
     log,
     execArgv: w.nodeArgs,
-    acceptors: WEB_ACCEPTORS,
+    acceptors: webAcceptors(pipeline),
   };
   return { app, web };
 }

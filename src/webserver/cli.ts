@@ -13,6 +13,7 @@ import type { Config } from "../config/schema.ts";
 import type { TierContext } from "../config/tier.ts";
 import { ExitCode } from "../core/exitCodes.ts";
 import type { Logger } from "../core/logger.ts";
+import { type BoundListener, formatListen } from "../process/listen.ts";
 import { type MasterOptions, runMaster } from "../process/master.ts";
 import { WEB_ACCEPTORS } from "./engine/listener.ts";
 import { Pipeline } from "./pipeline.ts";
@@ -60,8 +61,21 @@ function masterOptions(config: Config, file: string | undefined, pipeline: Pipel
     pidfile: web.pidfile,
     mode: web.workerMode,
     execArgv: web.nodeArgs,
-    acceptors: WEB_ACCEPTORS,
+    acceptors: webAcceptors(pipeline),
   };
+}
+
+/**
+ * `PoolOptions.acceptors` for web workers: `WEB_ACCEPTORS` descriptors of each plain-HTTP
+ * listener, one of each TLS listener (each `tls.Server` has its own session ticket keys, so a
+ * client resuming through another handle would get a full handshake). Matched by the address as
+ * asked for (`BoundListener.key`); an address listed twice (port 0) gets one if either is TLS.
+ */
+export function webAcceptors(pipeline: Pipeline): (listener: BoundListener) => number {
+  const tls = new Set(
+    pipeline.listeners.filter((l) => l.plan.tls).map((l) => formatListen(l.spec)),
+  );
+  return (listener) => (tls.has(listener.key) ? 1 : WEB_ACCEPTORS);
 }
 
 /** Problems with combinations of the web tier's process settings, before anything starts. */

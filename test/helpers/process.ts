@@ -231,17 +231,24 @@ export function boundedLoad<L>(
 }
 
 /**
- * How many of process `pid`'s descriptors are the socket listening on 127.0.0.1:`port`
- * (matched by inode through /proc/net/tcp and /proc/<pid>/fd). Linux only.
+ * How many of process `pid`'s descriptors are the socket listening on `host`:`port` (an IPv4
+ * address, 127.0.0.1 by default; matched by inode through /proc/net/tcp and /proc/<pid>/fd).
+ * Linux only.
  */
-export function listeningDescriptors(pid: number, port: number): number {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+export function listeningDescriptors(pid: number, port: number, host = "127.0.0.1"): number {
+  // /proc/net/tcp writes the address as the hex of its 32 bits in host (little-endian) order.
+  const ip = host
+    .split(".")
+    .reverse()
+    .map((b) => Number(b).toString(16).toUpperCase().padStart(2, "0"))
+    .join("");
+  const local = `${ip}:${port.toString(16).toUpperCase().padStart(4, "0")}`;
   let inode: string | undefined;
   for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
     const f = line.trim().split(/\s+/);
     if (f[1] === local && f[3] === "0A") inode = f[9];
   }
-  if (inode === undefined) throw new Error(`nothing listens on 127.0.0.1:${port}`);
+  if (inode === undefined) throw new Error(`nothing listens on ${host}:${port}`);
   return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
     try {
       return readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`;

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { WEB_ACCEPTORS } from "../../src/webserver/engine/listener.ts";
 import { listeningDescriptors, waitFor } from "../helpers/process.ts";
-import { bin, request, startWeb, stopWeb, tempDir } from "./helpers.ts";
+import { bin, request, selfSigned, startWeb, stopWeb, tempDir } from "./helpers.ts";
 
 function brigade(
   args: string[],
@@ -248,23 +248,41 @@ test("USR1 reopens the access log in every worker", async (t) => {
   assert.equal(await stopWeb(web), 0);
 });
 
-test("a web worker holds WEB_ACCEPTORS descriptors of the listening socket, and serves a burst", async (t) => {
-  const w = await startWeb(t, {
-    web: {
-      workers: 1,
-      listen: ["127.0.0.1:0"],
-      servers: [{ locations: [{ match: "/", return: "200 ok" }] }],
+test("a web worker holds WEB_ACCEPTORS descriptors of a plain listening socket and one of a TLS one, and serves a burst", async (t) => {
+  const dir = tempDir(t);
+  selfSigned(dir, "a", ["a.test"]);
+  const w = await startWeb(
+    t,
+    {
+      web: {
+        workers: 1,
+        servers: [
+          { listen: ["127.0.0.1:0"], locations: [{ match: "/", return: "200 ok" }] },
+          {
+            listen: [{ address: "127.0.0.2:0", tls: true }],
+            tls: { cert: "a.crt", key: "a.key" },
+            locations: [{ match: "/", return: "200 tls" }],
+          },
+        ],
+      },
     },
-  });
+    { dir },
+  );
   const line = await waitFor(
     () => w.lines.find((l) => / worker spawned worker=1 pid=\d+/.test(l)),
     "the worker spawned line",
   );
   const pid = Number(/ pid=(\d+)/.exec(line)![1]);
   // One descriptor per accept handle: libuv takes one connection per handle and turn.
-  assert.equal(listeningDescriptors(pid, w.port), WEB_ACCEPTORS);
+  const address = (host: string) =>
+    w.lines.map((l) => new RegExp(` listening address=${host}:(\\d+)$`).exec(l)?.[1]).find(Boolean);
+  const plain = Number(address("127\\.0\\.0\\.1"));
+  const secure = Number(address("127\\.0\\.0\\.2"));
+  assert.equal(listeningDescriptors(pid, plain), WEB_ACCEPTORS);
+  // The TLS listener: one (each tls.Server has its own session ticket keys).
+  assert.equal(listeningDescriptors(pid, secure, "127.0.0.2"), 1);
   // A burst of new connections at once: every one answered.
-  const replies = await Promise.all(Array.from({ length: 200 }, () => request(w.port, "/")));
+  const replies = await Promise.all(Array.from({ length: 200 }, () => request(plain, "/")));
   assert.deepEqual(new Set(replies.map((r) => r.status)), new Set([200]));
   await stopWeb(w);
 });

@@ -15,8 +15,8 @@ import { Http2Engine } from "./http2.ts";
 import type { EngineHandler, EngineOptions, Http1Server, ListenerPlan } from "./types.ts";
 
 /**
- * Descriptors of each listening socket a web worker process listens on (`PoolOptions.acceptors`;
- * plain HTTP only, TLS listeners use the first): libuv takes one new connection per listening
+ * Descriptors of each plain-HTTP listening socket a web worker process listens on
+ * (`PoolOptions.acceptors`; one of a TLS listener: `webAcceptors`, webserver/cli.ts): libuv takes one new connection per listening
  * handle and event-loop turn, so with one, a burst of 256 reconnecting clients (each every
  * `keepaliveRequests`-th request, 1000 by default as nginx's) waits up to 256 turns, each serving
  * every ready connection. The measurement is in docs/engine.md (Latency).
@@ -70,10 +70,8 @@ export class WebEngine {
     const accepts = [first];
     this.listening.push({ plan, accepts, h1, h2 });
     // More descriptors of the same socket (ListenTarget `also`): one more accept per event-loop
-    // turn each (libuv takes one connection per turn and listening handle). Not for TLS: each
-    // tls.Server has its own session ticket keys, and a client resuming through another handle
-    // would get a full handshake.
-    const also = "fd" in target && plan.tls === undefined ? (target.also ?? []) : [];
+    // turn each (libuv takes one connection per turn and listening handle).
+    const also = "fd" in target ? (target.also ?? []) : [];
     return new Promise((resolve, reject) => {
       const onError = (e: Error): void => reject(e);
       first.once("error", onError);
