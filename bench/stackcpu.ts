@@ -142,6 +142,7 @@ const stackWanted = [
   "brigade up",
   "brigade up, 1 web + 2 app",
   "brigade up, node engine",
+  "nginx ×2 + node:http",
 ];
 const only = values.only?.split(",").map((s) => s.trim());
 const all = [

@@ -7,11 +7,13 @@
  * - `/static.txt`, a 1 KiB file the front serves alone;
  * - `/hello`, a dynamic 5-byte hello from the app (brigade: `bench/servers/appNode.ts` on async
  *   app workers over unix sockets; gunicorn: the same hello as WSGI on 2 sync workers, behind
- *   nginx `proxy_pass` with an upstream keep-alive pool);
+ *   nginx `proxy_pass` over a unix socket, gunicorn's documented deployment; over a loopback port
+ *   it costs gunicorn and nginx a connection per request, a row of its own);
  * - the mixed case: the same two paths while 20 slow clients each send a request head a byte
  *   every 200 ms (and start over when done), the article's slow network.
  * brigade up also runs with `--engine node` (node:http instead of Brigade's own HTTP/1.1 engine),
- * the fallback.
+ * the fallback; and "nginx ×2 + node:http", nginx in front of a bare node:http hello, what
+ * users glue together today and the ceiling for a Node app tier behind any front here.
  * Target (issue 6): ≥ 3× nginx + gunicorn on `/hello`, and ≥ 0.6× on `/static.txt`.
  */
 
@@ -109,18 +111,64 @@ async function ready(port: number): Promise<void> {
   }
 }
 
-/** nginx in front of gunicorn: 1 nginx worker + 2 sync gunicorn workers unless `split` says. */
-async function nginxGunicorn(split: Split = { web: 1, app: 2 }): Promise<Server> {
+/**
+ * How nginx reaches the app: `unix`, a unix socket (gunicorn's documented deployment behind nginx,
+ * and the path brigade up's tiers take), or `tcp`, a loopback port. gunicorn's sync workers close
+ * every connection after its response, so nginx opens one per request: on a loopback port that is
+ * a TCP handshake and teardown per request on both sides, about 1.5× the CPU per request.
+ */
+export type AppBind = "unix" | "tcp";
+
+/**
+ * nginx in front of gunicorn: 1 nginx worker + 2 sync gunicorn workers unless `split` says, over
+ * a unix socket unless `bind` says.
+ */
+async function nginxGunicorn(
+  split: Split = { web: 1, app: 2 },
+  bind: AppBind = "unix",
+): Promise<Server> {
   const app = await startGunicorn({
     app: wsgiHello,
-    args: ["-k", "sync", "-w", String(split.app)],
+    // The port is kept as well: startCommand waits for it to know gunicorn is up.
+    args: [
+      "-k",
+      "sync",
+      "-w",
+      String(split.app),
+      ...(bind === "unix" ? ["--bind", "unix:{dir}/gunicorn.sock"] : []),
+    ],
   });
+  const upstream =
+    bind === "unix" ? `unix:${join(app.dir, "gunicorn.sock")}` : `127.0.0.1:${app.port}`;
+  return nginxInFront(split.web, upstream, app);
+}
+
+/**
+ * nginx ×2 in front of one node:http hello process (bench/servers/nodeHttp.ts, the same response
+ * as appNode.ts) over a unix socket with a keep-alive pool: what users glue together today (nginx
+ * + a Node process), and the most any front can get from a node:http app on this machine.
+ */
+async function nginxNodeHttp(): Promise<Server> {
+  const app = await startCommand({
+    name: "node:http",
+    command: process.execPath,
+    args: [benchFile("bench/servers/nodeHttp.ts"), "{port}", "{dir}/app.sock"],
+  });
+  return nginxInFront(2, `unix:${join(app.dir, "app.sock")}`, app);
+}
+
+/** nginx with `workers` workers serving /static.txt itself and proxying the rest to `upstream`. */
+async function nginxInFront(
+  workers: number,
+  upstream: string,
+  app: RunningServer,
+): Promise<Server> {
   let front: RunningServer;
   try {
     front = await startNginx({
-      workers: split.web,
+      workers,
       files: { "html/static.txt": staticFile },
-      http: `  upstream app { server 127.0.0.1:${app.port}; keepalive 16; }\n  sendfile on; tcp_nopush on; open_file_cache max=1000;`,
+      http: `  upstream app { server ${upstream}; keepalive 16; }\n  sendfile on; tcp_nopush on; open_file_cache max=1000;`,
       serverBlock: `    location = /static.txt { }\n    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; ${nginxForwardingHeaders} }`,
     });
     await ready(front.port);
@@ -200,7 +248,7 @@ export const cases: Case[] = [
   {
     name: "nginx + gunicorn",
     description:
-      "nginx (1 worker: sendfile, open_file_cache, access log off) serving the file, proxy_pass (keep-alive pool, the forwarding headers brigade up sends) to gunicorn -k sync -w 2 running the WSGI hello",
+      "nginx (1 worker: sendfile, open_file_cache, access log off) serving the file, proxy_pass (the forwarding headers brigade up sends) over a unix socket to gunicorn -k sync -w 2 running the WSGI hello",
     start: () => nginxGunicorn(),
   },
   {
@@ -223,6 +271,18 @@ export const cases: Case[] = [
     name: "nginx ×2 + gunicorn ×1",
     description: "nginx + gunicorn split as brigade up: 2 nginx workers, gunicorn -k sync -w 1",
     start: () => nginxGunicorn({ web: 2, app: 1 }),
+  },
+  {
+    name: "nginx + gunicorn over TCP",
+    description:
+      "nginx + gunicorn as the baseline but to gunicorn's loopback port (a connection per request: sync workers close each one); the suite's baseline until 2026-12-02",
+    start: () => nginxGunicorn({ web: 1, app: 2 }, "tcp"),
+  },
+  {
+    name: "nginx ×2 + node:http",
+    description:
+      "2 nginx workers in front of one node:http hello process (bench/servers/nodeHttp.ts) over a unix socket, keep-alive pool: nginx + a bare Node app, what users glue together today",
+    start: () => nginxNodeHttp(),
   },
   {
     name: "brigade up, 1 web + 2 app",
