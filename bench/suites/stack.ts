@@ -13,7 +13,7 @@
  *   every 200 ms (and start over when done), the article's slow network.
  * brigade up also runs with `--engine node` (node:http instead of Brigade's own HTTP/1.1 engine),
  * the fallback; and "nginx ×2 + node:http", nginx in front of a bare node:http hello, what
- * users glue together today and the ceiling for a Node app tier behind any front here.
+ * users glue together today and the fastest stack with a Node app measured here.
  * Target (issue 6): ≥ 3× nginx + gunicorn on `/hello`, and ≥ 0.6× on `/static.txt`.
  */
 
@@ -146,7 +146,7 @@ async function nginxGunicorn(
 /**
  * nginx ×2 in front of one node:http hello process (bench/servers/nodeHttp.ts, the same response
  * as appNode.ts) over a unix socket with a keep-alive pool: what users glue together today (nginx
- * + a Node process), and the most any front can get from a node:http app on this machine.
+ * + a Node process), and the fastest stack with a Node app measured on this machine.
  */
 async function nginxNodeHttp(): Promise<Server> {
   const app = await startCommand({
