@@ -16,10 +16,11 @@ import type { EngineHandler, EngineOptions, Http1Server, ListenerPlan } from "./
 
 /**
  * Descriptors of each plain-HTTP listening socket a web worker process listens on
- * (`PoolOptions.acceptors`; one of a TLS listener: `webAcceptors`, webserver/cli.ts): libuv takes one new connection per listening
- * handle and event-loop turn, so with one, a burst of 256 reconnecting clients (each every
- * `keepaliveRequests`-th request, 1000 by default as nginx's) waits up to 256 turns, each serving
- * every ready connection. The measurement is in docs/engine.md (Latency).
+ * (`PoolOptions.acceptors`; one of a TLS listener: `webAcceptors`, webserver/cli.ts): libuv
+ * takes one new connection per listening handle and event-loop turn, so with one, a burst of 256
+ * reconnecting clients (each every `keepaliveRequests`-th request, 1000 by default as nginx's)
+ * waits up to 256 turns, each serving every ready connection. The measurement is in
+ * docs/engine.md (Latency).
  */
 export const WEB_ACCEPTORS = 8;
 
